@@ -1,0 +1,165 @@
+"""The embedded executor: one story, in-process, on every core, into a local folder.
+
+Assets run in a process pool (one asset per task; a process renders all of an asset's
+renditions from one decode). Progress events travel back on a queue. The manifest is written
+last, only after every asset has finished and every object is stored.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import queue
+import threading
+import uuid
+from collections.abc import Callable
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pipeline import manifest
+from pipeline.errors import PipelineError
+from pipeline.asset import AssetOutcome, AssetWork, failed_entry, process_asset
+from pipeline.presets import Preset, load_presets
+from pipeline.probe import Limits
+from pipeline.storage import LocalStorage, Storage
+from pipeline.story import Story, asset_path, load_story
+from pipeline.text import require_raqm
+
+Event = tuple[int, str, int, int]
+"""(asset order, stage, done, total)"""
+
+_events: Any = None
+
+
+def _init_worker(events: Any) -> None:
+    global _events
+    _events = events
+
+
+def _run_one(work: AssetWork, storage: Storage, limits: Limits) -> AssetOutcome:
+    def progress(stage: str, done: int, total: int) -> None:
+        if _events is not None:
+            _events.put((work.order, stage, done, total))
+
+    return process_asset(work, storage, limits, progress=progress)
+
+
+def _outcome(future: Future[AssetOutcome], work: AssetWork) -> AssetOutcome:
+    """The asset's outcome; a worker that died (killed, out of memory) fails only its asset."""
+    try:
+        return future.result()
+    except BrokenProcessPool:
+        return AssetOutcome(entry=failed_entry(
+            work, "worker-crashed", "processing stopped unexpectedly (the worker process died,"
+            " perhaps out of memory); run the story again to retry", retryable=True))
+    except PipelineError:
+        raise  # storage trouble: the whole run stops and says so
+    except Exception as exc:  # a bug or a library failure on strange input: fail this asset only
+        return AssetOutcome(entry=failed_entry(
+            work, "internal", f"internal error while processing this file ({type(exc).__name__}:"
+            f" {exc}); please report it"))
+
+
+@dataclass
+class RunReport:
+    story: Story
+    manifest_path: Path
+    written: manifest.Written
+    outcomes: list[AssetOutcome] = field(default_factory=list)
+
+    @property
+    def status(self) -> str:
+        return str(self.written.document["status"])
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.status == "complete" else 2
+
+    @property
+    def rendered(self) -> int:
+        return sum(o.rendered for o in self.outcomes)
+
+    @property
+    def reused(self) -> int:
+        return sum(o.reused for o in self.outcomes)
+
+    @property
+    def stored(self) -> int:
+        return sum(o.stored for o in self.outcomes)
+
+
+def prepare(story_file: Path, presets_dir: Path | None = None) -> tuple[Story, dict[str, Preset]]:
+    """Load presets and the story; raises InvalidPreset / InvalidStory."""
+    presets = load_presets(presets_dir)
+    story = load_story(story_file, presets)
+    return story, presets
+
+
+def plan_work(story_file: Path, story: Story, presets: dict[str, Preset],
+              previous: dict[str, Any] | None) -> list[AssetWork]:
+    known = manifest.renditions_by_key(previous)
+    return [
+        AssetWork(order=index + 1, path=asset_path(story_file, asset), asset=asset,
+                  story=story.story,
+                  presets=tuple(presets[name] for name in story.asset_presets(asset)),
+                  known=known)
+        for index, asset in enumerate(story.assets)
+    ]
+
+
+def run_story(
+    story_file: Path,
+    out_dir: Path,
+    *,
+    presets_dir: Path | None = None,
+    workers: int | None = None,
+    public_url: str | None = None,
+    limits: Limits | None = None,
+    on_event: Callable[[Event], None] | None = None,
+    story: Story | None = None,
+    presets: dict[str, Preset] | None = None,
+) -> RunReport:
+    """Process every asset of the story at ``story_file`` into ``out_dir`` and write its manifest."""
+    require_raqm()
+    if story is None or presets is None:
+        story, presets = prepare(story_file, presets_dir)
+    limits = limits or Limits()
+    storage = LocalStorage(out_dir, public_url)
+    previous = manifest.read_current(storage, story.story.id)
+    work = plan_work(story_file, story, presets, previous)
+    workers = max(1, min(workers or os.cpu_count() or 1, len(work)))
+
+    context = multiprocessing.get_context("forkserver")
+    events = context.Queue()
+    stop = threading.Event()
+
+    def pump() -> None:
+        while not stop.is_set() or not events.empty():
+            try:
+                event = events.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            if on_event is not None:
+                on_event(event)
+
+    listener = threading.Thread(target=pump, daemon=True)
+    listener.start()
+    try:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context,
+                                 initializer=_init_worker, initargs=(events,),
+                                 max_tasks_per_child=16) as pool:
+            futures: list[Future[AssetOutcome]] = [
+                pool.submit(_run_one, item, storage, limits) for item in work]
+            outcomes = [_outcome(f, item) for f, item in zip(futures, work, strict=True)]
+    finally:
+        stop.set()
+        listener.join(timeout=5)
+        events.close()
+
+    job = uuid.uuid4().hex[:16]
+    written = manifest.write(storage, story, [o.entry for o in outcomes], job)
+    return RunReport(story=story, manifest_path=storage.root / written.key, written=written,
+                     outcomes=outcomes)

@@ -1,0 +1,81 @@
+"""The one exception tree of storymedia.
+
+    PipelineError                 base; ``reason`` is a short sentence a producer understands
+    ├── InvalidStory              the story file is wrong (names file, field and problem)
+    ├── InvalidPreset             a preset file is wrong (names file, field and problem)
+    ├── UnsupportedMedia          the asset is not something we accept (type, size, pixels)  permanent
+    ├── ProbeError                the asset claims a type but cannot be read (empty, truncated)  permanent
+    ├── RenderError               producing a rendition failed                               permanent
+    └── StorageError              reading or writing the store failed                        transient
+
+``retryable`` says whether running the same work again can help: bad input is permanent, storage
+trouble is transient. Only ``workers/`` turns ``retryable`` into retries; the embedded run reports it.
+Library exceptions are re-raised as one of these ``from`` the original.
+"""
+
+from __future__ import annotations
+
+
+class PipelineError(Exception):
+    """Base of every error storymedia raises on purpose."""
+
+    retryable: bool = False
+    code: str = "error"
+
+    def __init__(self, reason: str, *, code: str | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        if code is not None:
+            self.code = code
+
+    def __str__(self) -> str:
+        return self.reason
+
+
+class InvalidStory(PipelineError):
+    """The story file cannot be used; the message names the file, the field and the problem."""
+
+    code = "invalid-story"
+
+
+class InvalidPreset(PipelineError):
+    """A preset file cannot be used; the message names the file, the field and the problem."""
+
+    code = "invalid-preset"
+
+
+class UnsupportedMedia(PipelineError):
+    """The asset is readable but not acceptable: wrong type, too large, too many pixels."""
+
+    code = "unsupported"
+
+
+class ProbeError(PipelineError):
+    """The asset cannot be read: empty, truncated, corrupt, or not what its name says."""
+
+    code = "unreadable"
+
+
+class RenderError(PipelineError):
+    """Producing a rendition failed. For ffmpeg it carries the command and the stderr tail."""
+
+    code = "render-failed"
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        code: str | None = None,
+        command: list[str] | None = None,
+        log_tail: str = "",
+    ) -> None:
+        super().__init__(reason, code=code)
+        self.command = command or []
+        self.log_tail = log_tail
+
+
+class StorageError(PipelineError):
+    """The object store could not be read or written. Usually worth a retry."""
+
+    code = "storage"
+    retryable = True

@@ -1,0 +1,289 @@
+"""Presets: named, versioned rendition specs, declared as data in ``presets/*.toml``.
+
+A preset file is parsed into frozen objects when loaded; an unknown key, a bad size, format or
+colour fails at load time with the file and the field named, never in the middle of a render.
+See ``presets/README.md`` for every field.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from pipeline.errors import InvalidPreset
+
+ImageFormat = Literal["jpeg", "webp", "avif", "png"]
+Position = Literal["top-left", "top-right", "bottom-left", "bottom-right"]
+
+_NAME = re.compile(r"[a-z][a-z0-9-]{0,31}")
+_COLOUR = re.compile(r"#[0-9a-fA-F]{6}")
+DEFAULT_QUALITY = {"jpeg": 82, "webp": 80, "avif": 60, "png": 100}
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LogoSpec(_Frozen):
+    """Where and how the station logo goes on every rendition of a preset."""
+
+    file: str = "station/logo.png"
+    """Logo image (PNG with alpha), relative to the presets folder."""
+    position: Position = "top-right"
+    width: float = Field(default=0.12, gt=0, le=0.5)
+    """Logo width as a fraction of the frame width."""
+    opacity: float = Field(default=0.9, gt=0, le=1)
+    margin: float = Field(default=0.05, ge=0, le=0.2)
+    """Distance from the frame edges as a fraction of the frame width and height (0.05 keeps it
+    inside the 90 % title-safe area)."""
+
+
+class CaptionStyle(_Frozen):
+    """How captions are burned in (social renditions)."""
+
+    font: str = "fonts/DejaVuSans-Bold.ttf"
+    """A font covering Vietnamese, relative to the presets folder."""
+    size: float = Field(default=0.038, gt=0, le=0.2)
+    """Font size as a fraction of the frame height."""
+    max_lines: int = Field(default=3, ge=1, le=8)
+    safe_area: float = Field(default=0.9, gt=0.5, le=1)
+    """Text stays inside this centred fraction of the frame (title-safe)."""
+    text_colour: str = "#FFFFFF"
+    bar_colour: str = "#000000"
+    bar_opacity: float = Field(default=0.62, ge=0, le=1)
+
+    @field_validator("text_colour", "bar_colour")
+    @classmethod
+    def _colour(cls, value: str) -> str:
+        if not _COLOUR.fullmatch(value):
+            raise ValueError("must be a colour like #1A2B3C")
+        return value.upper()
+
+
+class ImageRenditionSpec(_Frozen):
+    """One still-image output: a size, a way to get there, and a format."""
+
+    name: str
+    format: ImageFormat
+    mode: Literal["width", "fill"]
+    """``width``: scale to ``width`` keeping the aspect ratio, never upscaled.
+    ``fill``: exactly ``width`` x ``height``, cropped around the focal point; a source that would
+    lose too much (see ``blur_fill_below``) or is smaller than the frame is placed over a blurred
+    fill of itself instead."""
+    width: int = Field(ge=16, le=8192)
+    height: int | None = Field(default=None, ge=16, le=8192)
+    quality: int = Field(ge=1, le=100)
+    effort: int = Field(default=4, ge=0, le=9)
+    """Encoder effort: WebP ``method`` (0-6), AVIF speed is ``10 - effort`` (speed >= 8 by default)."""
+    subsampling: Literal["4:2:0", "4:4:4"] = "4:2:0"
+    progressive: bool = True
+    caption: bool = False
+    """Burn the asset caption into a bar at the bottom, inside the title-safe area."""
+    blur_fill_below: float = Field(default=0.6, ge=0, le=1)
+    background: str = "#FFFFFF"
+    """Colour under transparent sources for formats without alpha."""
+    logo: bool = True
+
+    @model_validator(mode="after")
+    def _shape(self) -> ImageRenditionSpec:
+        if self.mode == "fill" and self.height is None:
+            raise ValueError("mode 'fill' needs both width and height")
+        if self.mode == "width" and self.height is not None:
+            raise ValueError("mode 'width' takes a width only (height follows the source)")
+        if self.format == "avif" and self.effort < 2:
+            raise ValueError("AVIF needs effort >= 2 (encoder speed <= 8 is far too slow here)")
+        return self
+
+    @property
+    def extension(self) -> str:
+        return {"jpeg": "jpg", "webp": "webp", "avif": "avif", "png": "png"}[self.format]
+
+    @property
+    def mime(self) -> str:
+        return f"image/{self.format}"
+
+
+class _ImageGroup(_Frozen):
+    """A group in the TOML that expands into one spec per width and format."""
+
+    name: str = "w{width}"
+    mode: Literal["width", "fill"] = "width"
+    width: int | None = None
+    widths: tuple[int, ...] | None = None
+    height: int | None = None
+    formats: tuple[ImageFormat, ...] = Field(default=("jpeg",), min_length=1)
+    quality: dict[str, int] | int | None = None
+    effort: int = 4
+    subsampling: Literal["4:2:0", "4:4:4"] = "4:2:0"
+    progressive: bool = True
+    caption: bool = False
+    blur_fill_below: float = 0.6
+    background: str = "#FFFFFF"
+    logo: bool = True
+
+    @model_validator(mode="after")
+    def _one_width(self) -> _ImageGroup:
+        if (self.width is None) == (self.widths is None):
+            raise ValueError("give either 'width' or 'widths'")
+        if self.widths is not None and len(set(self.widths)) != len(self.widths):
+            raise ValueError("widths must not repeat")
+        return self
+
+    def expand(self) -> list[dict[str, Any]]:
+        widths = self.widths if self.widths is not None else (self.width,)
+        out = []
+        for width in widths:
+            for fmt in self.formats:
+                if isinstance(self.quality, int):
+                    quality = self.quality
+                else:
+                    quality = (self.quality or {}).get(fmt, DEFAULT_QUALITY[fmt])
+                out.append({
+                    "name": self.name.format(width=width, height=self.height),
+                    "format": fmt, "mode": self.mode, "width": width, "height": self.height,
+                    "quality": quality, "effort": self.effort, "subsampling": self.subsampling,
+                    "progressive": self.progressive, "caption": self.caption,
+                    "blur_fill_below": self.blur_fill_below, "background": self.background,
+                    "logo": self.logo,
+                })
+        return out
+
+
+class Preset(_Frozen):
+    """A named, versioned set of rendition specs for one purpose."""
+
+    name: str
+    version: int = Field(ge=1)
+    description: str = ""
+    logo: LogoSpec | None = None
+    caption: CaptionStyle = CaptionStyle()
+    images: tuple[ImageRenditionSpec, ...] = ()
+    root: Path = Field(exclude=True)
+    """The presets folder the file came from: logo and font paths are relative to it."""
+
+    @property
+    def label(self) -> str:
+        """``name@version``, as used in keys and the manifest."""
+        return f"{self.name}@{self.version}"
+
+    def resolve(self, relative: str) -> Path:
+        return (self.root / relative).resolve()
+
+    @cached_property
+    def logo_path(self) -> Path | None:
+        return self.resolve(self.logo.file) if self.logo else None
+
+    @cached_property
+    def font_path(self) -> Path:
+        return self.resolve(self.caption.font)
+
+    @cached_property
+    def graphics_hash(self) -> str:
+        """sha256 over the logo and font files: part of every spec hash of this preset."""
+        digest = hashlib.sha256()
+        for path in (self.logo_path, self.font_path):
+            if path is not None:
+                digest.update(path.read_bytes())
+        return digest.hexdigest()
+
+
+def _describe(exc: ValidationError, source: str) -> str:
+    lines = []
+    for err in exc.errors(include_url=False):
+        loc = ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in err["loc"])
+        loc = loc.replace(".[", "[")
+        message = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            message = "unknown field"
+        elif err["type"] == "missing":
+            message = "is required"
+        lines.append(f"{source}: {loc or '(top level)'}: {message}")
+    return "\n".join(lines)
+
+
+class _PresetFile(_Frozen):
+    preset: dict[str, Any]
+    logo: dict[str, Any] | None = None
+    caption: dict[str, Any] | None = None
+    image: dict[str, Any] | None = None
+
+
+def parse_preset(data: Mapping[str, Any], root: Path, source: str) -> Preset:
+    """Validate one parsed preset document; ``source`` names it in errors."""
+    try:
+        doc = _PresetFile.model_validate(data)
+        head = dict(doc.preset)
+        name = head.get("name")
+        if not isinstance(name, str) or not _NAME.fullmatch(name):
+            raise InvalidPreset(f"{source}: preset.name: must be a short lower-case name like 'web'")
+        images: list[dict[str, Any]] = []
+        image_table = dict(doc.image or {})
+        groups = image_table.pop("renditions", [])
+        if image_table:
+            raise InvalidPreset(f"{source}: image.{next(iter(image_table))}: unknown field")
+        for index, group in enumerate(groups):
+            try:
+                images.extend(_ImageGroup.model_validate(group).expand())
+            except ValidationError as exc:
+                raise InvalidPreset(_describe(exc, f"{source}: image.renditions[{index}]")) from exc
+        preset = Preset.model_validate({
+            **head,
+            "logo": doc.logo,
+            "caption": doc.caption or {},
+            "images": images,
+            "root": root,
+        })
+    except ValidationError as exc:
+        raise InvalidPreset(_describe(exc, source)) from exc
+
+    seen = set()
+    for spec in preset.images:
+        if not _NAME.fullmatch(spec.name):
+            raise InvalidPreset(f"{source}: image.renditions: name {spec.name!r} must be lower-case letters, digits, '-'")
+        if (spec.name, spec.format) in seen:
+            raise InvalidPreset(f"{source}: image.renditions: {spec.name} {spec.format} is declared twice")
+        seen.add((spec.name, spec.format))
+    for field_name, path in (("logo.file", preset.logo_path), ("caption.font", preset.font_path)):
+        if path is not None and not path.is_file():
+            raise InvalidPreset(f"{source}: {field_name}: {path} does not exist")
+    if not preset.images:
+        raise InvalidPreset(f"{source}: declares no renditions")
+    return preset
+
+
+def load_preset_file(path: Path) -> Preset:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise InvalidPreset(f"{path}: cannot read ({exc.strerror})") from exc
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise InvalidPreset(f"{path}: not valid TOML: {exc}") from exc
+    preset = parse_preset(data, path.parent, str(path))
+    if preset.name != path.stem:
+        raise InvalidPreset(f"{path}: preset.name: {preset.name!r} must match the file name {path.stem!r}")
+    return preset
+
+
+def default_presets_dir() -> Path:
+    """``$STORYMEDIA_PRESETS`` if set, else the ``presets/`` folder next to the package."""
+    env = os.environ.get("STORYMEDIA_PRESETS")
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parent.parent / "presets"
+
+
+def load_presets(directory: Path | None = None) -> dict[str, Preset]:
+    """Load every ``*.toml`` preset in ``directory``; any bad file stops the load."""
+    directory = directory or default_presets_dir()
+    files = sorted(directory.glob("*.toml"))
+    if not files:
+        raise InvalidPreset(f"{directory}: no preset files (*.toml) found")
+    return {preset.name: preset for preset in map(load_preset_file, files)}

@@ -1,0 +1,130 @@
+"""LocalStorage: a folder on disk. The embedded run's default.
+
+Keys map to paths under the root. Writes go to a temporary file in the same folder and are
+renamed into place, so a reader never sees half a file and a crash leaves no partial object.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import mimetypes
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from pipeline.errors import StorageError
+from pipeline.storage.base import IMMUTABLE, NO_CACHE, ObjectInfo
+
+_CHUNK = 1 << 20
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class LocalStorage:
+    def __init__(self, root: Path, public_base: str | None = None) -> None:
+        self.root = root.resolve()
+        self.url = self.root.as_uri()
+        self.public_base = public_base.rstrip("/") + "/" if public_base else None
+
+    def __repr__(self) -> str:
+        return f"LocalStorage({str(self.root)!r})"
+
+    def _path(self, key: str) -> Path:
+        if not key or key.startswith("/") or ".." in key.split("/") or "\\" in key:
+            raise StorageError(f"invalid key {key!r}")
+        return self.root / key
+
+    def _write_atomic(self, key: str, writer: object) -> None:
+        target = self._path(key)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=target.suffix)
+            try:
+                with os.fdopen(fd, "wb") as handle:
+                    assert callable(writer)
+                    writer(handle)
+                os.chmod(tmp, 0o644)
+                os.replace(tmp, target)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+        except OSError as exc:
+            raise StorageError(f"cannot write {key}: {exc.strerror or exc}") from exc
+
+    def put_file(self, key: str, path: Path, *, sha256: str, content_type: str,
+                 cache_control: str = IMMUTABLE) -> bool:
+        if self.exists(key, sha256):
+            return False
+
+        def copy(handle: object) -> None:
+            with path.open("rb") as source:
+                shutil.copyfileobj(source, handle, _CHUNK)  # type: ignore[misc]
+
+        self._write_atomic(key, copy)
+        return True
+
+    def put_bytes(self, key: str, data: bytes, *, content_type: str,
+                  cache_control: str = IMMUTABLE) -> bool:
+        if self.exists(key, hashlib.sha256(data).hexdigest()):
+            return False
+        self._write_atomic(key, lambda handle: handle.write(data))
+        return True
+
+    def replace(self, key: str, data: bytes, *, content_type: str,
+                cache_control: str = NO_CACHE) -> None:
+        self._write_atomic(key, lambda handle: handle.write(data))
+
+    def head(self, key: str) -> ObjectInfo | None:
+        path = self._path(key)
+        try:
+            size = path.stat().st_size
+            sha = file_sha256(path)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise StorageError(f"cannot read {key}: {exc.strerror or exc}") from exc
+        content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+        return ObjectInfo(key=key, bytes=size, sha256=sha, content_type=content_type)
+
+    def exists(self, key: str, sha256: str | None = None) -> bool:
+        path = self._path(key)
+        if sha256 is None:
+            return path.is_file()
+        info = self.head(key)
+        return info is not None and info.sha256 == sha256
+
+    def get_bytes(self, key: str) -> bytes:
+        try:
+            return self._path(key).read_bytes()
+        except FileNotFoundError as exc:
+            raise StorageError(f"{key} is not in the store") from exc
+        except OSError as exc:
+            raise StorageError(f"cannot read {key}: {exc.strerror or exc}") from exc
+
+    def download(self, key: str, path: Path) -> None:
+        try:
+            shutil.copyfile(self._path(key), path)
+        except FileNotFoundError as exc:
+            raise StorageError(f"{key} is not in the store") from exc
+
+    def list(self, prefix: str = "") -> Iterator[str]:
+        keys = []
+        for dirpath, _dirs, files in os.walk(self.root):
+            for name in files:
+                if name.startswith(".tmp-"):
+                    continue
+                key = Path(dirpath, name).relative_to(self.root).as_posix()
+                if key.startswith(prefix):
+                    keys.append(key)
+        return iter(sorted(keys))
+
+    def public_url(self, key: str) -> str:
+        return f"{self.public_base}{key}" if self.public_base else key

@@ -1,0 +1,99 @@
+"""Text on pictures: Vietnamese captions laid out with raqm (HarfBuzz), inside the safe area.
+
+Pillow silently falls back to its BASIC layout without raqm, and BASIC misplaces Vietnamese
+stacked diacritics when text arrives decomposed (NFD). So: text is NFC-normalised, the layout
+engine is always RAQM, and :func:`require_raqm` refuses to start without it.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from functools import cache
+
+from PIL import Image, ImageDraw, ImageFont, features
+
+from pipeline.errors import RenderError
+from pipeline.presets import CaptionStyle
+
+
+def require_raqm() -> None:
+    """Raise a clear error when Pillow has no raqm (complex text layout)."""
+    if not features.check("raqm"):
+        raise RenderError(
+            "Pillow cannot lay out complex text: libraqm is missing. On Debian/Ubuntu install"
+            " 'libraqm0 libfribidi0 libharfbuzz0b' (scripts/setup.sh does this).",
+            code="raqm-missing")
+
+
+@cache
+def font(path: str, size: int) -> ImageFont.FreeTypeFont:
+    require_raqm()
+    return ImageFont.truetype(path, size, layout_engine=ImageFont.Layout.RAQM)
+
+
+def wrap(text: str, face: ImageFont.FreeTypeFont, max_width: float, max_lines: int) -> list[str]:
+    """Greedy word wrap; the last line ends in an ellipsis when the text does not fit."""
+    words = unicodedata.normalize("NFC", text).split()
+    lines: list[str] = []
+    current = ""
+    for word in words:
+        trial = f"{current} {word}".strip()
+        if face.getlength(trial) <= max_width or not current:
+            current = trial
+        else:
+            lines.append(current)
+            current = word
+    if current:
+        lines.append(current)
+    if len(lines) > max_lines:
+        kept = lines[:max_lines]
+        last = kept[-1]
+        while last and face.getlength(last + " …") > max_width:
+            last = last.rsplit(" ", 1)[0] if " " in last else last[:-1]
+        kept[-1] = (last + " …").strip()
+        lines = kept
+    # A single word wider than the line is shrunk by cutting characters.
+    return [_fit(line, face, max_width) for line in lines]
+
+
+def _fit(line: str, face: ImageFont.FreeTypeFont, max_width: float) -> str:
+    while line and face.getlength(line) > max_width:
+        line = line[:-2] + "…"
+    return line
+
+
+def _rgba(colour: str, opacity: float = 1.0) -> tuple[int, int, int, int]:
+    value = int(colour[1:], 16)
+    return (value >> 16, (value >> 8) & 0xFF, value & 0xFF, round(255 * opacity))
+
+
+def draw_caption_bar(img: Image.Image, caption: str, style: CaptionStyle, font_file: str) -> Image.Image:
+    """Return ``img`` with the caption in a bar along the bottom of the title-safe area.
+
+    The bar runs the full width and reaches the bottom edge; the text sits inside the
+    ``style.safe_area`` box, its size a fraction of the frame height.
+    """
+    if not caption:
+        return img
+    width, height = img.size
+    size = max(10, round(height * style.size))
+    face = font(font_file, size)
+    margin_x = width * (1 - style.safe_area) / 2
+    margin_y = height * (1 - style.safe_area) / 2
+    pad = round(size * 0.45)
+    lines = wrap(caption, face, width - 2 * margin_x - 2 * pad, style.max_lines)
+    ascent, descent = face.getmetrics()
+    line_height = round((ascent + descent) * 1.12)
+    text_height = line_height * len(lines)
+    text_top = round(height - margin_y - pad - text_height)
+    bar_top = text_top - pad
+
+    base = img.convert("RGBA") if img.mode != "RGBA" else img.copy()
+    overlay = Image.new("RGBA", base.size, (0, 0, 0, 0))
+    draw = ImageDraw.Draw(overlay)
+    draw.rectangle((0, bar_top, width, height), fill=_rgba(style.bar_colour, style.bar_opacity))
+    for index, line in enumerate(lines):
+        draw.text((margin_x + pad, text_top + index * line_height), line, font=face,
+                  fill=_rgba(style.text_colour), language="vi")
+    out = Image.alpha_composite(base, overlay)
+    return out if img.mode == "RGBA" else out.convert(img.mode)

@@ -19,6 +19,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from pipeline.errors import InvalidPreset
+from pipeline.validation import describe
 
 ImageFormat = Literal["jpeg", "webp", "avif", "png"]
 Position = Literal["top-left", "top-right", "bottom-left", "bottom-right"]
@@ -195,20 +196,6 @@ class Preset(_Frozen):
         return digest.hexdigest()
 
 
-def _describe(exc: ValidationError, source: str) -> str:
-    lines = []
-    for err in exc.errors(include_url=False):
-        loc = ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in err["loc"])
-        loc = loc.replace(".[", "[")
-        message = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
-            message = "unknown field"
-        elif err["type"] == "missing":
-            message = "is required"
-        lines.append(f"{source}: {loc or '(top level)'}: {message}")
-    return "\n".join(lines)
-
-
 class _PresetFile(_Frozen):
     preset: dict[str, Any]
     logo: dict[str, Any] | None = None
@@ -233,7 +220,7 @@ def parse_preset(data: Mapping[str, Any], root: Path, source: str) -> Preset:
             try:
                 images.extend(_ImageGroup.model_validate(group).expand())
             except ValidationError as exc:
-                raise InvalidPreset(_describe(exc, f"{source}: image.renditions[{index}]")) from exc
+                raise InvalidPreset(describe(exc, f"{source}: image.renditions[{index}]")) from exc
         preset = Preset.model_validate({
             **head,
             "logo": doc.logo,
@@ -242,7 +229,7 @@ def parse_preset(data: Mapping[str, Any], root: Path, source: str) -> Preset:
             "root": root,
         })
     except ValidationError as exc:
-        raise InvalidPreset(_describe(exc, source)) from exc
+        raise InvalidPreset(describe(exc, source)) from exc
 
     seen = set()
     for spec in preset.images:

@@ -45,6 +45,7 @@ from pydantic import (
 )
 
 from pipeline.errors import InvalidStory
+from pipeline.validation import describe
 
 SLUG = re.compile(r"[a-z0-9][a-z0-9-]{0,127}")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
@@ -153,35 +154,12 @@ class Story(_Strict):
         return asset.presets if asset.presets is not None else self.story.presets
 
 
-def _field_path(loc: Iterable[int | str]) -> str:
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += f".{part}" if out else str(part)
-    return out or "(top level)"
-
-
-def _describe(exc: ValidationError, source: str) -> str:
-    lines = []
-    for err in exc.errors(include_url=False):
-        loc = [p for p in err["loc"] if p not in ("function-after",)]
-        message = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
-            message = "unknown field"
-        elif err["type"] == "missing":
-            message = "is required"
-        lines.append(f"{source}: {_field_path(loc)}: {message}")
-    return "\n".join(lines)
-
-
 def parse_story(data: dict[str, Any], source: str = "<story>") -> Story:
     """Validate an already-parsed story document. ``source`` names it in errors."""
     try:
         return Story.model_validate(data)
     except ValidationError as exc:
-        raise InvalidStory(_describe(exc, source)) from exc
+        raise InvalidStory(describe(exc, source)) from exc
 
 
 def load_story(path: Path, known_presets: Iterable[str] | None = None) -> Story:

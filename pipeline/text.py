@@ -62,6 +62,22 @@ def _fit(line: str, face: ImageFont.FreeTypeFont, max_width: float) -> str:
     return line
 
 
+def fit_caption(caption: str, font_file: str, size: int, box_width: float, max_lines: int
+                ) -> tuple[ImageFont.FreeTypeFont, list[str]]:
+    """Font and lines for a caption: the preset size if the caption fits in ``max_lines``,
+    else down to three quarters of it; only then is the last line cut with an ellipsis."""
+    words = len(caption.split())
+    smallest = max(10, round(size * 0.75))
+    for trial in range(max(10, size), smallest - 1, -max(1, size // 16)):
+        face = font(font_file, trial)
+        pad = round(trial * 0.45)
+        lines = wrap(caption, face, box_width - 2 * pad, max_lines + 1)
+        if len(lines) <= max_lines and sum(len(line.split()) for line in lines) == words:
+            return face, lines
+    face = font(font_file, smallest)
+    return face, wrap(caption, face, box_width - 2 * round(smallest * 0.45), max_lines)
+
+
 def _rgba(colour: str, opacity: float = 1.0) -> tuple[int, int, int, int]:
     value = int(colour[1:], 16)
     return (value >> 16, (value >> 8) & 0xFF, value & 0xFF, round(255 * opacity))
@@ -76,12 +92,12 @@ def draw_caption_bar(img: Image.Image, caption: str, style: CaptionStyle, font_f
     if not caption:
         return img
     width, height = img.size
-    size = max(10, round(height * style.size))
-    face = font(font_file, size)
     margin_x = width * (1 - style.safe_area) / 2
     margin_y = height * (1 - style.safe_area) / 2
+    face, lines = fit_caption(caption, font_file, round(height * style.size),
+                              width - 2 * margin_x, style.max_lines)
+    size = face.size
     pad = round(size * 0.45)
-    lines = wrap(caption, face, width - 2 * margin_x - 2 * pad, style.max_lines)
     ascent, descent = face.getmetrics()
     line_height = round((ascent + descent) * 1.12)
     text_height = line_height * len(lines)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageCms, ImageOps
@@ -52,6 +53,7 @@ def _is_srgb(icc: bytes) -> bool:
 def _high_bit_to_8(img: Image.Image) -> Image.Image:
     """16-bit or 32-bit grey to 8-bit by scaling (a plain convert clips to white)."""
     arr = np.asarray(img)
+    scaled: np.ndarray[Any, Any]
     if img.mode == "F":
         peak = float(arr.max()) if arr.size else 1.0
         scaled = np.clip(arr / (peak or 1.0) * 255.0, 0, 255)
@@ -111,7 +113,8 @@ def decode(path: Path, fmt: str, orientation: int, need: tuple[int, int]) -> Ima
             if fmt == "JPEG":
                 img.draft(None, draft_size(img.size, orientation, need))
             img.load()
-            keep = {k: v for k, v in img.info.items() if k in ("icc_profile", "transparency")}
+            keep: dict[str | tuple[int, int], Any] = {
+                k: v for k, v in img.info.items() if k in ("icc_profile", "transparency")}
             upright = ImageOps.exif_transpose(img) if orientation != 1 else img
             upright.info = keep
     except (OSError, SyntaxError, ValueError) as exc:

@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from pipeline import manifest
-from pipeline.errors import PipelineError
 from pipeline.asset import AssetOutcome, AssetWork, failed_entry, process_asset
+from pipeline.errors import PipelineError
 from pipeline.presets import Preset, load_presets
 from pipeline.probe import Limits
 from pipeline.storage import LocalStorage, Storage

@@ -83,9 +83,13 @@ def read_current(storage: Storage, story_id: str) -> dict[str, Any] | None:
     return loaded if loaded.get("schema") == SCHEMA_ID else None
 
 
+def _stable(document: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in document.items() if k not in _VOLATILE}
+
+
 def same_content(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    strip = lambda d: {k: v for k, v in d.items() if k not in _VOLATILE}  # noqa: E731
-    return strip(a) == strip(b)
+    """True when two manifests differ at most in version, time and job."""
+    return _stable(a) == _stable(b)
 
 
 @dataclass(frozen=True)

@@ -234,7 +234,8 @@ def parse_preset(data: Mapping[str, Any], root: Path, source: str) -> Preset:
     seen = set()
     for spec in preset.images:
         if not _NAME.fullmatch(spec.name):
-            raise InvalidPreset(f"{source}: image.renditions: name {spec.name!r} must be lower-case letters, digits, '-'")
+            raise InvalidPreset(
+                f"{source}: image.renditions: name {spec.name!r} must be lower-case letters, digits, '-'")
         if (spec.name, spec.format) in seen:
             raise InvalidPreset(f"{source}: image.renditions: {spec.name} {spec.format} is declared twice")
         seen.add((spec.name, spec.format))

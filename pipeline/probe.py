@@ -12,8 +12,8 @@ from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
-from pipeline.errors import ProbeError, UnsupportedMedia
 from pipeline.decode import open_image
+from pipeline.errors import ProbeError, UnsupportedMedia
 from pipeline.sniff import Sniffed, sniff
 
 

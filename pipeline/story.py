@@ -179,7 +179,8 @@ def load_story(path: Path, known_presets: Iterable[str] | None = None) -> Story:
     except UnicodeDecodeError as exc:
         raise InvalidStory(f"{name}: not UTF-8 text") from exc
     except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
-        raise InvalidStory(f"{name}: not valid {'JSON' if path.suffix == '.json' else 'TOML'}: {exc}") from exc
+        kind = "JSON" if path.suffix.lower() == ".json" else "TOML"
+        raise InvalidStory(f"{name}: not valid {kind}: {exc}") from exc
     if not isinstance(data, dict):
         raise InvalidStory(f"{name}: the top level must be a table with [story] and [[assets]]")
     story = parse_story(data, name)

@@ -28,7 +28,8 @@ def _message(err: Any) -> str:
     if kind == "too_short" and isinstance(err.get("input"), str):
         kind = "string_too_short"
     if kind == "string_too_short":
-        return "must not be empty" if ctx.get("min_length") == 1 else f"must be at least {ctx.get('min_length')} characters"
+        minimum = ctx.get("min_length")
+        return "must not be empty" if minimum == 1 else f"must be at least {minimum} characters"
     if kind == "string_too_long":
         return f"is too long (at most {ctx.get('max_length')} characters)"
     if kind == "too_short":

@@ -81,25 +81,104 @@ class Photo:
 
 
 PHOTOS: list[Photo] = [
-    Photo("anh-02.jpg", 6000, 4000, quality=92, style="morning", foreground="desk",
-          camera=CANON, date="2023:09:12 08:30:00", gps=True, serial="0123456789", icc=True),
-    Photo("anh-03.jpg", 3024, 4032, quality=90, style="noon", foreground="street",
-          person=Person(0.55, 0.52, 0.06), camera=IPHONE, date="2023:09:12 09:05:12",
-          gps=True, orientation=6),
-    Photo("anh-05.jpg", 3000, 4000, quality=90, style="overcast", foreground="plaza",
-          person=Person(0.5, 0.35, 0.16)),
-    Photo("anh-06.jpg", 6000, 4000, quality=90, style="noon", foreground="river",
-          camera=CANON, date="2023:09:12 10:12:40", gps=True),
-    Photo("anh-07.jpg", 4032, 3024, quality=90, style="overcast", foreground="street",
-          camera=IPHONE, date="2023:09:12 11:20:03"),
-    Photo("anh-08.jpg", 6000, 4000, quality=90, style="morning", foreground="plaza",
-          person=Person(0.3, 0.4, 0.1), camera=CANON, date="2023:09:12 14:02:55"),
-    Photo("anh-09.jpg", 6000, 4000, quality=90, style="afternoon", foreground="fields",
-          camera=CANON, date="2023:09:12 15:45:10"),
-    Photo("anh-10.jpg", 4032, 3024, quality=90, style="sunset", foreground="river",
-          camera=IPHONE, date="2023:09:12 17:38:21", gps=True),
-    Photo("anh-11.jpg", 6000, 4000, quality=90, style="dusk", foreground="street",
-          camera=CANON, date="2023:09:12 18:25:47"),
+    Photo(
+        "anh-02.jpg",
+        6000,
+        4000,
+        quality=92,
+        style="morning",
+        foreground="desk",
+        camera=CANON,
+        date="2023:09:12 08:30:00",
+        gps=True,
+        serial="0123456789",
+        icc=True,
+    ),
+    Photo(
+        "anh-03.jpg",
+        3024,
+        4032,
+        quality=90,
+        style="noon",
+        foreground="street",
+        person=Person(0.55, 0.52, 0.06),
+        camera=IPHONE,
+        date="2023:09:12 09:05:12",
+        gps=True,
+        orientation=6,
+    ),
+    Photo(
+        "anh-05.jpg",
+        3000,
+        4000,
+        quality=90,
+        style="overcast",
+        foreground="plaza",
+        person=Person(0.5, 0.35, 0.16),
+    ),
+    Photo(
+        "anh-06.jpg",
+        6000,
+        4000,
+        quality=90,
+        style="noon",
+        foreground="river",
+        camera=CANON,
+        date="2023:09:12 10:12:40",
+        gps=True,
+    ),
+    Photo(
+        "anh-07.jpg",
+        4032,
+        3024,
+        quality=90,
+        style="overcast",
+        foreground="street",
+        camera=IPHONE,
+        date="2023:09:12 11:20:03",
+    ),
+    Photo(
+        "anh-08.jpg",
+        6000,
+        4000,
+        quality=90,
+        style="morning",
+        foreground="plaza",
+        person=Person(0.3, 0.4, 0.1),
+        camera=CANON,
+        date="2023:09:12 14:02:55",
+    ),
+    Photo(
+        "anh-09.jpg",
+        6000,
+        4000,
+        quality=90,
+        style="afternoon",
+        foreground="fields",
+        camera=CANON,
+        date="2023:09:12 15:45:10",
+    ),
+    Photo(
+        "anh-10.jpg",
+        4032,
+        3024,
+        quality=90,
+        style="sunset",
+        foreground="river",
+        camera=IPHONE,
+        date="2023:09:12 17:38:21",
+        gps=True,
+    ),
+    Photo(
+        "anh-11.jpg",
+        6000,
+        4000,
+        quality=90,
+        style="dusk",
+        foreground="street",
+        camera=CANON,
+        date="2023:09:12 18:25:47",
+    ),
 ]
 
 GRAPHIC_NAME = "anh-04.png"
@@ -120,8 +199,14 @@ SKIES = {
 }
 
 BUILDING_COLOURS = [
-    (236, 222, 170), (226, 226, 220), (198, 214, 226), (214, 170, 130),
-    (238, 206, 160), (190, 190, 186), (222, 196, 196), (176, 196, 170),
+    (236, 222, 170),
+    (226, 226, 220),
+    (198, 214, 226),
+    (214, 170, 130),
+    (238, 206, 160),
+    (190, 190, 186),
+    (222, 196, 196),
+    (176, 196, 170),
 ]
 SKIN_TONES = [(224, 182, 150), (206, 160, 124), (190, 142, 108), (232, 196, 168)]
 SHIRT_COLOURS = [(40, 70, 130), (170, 40, 48), (240, 240, 236), (60, 110, 80), (220, 170, 60)]
@@ -141,11 +226,11 @@ def jitter(rng: np.random.Generator, colour, amount: float = 12.0) -> np.ndarray
 def mix(a, b, t: float) -> tuple[int, int, int]:
     a = np.asarray(a, np.float32)
     b = np.asarray(b, np.float32)
-    return tuple(int(round(v)) for v in a * (1 - t) + b * t)
+    return tuple(round(v) for v in a * (1 - t) + b * t)
 
 
 def rgb(c) -> tuple[int, int, int]:
-    return tuple(int(round(float(v))) for v in c)
+    return tuple(round(float(v)) for v in c)
 
 
 def human_size(n: int) -> str:
@@ -167,8 +252,9 @@ def atomic_save(path: Path, writer) -> None:
 # --------------------------------------------------------------------------- scene
 
 
-def draw_scene(w: int, h: int, style: str, foreground: str, person: Person | None,
-               rng: np.random.Generator) -> Image.Image:
+def draw_scene(
+    w: int, h: int, style: str, foreground: str, person: Person | None, rng: np.random.Generator
+) -> Image.Image:
     """Draw an upright photo-like scene at (w, h) and return it as RGB."""
     sky_top, sky_hor, glow_col, light = SKIES[style]
     sky_top = jitter(rng, sky_top, 8)
@@ -196,8 +282,10 @@ def draw_scene(w: int, h: int, style: str, foreground: str, person: Person | Non
             cw, ch = rng.uniform(0.08, 0.3) * w, rng.uniform(0.02, 0.06) * h
             for _ in range(5):
                 ox, oy = rng.normal(0, cw * 0.3), rng.normal(0, ch * 0.3)
-                cd.ellipse((cx + ox - cw / 2, cy + oy - ch / 2, cx + ox + cw / 2, cy + oy + ch / 2),
-                           fill=int(rng.integers(60, 150)))
+                cd.ellipse(
+                    (cx + ox - cw / 2, cy + oy - ch / 2, cx + ox + cw / 2, cy + oy + ch / 2),
+                    fill=int(rng.integers(60, 150)),
+                )
         clouds = clouds.filter(ImageFilter.GaussianBlur(max(w, h) / 120))
         cloud_col = (250, 250, 250) if style not in ("sunset",) else (255, 214, 190)
         im = Image.composite(Image.new("RGB", (w, h), cloud_col), im, clouds)
@@ -212,8 +300,11 @@ def draw_scene(w: int, h: int, style: str, foreground: str, person: Person | Non
         xs = np.linspace(-0.05 * w, 1.05 * w, n)
         ys = base - np.abs(np.cumsum(rng.normal(0, 1, n))) / np.sqrt(n) * amp * h
         col = mix((50, 90, 60), haze, t_haze)
-        d.polygon([(float(x), float(y)) for x, y in zip(xs, ys)] + [(1.05 * w, horizon + 2), (-0.05 * w, horizon + 2)],
-                  fill=col)
+        d.polygon(
+            [(float(x), float(y)) for x, y in zip(xs, ys, strict=False)]
+            + [(1.05 * w, horizon + 2), (-0.05 * w, horizon + 2)],
+            fill=col,
+        )
 
     # Ground below the horizon.
     ground_cols = {
@@ -229,8 +320,10 @@ def draw_scene(w: int, h: int, style: str, foreground: str, person: Person | Non
     ground = g0[None, None, :] * (1 - t) + g1[None, None, :] * t
     if foreground == "river":
         # Reflected sky + ripples.
-        ripple = np.sin(np.arange(gh, dtype=np.float32)[:, None] * (0.9 + 0.3 * rng.random()) +
-                        rng.normal(0, 0.6, (1, w)).astype(np.float32))
+        ripple = np.sin(
+            np.arange(gh, dtype=np.float32)[:, None] * (0.9 + 0.3 * rng.random())
+            + rng.normal(0, 0.6, (1, w)).astype(np.float32)
+        )
         ground = ground + (ripple[:, :, None] * 6.0)
     ground = np.broadcast_to(ground, (gh, w, 3))
     im.paste(Image.fromarray(np.clip(ground, 0, 255).astype(np.uint8), "RGB"), (0, horizon))
@@ -239,12 +332,17 @@ def draw_scene(w: int, h: int, style: str, foreground: str, person: Person | Non
     if foreground == "fields":
         for i in range(18):
             y = horizon + gh * (i / 18) ** 1.6
-            d.line((0, y, w, y + rng.normal(0, 0.01 * h)), fill=mix(g1, (40, 80, 30), 0.4),
-                   width=max(1, int(h * 0.002 * (1 + i / 4))))
+            d.line(
+                (0, y, w, y + rng.normal(0, 0.01 * h)),
+                fill=mix(g1, (40, 80, 30), 0.4),
+                width=max(1, int(h * 0.002 * (1 + i / 4))),
+            )
 
     # Buildings along the horizon (two rows: far, then near).
     if foreground != "fields":
-        for row, (hmin, hmax, shift, t_haze) in enumerate(((0.08, 0.22, 0.0, 0.35), (0.12, 0.34, 0.015, 0.1))):
+        for row, (hmin, hmax, shift, t_haze) in enumerate(
+            ((0.08, 0.22, 0.0, 0.35), (0.12, 0.34, 0.015, 0.1))
+        ):
             x = -rng.uniform(0, 0.05) * w
             while x < w:
                 bw = rng.uniform(0.05, 0.13) * w
@@ -254,13 +352,16 @@ def draw_scene(w: int, h: int, style: str, foreground: str, person: Person | Non
                     continue
                 bottom = horizon + shift * h
                 top = bottom - bh
-                col = mix(jitter(rng, BUILDING_COLOURS[int(rng.integers(len(BUILDING_COLOURS)))], 10),
-                          haze, t_haze)
+                col = mix(
+                    jitter(rng, BUILDING_COLOURS[int(rng.integers(len(BUILDING_COLOURS)))], 10), haze, t_haze
+                )
                 col = mix(col, (0, 0, 0), 1 - light)
                 d.rectangle((x, top, x + bw, bottom), fill=col)
                 # Shaded side and roof line.
                 d.rectangle((x + bw * 0.82, top, x + bw, bottom), fill=mix(col, (20, 20, 30), 0.25))
-                d.rectangle((x - bw * 0.02, top - h * 0.006, x + bw * 1.02, top), fill=mix(col, (40, 40, 40), 0.45))
+                d.rectangle(
+                    (x - bw * 0.02, top - h * 0.006, x + bw * 1.02, top), fill=mix(col, (40, 40, 40), 0.45)
+                )
                 # Windows.
                 lit = style in ("dusk", "sunset")
                 cols = int(rng.integers(3, 7))
@@ -286,8 +387,10 @@ def draw_scene(w: int, h: int, style: str, foreground: str, person: Person | Non
         for _ in range(7):
             ox, oy = rng.normal(0, size * 0.35), rng.normal(-size * 0.7, size * 0.25)
             r = size * rng.uniform(0.35, 0.6)
-            d.ellipse((tx + ox - r, ty + oy - r, tx + ox + r, ty + oy + r),
-                      fill=mix(jitter(rng, (52, 96, 50), 12), (0, 0, 0), 1 - light))
+            d.ellipse(
+                (tx + ox - r, ty + oy - r, tx + ox + r, ty + oy + r),
+                fill=mix(jitter(rng, (52, 96, 50), 12), (0, 0, 0), 1 - light),
+            )
 
     # Street furniture / small far-away people.
     if foreground in ("street", "plaza"):
@@ -296,14 +399,18 @@ def draw_scene(w: int, h: int, style: str, foreground: str, person: Person | Non
             py = horizon + rng.uniform(0.05, 0.3) * gh
             ph = h * 0.012 * (1 + 4 * (py - horizon) / gh)
             d.ellipse((px - ph * 0.12, py - ph, px + ph * 0.12, py - ph * 0.76), fill=(60, 45, 40))
-            d.rectangle((px - ph * 0.16, py - ph * 0.76, px + ph * 0.16, py),
-                        fill=rgb(jitter(rng, SHIRT_COLOURS[int(rng.integers(len(SHIRT_COLOURS)))], 20)))
+            d.rectangle(
+                (px - ph * 0.16, py - ph * 0.76, px + ph * 0.16, py),
+                fill=rgb(jitter(rng, SHIRT_COLOURS[int(rng.integers(len(SHIRT_COLOURS)))], 20)),
+            )
         # Road markings.
         if foreground == "street":
             for i in range(8):
                 y = horizon + gh * (0.3 + 0.09 * i)
-                d.rectangle((w * 0.46 - i * w * 0.004, y, w * 0.54 + i * w * 0.004, y + gh * 0.02),
-                            fill=(214, 212, 200))
+                d.rectangle(
+                    (w * 0.46 - i * w * 0.004, y, w * 0.54 + i * w * 0.004, y + gh * 0.02),
+                    fill=(214, 212, 200),
+                )
 
     # Main subject.
     if person is not None:
@@ -322,17 +429,29 @@ def draw_scene(w: int, h: int, style: str, foreground: str, person: Person | Non
         for _ in range(3):
             px, py = rng.uniform(0.05, 0.8) * w, top + rng.uniform(0.04, 0.08) * h
             pw, ph = rng.uniform(0.12, 0.2) * w, rng.uniform(0.08, 0.12) * h
-            d.polygon([(px, py), (px + pw, py + rng.normal(0, ph * 0.1)), (px + pw * 1.05, py + ph), (px + pw * 0.05, py + ph)],
-                      fill=(238, 236, 230))
+            d.polygon(
+                [
+                    (px, py),
+                    (px + pw, py + rng.normal(0, ph * 0.1)),
+                    (px + pw * 1.05, py + ph),
+                    (px + pw * 0.05, py + ph),
+                ],
+                fill=(238, 236, 230),
+            )
             for k in range(6):
                 ly = py + ph * (0.15 + 0.12 * k)
-                d.line((px + pw * 0.1, ly, px + pw * (0.6 + 0.3 * rng.random()), ly), fill=(110, 110, 120),
-                       width=max(1, int(h * 0.002)))
+                d.line(
+                    (px + pw * 0.1, ly, px + pw * (0.6 + 0.3 * rng.random()), ly),
+                    fill=(110, 110, 120),
+                    width=max(1, int(h * 0.002)),
+                )
 
     # Mottled low-frequency texture + vignette, then a mild blur.
     arr = np.asarray(im, np.float32)
     mott = rng.normal(0, 1, (h // 8 + 1, w // 8 + 1)).astype(np.float32)
-    mott_im = Image.fromarray(np.clip(128 + mott * 40, 0, 255).astype(np.uint8), "L").resize((w, h), Image.Resampling.BICUBIC)
+    mott_im = Image.fromarray(np.clip(128 + mott * 40, 0, 255).astype(np.uint8), "L").resize(
+        (w, h), Image.Resampling.BICUBIC
+    )
     mott = (np.asarray(mott_im, np.float32) - 128) / 40 * 4.0
     vig = 1.0 - 0.22 * (((xx - w / 2) / (w / 2)) ** 2 + ((yy - h / 2) / (h / 2)) ** 2).astype(np.float32) / 2
     arr = (arr + mott[:, :, None]) * vig[:, :, None] * light
@@ -356,46 +475,97 @@ def draw_person(d: ImageDraw.ImageDraw, w: int, h: int, p: Person, rng: np.rando
     # Legs (cut by the frame for close-ups) and shoes.
     for side in (-1, 1):
         x0, x1 = cx + side * sw * 0.08, cx + side * sw * 0.62
-        d.polygon([(x0, waist_y - hh * 0.1), (x1, waist_y - hh * 0.1), (cx + side * sw * 0.5, foot_y),
-                   (cx + side * sw * 0.12, foot_y)], fill=trousers)
-        d.ellipse((cx + side * sw * 0.06 - (0 if side > 0 else sw * 0.5), foot_y - hh * 0.12,
-                   cx + side * sw * 0.06 + (sw * 0.5 if side > 0 else 0), foot_y + hh * 0.12), fill=(28, 24, 22))
+        d.polygon(
+            [
+                (x0, waist_y - hh * 0.1),
+                (x1, waist_y - hh * 0.1),
+                (cx + side * sw * 0.5, foot_y),
+                (cx + side * sw * 0.12, foot_y),
+            ],
+            fill=trousers,
+        )
+        d.ellipse(
+            (
+                cx + side * sw * 0.06 - (0 if side > 0 else sw * 0.5),
+                foot_y - hh * 0.12,
+                cx + side * sw * 0.06 + (sw * 0.5 if side > 0 else 0),
+                foot_y + hh * 0.12,
+            ),
+            fill=(28, 24, 22),
+        )
     # Arms hanging beside the torso, hands in skin tone.
     for side in (-1, 1):
         xa = cx + side * sw * 0.98
-        d.polygon([(xa - hh * 0.2, shoulder_y + hh * 0.2), (xa + hh * 0.2, shoulder_y + hh * 0.2),
-                   (xa + side * hh * 0.12 + hh * 0.14, waist_y + hh * 0.2), (xa + side * hh * 0.12 - hh * 0.14, waist_y + hh * 0.2)],
-                  fill=mix(shirt, (0, 0, 0), 0.12))
+        d.polygon(
+            [
+                (xa - hh * 0.2, shoulder_y + hh * 0.2),
+                (xa + hh * 0.2, shoulder_y + hh * 0.2),
+                (xa + side * hh * 0.12 + hh * 0.14, waist_y + hh * 0.2),
+                (xa + side * hh * 0.12 - hh * 0.14, waist_y + hh * 0.2),
+            ],
+            fill=mix(shirt, (0, 0, 0), 0.12),
+        )
         hx, hy = xa + side * hh * 0.12, waist_y + hh * 0.35
         d.ellipse((hx - hh * 0.15, hy - hh * 0.2, hx + hh * 0.15, hy + hh * 0.2), fill=skin)
     # Torso: tapered to the waist, rounded shoulders.
-    d.polygon([(cx - sw * 0.55, shoulder_y - hh * 0.05), (cx + sw * 0.55, shoulder_y - hh * 0.05),
-               (cx + sw, shoulder_y + hh * 0.35), (cx + sw * 0.78, waist_y), (cx - sw * 0.78, waist_y),
-               (cx - sw, shoulder_y + hh * 0.35)], fill=shirt)
+    d.polygon(
+        [
+            (cx - sw * 0.55, shoulder_y - hh * 0.05),
+            (cx + sw * 0.55, shoulder_y - hh * 0.05),
+            (cx + sw, shoulder_y + hh * 0.35),
+            (cx + sw * 0.78, waist_y),
+            (cx - sw * 0.78, waist_y),
+            (cx - sw, shoulder_y + hh * 0.35),
+        ],
+        fill=shirt,
+    )
     d.ellipse((cx - sw * 1.08, shoulder_y - hh * 0.05, cx - sw * 0.3, shoulder_y + hh * 0.7), fill=shirt)
     d.ellipse((cx + sw * 0.3, shoulder_y - hh * 0.05, cx + sw * 1.08, shoulder_y + hh * 0.7), fill=shirt)
-    d.rectangle((cx - sw * 0.8, waist_y - hh * 0.12, cx + sw * 0.8, waist_y + hh * 0.02), fill=(40, 30, 26))  # belt
+    d.rectangle(
+        (cx - sw * 0.8, waist_y - hh * 0.12, cx + sw * 0.8, waist_y + hh * 0.02), fill=(40, 30, 26)
+    )  # belt
     # Collar shading and neck.
-    d.rectangle((cx - hw * 0.22, cy + hh * 0.3, cx + hw * 0.22, shoulder_y + hh * 0.05), fill=mix(skin, (0, 0, 0), 0.15))
-    d.polygon([(cx - hw * 0.3, shoulder_y - hh * 0.04), (cx + hw * 0.3, shoulder_y - hh * 0.04), (cx, shoulder_y + hh * 0.25)],
-              fill=mix(skin, (0, 0, 0), 0.1))
+    d.rectangle(
+        (cx - hw * 0.22, cy + hh * 0.3, cx + hw * 0.22, shoulder_y + hh * 0.05),
+        fill=mix(skin, (0, 0, 0), 0.15),
+    )
+    d.polygon(
+        [
+            (cx - hw * 0.3, shoulder_y - hh * 0.04),
+            (cx + hw * 0.3, shoulder_y - hh * 0.04),
+            (cx, shoulder_y + hh * 0.25),
+        ],
+        fill=mix(skin, (0, 0, 0), 0.1),
+    )
     # Hair (behind), face, hair fringe.
     d.ellipse((cx - hw * 0.56, cy - hh * 0.58, cx + hw * 0.56, cy + hh * 0.35), fill=hair)
     d.ellipse((cx - hw / 2, cy - hh / 2, cx + hw / 2, cy + hh / 2), fill=skin)
     d.chord((cx - hw * 0.54, cy - hh * 0.6, cx + hw * 0.54, cy + hh * 0.1), 180, 360, fill=hair)
     # Ears, eyes, mouth: tiny features so a face detector-ish crop has something.
-    d.ellipse((cx - hw * 0.58, cy - hh * 0.05, cx - hw * 0.44, cy + hh * 0.15), fill=mix(skin, (0, 0, 0), 0.08))
-    d.ellipse((cx + hw * 0.44, cy - hh * 0.05, cx + hw * 0.58, cy + hh * 0.15), fill=mix(skin, (0, 0, 0), 0.08))
+    d.ellipse(
+        (cx - hw * 0.58, cy - hh * 0.05, cx - hw * 0.44, cy + hh * 0.15), fill=mix(skin, (0, 0, 0), 0.08)
+    )
+    d.ellipse(
+        (cx + hw * 0.44, cy - hh * 0.05, cx + hw * 0.58, cy + hh * 0.15), fill=mix(skin, (0, 0, 0), 0.08)
+    )
     for ex in (-0.2, 0.2):
-        d.ellipse((cx + hw * ex - hw * 0.07, cy - hh * 0.02, cx + hw * ex + hw * 0.07, cy + hh * 0.05), fill=(40, 32, 30))
-    d.line((cx - hw * 0.15, cy + hh * 0.26, cx + hw * 0.15, cy + hh * 0.26), fill=(150, 80, 76), width=max(1, int(hh * 0.025)))
+        d.ellipse(
+            (cx + hw * ex - hw * 0.07, cy - hh * 0.02, cx + hw * ex + hw * 0.07, cy + hh * 0.05),
+            fill=(40, 32, 30),
+        )
+    d.line(
+        (cx - hw * 0.15, cy + hh * 0.26, cx + hw * 0.15, cy + hh * 0.26),
+        fill=(150, 80, 76),
+        width=max(1, int(hh * 0.025)),
+    )
 
 
 # --------------------------------------------------------------------------- photo
 
 
-_GRAIN_LUT = np.array([round(NormalDist(0, GRAIN_SIGMA).inv_cdf((i + 0.5) / 256)) + 128 for i in range(256)],
-                      dtype=np.uint8)
+_GRAIN_LUT = np.array(
+    [round(NormalDist(0, GRAIN_SIGMA).inv_cdf((i + 0.5) / 256)) + 128 for i in range(256)], dtype=np.uint8
+)
 
 
 def add_grain(im: Image.Image, rng: np.random.Generator) -> Image.Image:
@@ -403,10 +573,16 @@ def add_grain(im: Image.Image, rng: np.random.Generator) -> Image.Image:
     w, h = im.size
     luma = _GRAIN_LUT[rng.integers(0, 256, (h, w), dtype=np.uint8)]
     # Chroma noise is coarser and weaker in real sensors: quarter resolution, upscaled.
-    chroma = [Image.fromarray(_GRAIN_LUT[rng.integers(0, 256, (h // 4, w // 4), dtype=np.uint8)], "L")
-              .resize((w, h), Image.Resampling.BILINEAR) for _ in range(2)]
+    chroma = [
+        Image.fromarray(_GRAIN_LUT[rng.integers(0, 256, (h // 4, w // 4), dtype=np.uint8)], "L").resize(
+            (w, h), Image.Resampling.BILINEAR
+        )
+        for _ in range(2)
+    ]
     l_im = Image.fromarray(luma, "L")
-    noise = Image.merge("RGB", (ImageChops.add(l_im, chroma[0], 1.0, -128), l_im, ImageChops.add(l_im, chroma[1], 1.0, -128)))
+    noise = Image.merge(
+        "RGB", (ImageChops.add(l_im, chroma[0], 1.0, -128), l_im, ImageChops.add(l_im, chroma[1], 1.0, -128))
+    )
     return ImageChops.add(im, noise, 1.0, -128)
 
 
@@ -450,7 +626,8 @@ def dms(value: float) -> tuple[IFDRational, IFDRational, IFDRational]:
 def srgb_icc() -> bytes:
     """Little CMS's built-in sRGB profile with a fixed creation date (keeps output byte-identical)."""
     icc = bytearray(ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes())
-    # ICC header bytes 24..35: creation dateTimeNumber (6 x uint16 BE). Profile ID (84..99) is left unset (zero).
+    # ICC header bytes 24..35: creation dateTimeNumber (6 x uint16 BE).
+    # Profile ID (84..99) is left unset (zero).
     icc[24:36] = struct.pack(">6H", 2023, 9, 12, 0, 0, 0)
     return bytes(icc)
 
@@ -492,16 +669,27 @@ def make_graphic(path: Path) -> None:
     d.rectangle((m, m + 48 * s, W - m, m + 96 * s), fill=(232, 84, 52, 255))
 
     def font(size: int, bold: bool = True) -> ImageFont.FreeTypeFont:
-        return ImageFont.truetype(FONT_BOLD if bold else FONT_REGULAR, size * s, layout_engine=ImageFont.Layout.RAQM)
+        return ImageFont.truetype(
+            FONT_BOLD if bold else FONT_REGULAR, size * s, layout_engine=ImageFont.Layout.RAQM
+        )
 
-    d.text((m + 60 * s, m + 50 * s), "THANH HÓA · CHUYỂN ĐỔI SỐ", font=font(32), fill=(255, 255, 255, 255),
-           anchor="lm")
+    d.text(
+        (m + 60 * s, m + 50 * s),
+        "THANH HÓA · CHUYỂN ĐỔI SỐ",
+        font=font(32),
+        fill=(255, 255, 255, 255),
+        anchor="lm",
+    )
     d.text((m + 52 * s, m + 120 * s), "100%", font=font(230), fill=(255, 206, 64, 255))
     lines = ["thủ tục hành chính", "được cập nhật trực tuyến"]
     for i, line in enumerate(lines):
         d.text((m + 64 * s, m + 420 * s + i * 72 * s), line, font=font(54), fill=(255, 255, 255, 255))
-    d.text((m + 64 * s, H - m - 70 * s), "Nguồn: số liệu minh hoạ", font=font(26, bold=False),
-           fill=(170, 196, 220, 255))
+    d.text(
+        (m + 64 * s, H - m - 70 * s),
+        "Nguồn: số liệu minh hoạ",
+        font=font(26, bold=False),
+        fill=(170, 196, 220, 255),
+    )
 
     # Bar chart on the right.
     bars = [("2020", 42), ("2021", 63), ("2022", 85), ("2023", 100)]
@@ -514,8 +702,16 @@ def make_graphic(path: Path) -> None:
         col = (255, 206, 64, 255) if pct == 100 else (86, 170, 220, 255)
         d.rounded_rectangle((x, top, x + bar_w, by1), radius=12 * s, fill=col)
         d.rectangle((x, by1 - 12 * s, x + bar_w, by1), fill=col)
-        d.text((x + bar_w / 2, top - 14 * s), f"{pct}%", font=font(30), fill=(255, 255, 255, 255), anchor="ms")
-        d.text((x + bar_w / 2, by1 + 44 * s), label, font=font(28, bold=False), fill=(220, 232, 244, 255), anchor="ms")
+        d.text(
+            (x + bar_w / 2, top - 14 * s), f"{pct}%", font=font(30), fill=(255, 255, 255, 255), anchor="ms"
+        )
+        d.text(
+            (x + bar_w / 2, by1 + 44 * s),
+            label,
+            font=font(28, bold=False),
+            fill=(220, 232, 244, 255),
+            anchor="ms",
+        )
 
     out = im.resize(GRAPHIC_SIZE, Image.Resampling.LANCZOS)
     atomic_save(path, lambda p: out.save(p, "PNG", optimize=True))
@@ -528,8 +724,23 @@ def clip_is_valid(path: Path) -> bool:
     ffprobe = shutil.which("ffprobe")
     if ffprobe is None:
         return path.stat().st_size > 0
-    r = subprocess.run([ffprobe, "-v", "error", "-select_streams", "v:0", "-show_entries", "stream=width,height",
-                        "-of", "json", str(path)], capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    r = subprocess.run(
+        [
+            ffprobe,
+            "-v",
+            "error",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "stream=width,height",
+            "-of",
+            "json",
+            str(path),
+        ],
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+    )
     if r.returncode != 0:
         return False
     try:
@@ -543,20 +754,68 @@ def make_clip(ffmpeg: str, path: Path) -> None:
     w, h = CLIP_SIZE
     # Different tone per channel; quiet passage at 4-6 s, loud one at 8-10 s, short silence at the start.
     env = "if(lt(t,0.5),0,if(between(t,4,6),0.03,if(between(t,8,10),0.9,0.3)))"
-    audio = (f"aevalsrc=exprs='{env}*sin(2*PI*440*t)|{env}*sin(2*PI*660*t)'"
-             f":sample_rate=48000:channel_layout=stereo:duration={CLIP_SECONDS}")
+    audio = (
+        f"aevalsrc=exprs='{env}*sin(2*PI*440*t)|{env}*sin(2*PI*660*t)'"
+        f":sample_rate=48000:channel_layout=stereo:duration={CLIP_SECONDS}"
+    )
     video = f"testsrc2=size={w}x{h}:rate=30000/1001:duration={CLIP_SECONDS}"
 
     def write(tmp: Path) -> None:
-        cmd = [ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error", "-y",
-               "-f", "lavfi", "-i", video, "-f", "lavfi", "-i", audio,
-               "-map", "0:v", "-map", "1:a",
-               "-c:v", "libx264", "-preset", "veryfast", "-crf", "23", "-pix_fmt", "yuv420p",
-               "-profile:v", "high", "-g", "60",
-               "-c:a", "aac", "-b:a", "160k", "-ar", "48000", "-ac", "2",
-               "-t", str(CLIP_SECONDS), "-map_metadata", "-1", "-fflags", "+bitexact",
-               "-flags:v", "+bitexact", "-flags:a", "+bitexact",
-               "-movflags", "+faststart", "-f", "mp4", str(tmp)]
+        cmd = [
+            ffmpeg,
+            "-nostdin",
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            video,
+            "-f",
+            "lavfi",
+            "-i",
+            audio,
+            "-map",
+            "0:v",
+            "-map",
+            "1:a",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-crf",
+            "23",
+            "-pix_fmt",
+            "yuv420p",
+            "-profile:v",
+            "high",
+            "-g",
+            "60",
+            "-c:a",
+            "aac",
+            "-b:a",
+            "160k",
+            "-ar",
+            "48000",
+            "-ac",
+            "2",
+            "-t",
+            str(CLIP_SECONDS),
+            "-map_metadata",
+            "-1",
+            "-fflags",
+            "+bitexact",
+            "-flags:v",
+            "+bitexact",
+            "-flags:a",
+            "+bitexact",
+            "-movflags",
+            "+faststart",
+            "-f",
+            "mp4",
+            str(tmp),
+        ]
         r = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True)
         if r.returncode != 0:
             raise RuntimeError(f"ffmpeg failed ({r.returncode}): {r.stderr.strip()}")
@@ -578,7 +837,9 @@ def image_ok(path: Path, size: tuple[int, int]) -> bool:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--force", action="store_true", help="regenerate files even if they already exist")
-    ap.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"output directory (default: {DEFAULT_OUT})")
+    ap.add_argument(
+        "--out", type=Path, default=DEFAULT_OUT, help=f"output directory (default: {DEFAULT_OUT})"
+    )
     args = ap.parse_args(argv)
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
@@ -609,7 +870,10 @@ def main(argv: list[str] | None = None) -> int:
     if not args.force and path.exists() and clip_is_valid(path):
         report(CLIP_NAME, dims, path, "skipped (exists)")
     elif ffmpeg is None:
-        print(f"error: ffmpeg not found on PATH; cannot make {CLIP_NAME} (photos were generated)", file=sys.stderr)
+        print(
+            f"error: ffmpeg not found on PATH; cannot make {CLIP_NAME} (photos were generated)",
+            file=sys.stderr,
+        )
         return 2
     else:
         t0 = time.perf_counter()

@@ -11,8 +11,9 @@ import mimetypes
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 from pipeline.errors import StorageError
 from pipeline.storage.base import IMMUTABLE, NO_CACHE, ObjectInfo
@@ -42,14 +43,13 @@ class LocalStorage:
             raise StorageError(f"invalid key {key!r}")
         return self.root / key
 
-    def _write_atomic(self, key: str, writer: object) -> None:
+    def _write_atomic(self, key: str, writer: Callable[[BinaryIO], object]) -> None:
         target = self._path(key)
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=target.suffix)
             try:
                 with os.fdopen(fd, "wb") as handle:
-                    assert callable(writer)
                     writer(handle)
                 os.chmod(tmp, 0o644)
                 os.replace(tmp, target)
@@ -64,9 +64,9 @@ class LocalStorage:
         if self.exists(key, sha256):
             return False
 
-        def copy(handle: object) -> None:
+        def copy(handle: BinaryIO) -> None:
             with path.open("rb") as source:
-                shutil.copyfileobj(source, handle, _CHUNK)  # type: ignore[misc]
+                shutil.copyfileobj(source, handle, _CHUNK)
 
         self._write_atomic(key, copy)
         return True

@@ -42,8 +42,7 @@ def draw_logo() -> Image.Image:
     em = H - 2 * pad  # emblem side
     ex0, ey0 = pad, pad
     ex1, ey1 = ex0 + em, ey0 + em
-    d.rounded_rectangle((ex0, ey0, ex1, ey1), radius=int(em * 0.24), fill=WHITE,
-                        outline=OUTLINE, width=4 * s)
+    d.rounded_rectangle((ex0, ey0, ex1, ey1), radius=int(em * 0.24), fill=WHITE, outline=OUTLINE, width=4 * s)
 
     # Broadcast symbol inside the emblem: a mast dot with three arcs on each side.
     cx, cy = (ex0 + ex1) / 2, ey0 + em * 0.56
@@ -51,10 +50,20 @@ def draw_logo() -> Image.Image:
     d.ellipse((cx - dot, cy - dot, cx + dot, cy + dot), fill=ACCENT)
     # Mast: a slim triangle from the dot down to a base.
     base_y = ey0 + em * 0.84
-    d.polygon([(cx - dot * 0.45, cy + dot * 0.6), (cx + dot * 0.45, cy + dot * 0.6),
-               (cx + em * 0.09, base_y), (cx - em * 0.09, base_y)], fill=ACCENT_DARK)
-    d.rounded_rectangle((cx - em * 0.16, base_y - 2 * s, cx + em * 0.16, base_y + em * 0.045),
-                        radius=int(em * 0.02), fill=ACCENT_DARK)
+    d.polygon(
+        [
+            (cx - dot * 0.45, cy + dot * 0.6),
+            (cx + dot * 0.45, cy + dot * 0.6),
+            (cx + em * 0.09, base_y),
+            (cx - em * 0.09, base_y),
+        ],
+        fill=ACCENT_DARK,
+    )
+    d.rounded_rectangle(
+        (cx - em * 0.16, base_y - 2 * s, cx + em * 0.16, base_y + em * 0.045),
+        radius=int(em * 0.02),
+        fill=ACCENT_DARK,
+    )
     arc_w = int(em * 0.038)
     for i, r in enumerate((0.17, 0.27, 0.37)):
         rr = em * r
@@ -74,15 +83,34 @@ def draw_logo() -> Image.Image:
             break
         size -= 2
     stroke = max(2, size // 40)
-    d.text((tx, ey0 + em * 0.52), word, font=font, fill=WHITE, anchor="ls",
-           stroke_width=stroke, stroke_fill=OUTLINE)
+    d.text(
+        (tx, ey0 + em * 0.52),
+        word,
+        font=font,
+        fill=WHITE,
+        anchor="ls",
+        stroke_width=stroke,
+        stroke_fill=OUTLINE,
+    )
     # A thin accent rule and the secondary line.
     rule_y = ey0 + em * 0.63
-    d.rounded_rectangle((tx + 4 * s, rule_y, tx + 4 * s + em * 0.55, rule_y + 10 * s), radius=5 * s,
-                        fill=ACCENT, outline=OUTLINE, width=2 * s)
+    d.rounded_rectangle(
+        (tx + 4 * s, rule_y, tx + 4 * s + em * 0.55, rule_y + 10 * s),
+        radius=5 * s,
+        fill=ACCENT,
+        outline=OUTLINE,
+        width=2 * s,
+    )
     small = ImageFont.truetype(FONT_BOLD, int(size * 0.46))
-    d.text((tx + 4 * s, ey0 + em * 0.92), "TV · RADIO", font=small, fill=LIGHT, anchor="ls",
-           stroke_width=max(2, stroke * 2 // 3), stroke_fill=OUTLINE)
+    d.text(
+        (tx + 4 * s, ey0 + em * 0.92),
+        "TV · RADIO",
+        font=small,
+        fill=LIGHT,
+        anchor="ls",
+        stroke_width=max(2, stroke * 2 // 3),
+        stroke_fill=OUTLINE,
+    )
 
     # 2) Soft drop shadow from the alpha of everything drawn.
     alpha = fg.getchannel("A")

@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# The whole test suite: lint, types, then pytest (unit, media, end to end).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+.venv/bin/ruff check pipeline workers tests examples presets bench
+.venv/bin/mypy pipeline workers
+.venv/bin/python -m pytest "$@"

@@ -3,6 +3,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -18,9 +19,25 @@ def presets():
     return load_presets(PRESETS)
 
 
+_MEASURE = (
+    "import resource, subprocess, sys\n"
+    "code = subprocess.run(sys.argv[2:]).returncode\n"
+    "peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss\n"
+    "open(sys.argv[1], 'w').write(str(peak))\n"
+    "sys.exit(code)\n")
+
+
 def run_cli(*args: str, cwd: Path | None = None, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    """Run the installed ``storymedia`` command as a user would."""
+    """Run the installed ``storymedia`` command as a user would.
+
+    The result carries ``peak_mb``: the largest resident set of the command or any process it
+    started (the render pool included).
+    """
     exe = Path(sys.executable).with_name("storymedia")
     env = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1"}
-    return subprocess.run([str(exe), *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=timeout, env=env, check=False)
+    with tempfile.NamedTemporaryFile("r", suffix=".rss") as rss:
+        result = subprocess.run([sys.executable, "-c", _MEASURE, rss.name, str(exe), *args], cwd=cwd,
+                                capture_output=True, text=True, timeout=timeout, env=env, check=False)
+        text = rss.read().strip()
+    result.peak_mb = int(text) / 1024 if text else float("nan")  # type: ignore[attr-defined]
+    return result

@@ -78,6 +78,7 @@ def test_bad_inputs_fail_alone_and_the_rest_completes(bad_story: Path, tmp_path:
         assert error["retryable"] is False
         assert words in text, f"the summary shows why {name} failed"
     assert doc["summary"] == {**doc["summary"], "assets": 8, "done": 2, "failed": 6}
+    assert result.peak_mb < 600, f"memory stays bounded: peak {result.peak_mb:.0f} MB"
     # Failed assets leave nothing behind; every listed rendition exists with its checksum.
     for entry in doc["assets"]:
         for rendition in entry["renditions"]:

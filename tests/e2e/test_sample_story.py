@@ -47,6 +47,7 @@ def test_run_exits_0_and_prints_the_manifest_path(sample) -> None:
     manifest = next((out / "stories").glob("*/manifest.json"))
     assert f"Manifest: {manifest}" in result.stdout.replace("\n", "")
     assert "Status: complete" in result.stdout
+    assert result.peak_mb < 800, f"peak memory {result.peak_mb:.0f} MB for 24 MP photos"
 
 
 def test_manifest_validates_and_lists_ten_photos_with_all_renditions(sample, presets) -> None:

@@ -1,0 +1,80 @@
+"""The storage contract, for every backend that runs without a server."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from pipeline.errors import StorageError
+from pipeline.storage import LocalStorage, MemoryStorage, open_storage
+
+
+@pytest.fixture(params=["local", "memory"])
+def storage(request, tmp_path: Path):
+    return LocalStorage(tmp_path / "store") if request.param == "local" else MemoryStorage()
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def test_put_head_get_and_skip_when_same(storage, tmp_path: Path) -> None:
+    source = tmp_path / "a.jpg"
+    source.write_bytes(b"jpeg bytes")
+    assert storage.put_file("renditions/x/web@1/a.jpg", source, sha256=sha(b"jpeg bytes"),
+                            content_type="image/jpeg") is True
+    assert storage.put_file("renditions/x/web@1/a.jpg", source, sha256=sha(b"jpeg bytes"),
+                            content_type="image/jpeg") is False, "same bytes: skipped"
+    info = storage.head("renditions/x/web@1/a.jpg")
+    assert (info.bytes, info.sha256) == (10, sha(b"jpeg bytes"))
+    assert storage.exists("renditions/x/web@1/a.jpg", sha(b"jpeg bytes"))
+    assert not storage.exists("renditions/x/web@1/a.jpg", sha(b"other"))
+    assert storage.get_bytes("renditions/x/web@1/a.jpg") == b"jpeg bytes"
+    assert storage.head("renditions/missing") is None
+    with pytest.raises(StorageError):
+        storage.get_bytes("renditions/missing")
+
+
+def test_different_bytes_replace_and_list_is_sorted(storage) -> None:
+    storage.put_bytes("stories/s/b.json", b"1", content_type="application/json")
+    storage.put_bytes("stories/s/a.json", b"1", content_type="application/json")
+    assert storage.put_bytes("stories/s/a.json", b"2", content_type="application/json") is True
+    assert storage.get_bytes("stories/s/a.json") == b"2"
+    storage.replace("stories/s/manifest.json", b"{}", content_type="application/json")
+    assert list(storage.list("stories/s/")) == ["stories/s/a.json", "stories/s/b.json",
+                                                "stories/s/manifest.json"]
+    assert list(storage.list("raw/")) == []
+
+
+def test_download(storage, tmp_path: Path) -> None:
+    storage.put_bytes("raw/ab/abc", b"raw", content_type="image/jpeg")
+    storage.download("raw/ab/abc", tmp_path / "copy")
+    assert (tmp_path / "copy").read_bytes() == b"raw"
+
+
+@pytest.mark.parametrize("key", ["../escape", "/abs", "a/../../b", ""])
+def test_local_refuses_keys_leaving_the_root(tmp_path: Path, key: str) -> None:
+    with pytest.raises(StorageError):
+        LocalStorage(tmp_path).put_bytes(key, b"x", content_type="text/plain")
+
+
+def test_local_writes_leave_no_temporary_files(tmp_path: Path) -> None:
+    store = LocalStorage(tmp_path)
+    store.replace("stories/s/manifest.json", b"{}", content_type="application/json")
+    assert [p.name for p in (tmp_path / "stories" / "s").iterdir()] == ["manifest.json"]
+
+
+def test_open_storage_by_scheme(tmp_path: Path) -> None:
+    assert isinstance(open_storage(tmp_path.as_uri()), LocalStorage)
+    assert isinstance(open_storage(str(tmp_path)), LocalStorage)
+    assert isinstance(open_storage("memory://"), MemoryStorage)
+    with pytest.raises(StorageError, match="unknown storage URL scheme 'ftp'"):
+        open_storage("ftp://example/bucket")
+
+
+def test_public_url(tmp_path: Path) -> None:
+    assert LocalStorage(tmp_path).public_url("renditions/a.jpg") == "renditions/a.jpg"
+    store = LocalStorage(tmp_path, "https://cdn.example/media/")
+    assert store.public_url("renditions/a.jpg") == "https://cdn.example/media/renditions/a.jpg"

@@ -132,7 +132,9 @@ def run_story(
     work = plan_work(story_file, story, presets, previous)
     workers = max(1, min(workers or os.cpu_count() or 1, len(work)))
 
-    context = multiprocessing.get_context("forkserver")
+    # spawn: workers are fresh interpreters and direct children of this process (safe next to the
+    # progress thread, and their memory shows up in this process's resource usage).
+    context = multiprocessing.get_context("spawn")
     events = context.Queue()
     stop = threading.Event()
 

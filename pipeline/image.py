@@ -10,6 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +31,9 @@ LANCZOS = Image.Resampling.LANCZOS
 REDUCING_GAP = 3.0
 """Box-reduce by whole factors first, then Lanczos over the last >= 3x: indistinguishable from a
 full Lanczos (Pillow docs) and several times faster on big reductions."""
+
+
+ENCODE_THREADS = min(4, os.cpu_count() or 1)
 
 
 @dataclass(frozen=True)
@@ -79,7 +86,7 @@ def _blur_fill(ladder: _Ladder, plan: ImagePlan, info: ImageInfo) -> Image.Image
     small = (max(1, frame[0] // 8), max(1, frame[1] // 8))
     bg_scale = small[0] / (cover[2] - cover[0])
     bg = _resize(ladder, bg_scale, cover, small).filter(ImageFilter.GaussianBlur(3))
-    bg = bg.resize(frame, Image.Resampling.BICUBIC)
+    bg = bg.resize(frame, Image.Resampling.BILINEAR)  # blurred anyway
     bg = ImageEnhance.Brightness(bg).enhance(0.65)
     if bg.mode != fg.mode:
         bg = bg.convert(fg.mode)
@@ -132,6 +139,12 @@ def encode(img: Image.Image, plan: ImagePlan, exif: bytes) -> bytes:
     return buffer.getvalue()
 
 
+def _geometry(plan: ImagePlan) -> tuple[object, ...]:
+    """Plans with equal geometry share one frame (the JPEG and WebP of one width)."""
+    return (plan.layout, plan.width, plan.height, plan.region, plan.placement, plan.caption,
+            plan.logo, plan.preset)
+
+
 def _source_exif(path: Path, info: ImageInfo) -> bytes:
     try:
         with open_image(path, info.format) as img:
@@ -140,35 +153,64 @@ def _source_exif(path: Path, info: ImageInfo) -> bytes:
         return b""
 
 
+def _write(plan: ImagePlan, data: bytes, scratch: Path) -> Rendered:
+    target = scratch / f"{plan.spec_hash[:24]}.{plan.spec.extension}"
+    target.write_bytes(data)
+    return Rendered(plan=plan, path=target, bytes=len(data), sha256=hashlib.sha256(data).hexdigest(),
+                    width=plan.width, height=plan.height)
+
+
+def _encode_group(frame: Image.Image, plans: list[ImagePlan], exif: bytes) -> list[bytes]:
+    """Encode one frame in each plan's format, one after another (``Image.save`` keeps its
+    options on the image object, so one frame must never be saved by two threads at once)."""
+    out = []
+    for plan in plans:
+        try:
+            out.append(encode(frame, plan, exif))
+        except (OSError, ValueError) as exc:
+            raise RenderError(f"could not encode {plan.preset} {plan.name} as {plan.spec.format}:"
+                              f" {exc}", code="encode-failed") from exc
+    return out
+
+
 def render_image(path: Path, info: ImageInfo, plans: list[ImagePlan], scratch: Path,
-                 on_done: object = None) -> list[Rendered]:
+                 on_done: Callable[[Rendered], None] | None = None,
+                 threads: int = ENCODE_THREADS) -> list[Rendered]:
     """Execute ``plans`` (largest first) against the source at ``path``; files go to ``scratch``.
 
-    ``on_done``, when callable, is called with each finished :class:`Rendered`.
+    Frames are made one after another, each size from the previous; meanwhile each frame is
+    encoded in all its formats on one of ``threads`` threads (Pillow releases the GIL while it
+    resizes and encodes). ``on_done`` is called on this thread with each finished
+    :class:`Rendered`, in plan order.
     """
     if not plans:
         return []
     exif = _source_exif(path, info)
     base = decode(path, info.format, info.orientation, decode_size(info, plans))
     ladder = _Ladder(base, base.width / info.width)
-    frames: dict[tuple[object, ...], Image.Image] = {}
-    out = []
+    groups: dict[tuple[object, ...], list[ImagePlan]] = {}
     for plan in plans:
-        geometry = (plan.layout, plan.width, plan.height, plan.region, plan.placement,
-                    plan.caption, plan.logo, plan.preset)
-        if geometry not in frames:
-            frames[geometry] = _frame(ladder, plan, info)
+        groups.setdefault(_geometry(plan), []).append(plan)
+    jobs: deque[tuple[list[ImagePlan], Future[list[bytes]]]] = deque()
+    out = []
+
+    def finish(group: list[ImagePlan], job: Future[list[bytes]]) -> None:
+        for plan, data in zip(group, job.result(), strict=True):
+            rendered = _write(plan, data, scratch)
+            out.append(rendered)
+            if on_done is not None:
+                on_done(rendered)
+
+    with ThreadPoolExecutor(max_workers=max(1, threads), thread_name_prefix="encode") as pool:
         try:
-            data = encode(frames[geometry], plan, exif)
-        except (OSError, ValueError) as exc:
-            raise RenderError(f"could not encode {plan.preset} {plan.name} as {plan.spec.format}:"
-                              f" {exc}") from exc
-        target = scratch / f"{plan.spec_hash[:24]}.{plan.spec.extension}"
-        target.write_bytes(data)
-        rendered = Rendered(plan=plan, path=target, bytes=len(data),
-                            sha256=hashlib.sha256(data).hexdigest(), width=plan.width,
-                            height=plan.height)
-        out.append(rendered)
-        if callable(on_done):
-            on_done(rendered)
+            for group in groups.values():
+                frame = _frame(ladder, group[0], info)
+                jobs.append((group, pool.submit(_encode_group, frame, group, exif)))
+                while jobs and jobs[0][1].done():
+                    finish(*jobs.popleft())
+            while jobs:
+                finish(*jobs.popleft())
+        finally:
+            for _group, job in jobs:
+                job.cancel()
     return out

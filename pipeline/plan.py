@@ -158,5 +158,7 @@ def plan_image(
 def decode_size(info: ImageInfo, plans: list[ImagePlan]) -> tuple[int, int]:
     """The smallest upright decode size that still serves every plan at full quality."""
     top = max((p.scale for p in plans), default=1.0)
-    return (min(info.width, math.ceil(info.width * top) + 1),
-            min(info.height, math.ceil(info.height * top) + 1))
+    # Exact ceiling (less a rounding hair): a 4000 px source for a 2000 px rendition must still
+    # qualify for 1/2 DCT scaling.
+    return (min(info.width, math.ceil(info.width * top - 1e-6)),
+            min(info.height, math.ceil(info.height * top - 1e-6)))

@@ -200,3 +200,16 @@ def test_bad_input_is_refused_with_a_reason(tmp_path: Path, maker, error, words:
     with pytest.raises(error) as caught:
         probe(path, Limits())
     assert words in caught.value.reason
+
+
+def test_avif_is_available_as_a_preset_format(tmp_path: Path) -> None:
+    from pipeline.presets import parse_preset
+    from tests.conftest import PRESETS
+
+    preset = parse_preset({"preset": {"name": "web", "version": 1},
+                           "image": {"renditions": [{"widths": [640], "formats": ["avif"], "effort": 2}]}},
+                          PRESETS, "web.toml")
+    photo((1200, 800)).save(tmp_path / "p.jpg", quality=90)
+    out = render(tmp_path / "p.jpg", [preset], tmp_path / "o")
+    img = load(out[("web", "w640", "avif")])
+    assert (img.format, img.size) == ("AVIF", (640, 427))

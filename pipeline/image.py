@@ -102,7 +102,8 @@ def _frame(ladder: _Ladder, plan: ImagePlan, info: ImageInfo) -> Image.Image:
         if plan.layout == "scale":
             ladder.add(plan.scale, img)
     if plan.caption:
-        img = draw_caption_bar(img, plan.caption, plan.caption_style, plan.font_file)
+        img = draw_caption_bar(img, plan.caption, plan.caption_style, plan.font_file,
+                               plan.text.language)
     if plan.logo and plan.logo_file:
         img = place_logo(img, plan.logo, plan.logo_file)
     return img

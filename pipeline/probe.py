@@ -49,6 +49,14 @@ class ImageInfo:
 _ORIENTATION_TAG = 0x0112
 
 
+def _orientation(img: Image.Image) -> int:
+    """EXIF orientation from the header. PNG keeps EXIF anywhere in the file and Pillow would
+    decode every pixel to look for it after the image data: only a header eXIf chunk counts."""
+    if img.format == "PNG" and "exif" not in img.info:
+        return 1
+    return int(img.getexif().get(_ORIENTATION_TAG, 1) or 1)
+
+
 def _tail_complete(path: Path, fmt: str, size: int) -> bool:
     """Cheap truncation check: JPEG must end in EOI, PNG must hold IEND near its end."""
     marker = {"JPEG": b"\xff\xd9", "PNG": b"IEND"}.get(fmt)
@@ -66,13 +74,15 @@ def probe_image(path: Path, sniffed: Sniffed, limits: Limits) -> ImageInfo:
         raise UnsupportedMedia(
             f"the file is too large ({size / 1e6:.0f} MB; photos up to"
             f" {limits.max_image_bytes / 1e6:.0f} MB are accepted)", code="too-large")
+    # Pillow warns above MAX_IMAGE_PIXELS and refuses above twice that: align it with our cap.
+    Image.MAX_IMAGE_PIXELS = limits.max_image_pixels
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with open_image(path, sniffed.format) as img:
                 stored_w, stored_h = img.size
                 mode = img.mode
-                orientation = int(img.getexif().get(_ORIENTATION_TAG, 1) or 1)
+                orientation = _orientation(img)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise UnsupportedMedia(
             f"the image claims too many pixels (a decompression bomb?); the limit is"

@@ -83,7 +83,8 @@ def _rgba(colour: str, opacity: float = 1.0) -> tuple[int, int, int, int]:
     return (value >> 16, (value >> 8) & 0xFF, value & 0xFF, round(255 * opacity))
 
 
-def draw_caption_bar(img: Image.Image, caption: str, style: CaptionStyle, font_file: str) -> Image.Image:
+def draw_caption_bar(img: Image.Image, caption: str, style: CaptionStyle, font_file: str,
+                     language: str = "vi") -> Image.Image:
     """Return ``img`` with the caption in a bar along the bottom of the title-safe area.
 
     The bar runs the full width and reaches the bottom edge; the text sits inside the
@@ -110,6 +111,6 @@ def draw_caption_bar(img: Image.Image, caption: str, style: CaptionStyle, font_f
     draw.rectangle((0, bar_top, width, height), fill=_rgba(style.bar_colour, style.bar_opacity))
     for index, line in enumerate(lines):
         draw.text((margin_x + pad, text_top + index * line_height), line, font=face,
-                  fill=_rgba(style.text_colour), language="vi")
+                  fill=_rgba(style.text_colour), language=language)
     out = Image.alpha_composite(base, overlay)
     return out if img.mode == "RGBA" else out.convert(img.mode)

@@ -213,3 +213,10 @@ def test_avif_is_available_as_a_preset_format(tmp_path: Path) -> None:
     out = render(tmp_path / "p.jpg", [preset], tmp_path / "o")
     img = load(out[("web", "w640", "avif")])
     assert (img.format, img.size) == ("AVIF", (640, 427))
+
+
+def test_pixel_cap_is_ours_not_pillows(tmp_path: Path) -> None:
+    pixel_bomb_png(tmp_path / "100mp.png", 10000, 10000)        # above Pillow's 89.5 MP warning
+    assert probe(tmp_path / "100mp.png", Limits()).width == 10000  # below our 120 MP cap
+    with pytest.raises(UnsupportedMedia, match="too many pixels"):
+        probe(tmp_path / "100mp.png", Limits(max_image_pixels=50_000_000))

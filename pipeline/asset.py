@@ -10,20 +10,23 @@ from __future__ import annotations
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from pipeline.errors import PipelineError
+from pipeline.avprobe import AVInfo
+from pipeline.errors import PipelineError, UnsupportedMedia
 from pipeline.image import Rendered, render_image
 from pipeline.keys import asset_id, raw_key
 from pipeline.metadata import EmbeddedText
 from pipeline.plan import ImagePlan, plan_image
 from pipeline.presets import Preset
-from pipeline.probe import ImageInfo, Limits, probe
+from pipeline.probe import ImageInfo, Limits, MediaInfo, probe
 from pipeline.storage import IMMUTABLE, Storage, file_sha256
 from pipeline.story import Asset, StoryInfo
+from pipeline.video import RenderedAV, render_video, source_facts
+from pipeline.video_plan import OutputPlan, plan_video
 
 Progress = Callable[[str, int, int], None]
 """Called with (stage, done, total) as the asset moves: probing, rendering, storing, done."""
@@ -59,15 +62,20 @@ def embedded_text(story: StoryInfo, asset: Asset) -> EmbeddedText:
         language=story.language)
 
 
-def _entry(work: AssetWork, sha: str, size: int, info: ImageInfo | None) -> dict[str, Any]:
+def _entry(work: AssetWork, sha: str, size: int, info: MediaInfo | None) -> dict[str, Any]:
     asset = work.asset
     source: dict[str, Any] = {"sha256": sha, "bytes": size}
-    if info is not None:
+    kind = "unknown"
+    if isinstance(info, ImageInfo):
+        kind = "image"
         source.update(key=raw_key(sha), mime=info.mime, width=info.width, height=info.height,
                       orientation=info.orientation)
+    elif isinstance(info, AVInfo):
+        kind = info.kind
+        source.update(key=raw_key(sha), mime=info.mime, **source_facts(info))
     text = embedded_text(work.story, asset)
     return {
-        "id": asset_id(sha), "kind": info.kind if info else "unknown", "order": work.order,
+        "id": asset_id(sha), "kind": kind, "order": work.order,
         "filename": Path(asset.file).name, "source": source, "caption": asset.caption,
         "credit": asset.credit, "copyright": text.copyright, "focus": list(asset.focus),
         "status": "done", "renditions": [],
@@ -85,19 +93,123 @@ def failed_entry(work: AssetWork, code: str, reason: str, retryable: bool = Fals
     return entry
 
 
-def _rendition(plan: ImagePlan, size: int, sha: str, storage: Storage) -> dict[str, Any]:
-    return {
-        "preset": plan.preset, "name": plan.name, "key": plan.key,
-        "url": storage.public_url(plan.key), "mime": plan.mime, "bytes": size, "sha256": sha,
-        "width": plan.width, "height": plan.height, "layout": plan.layout,
+class _Plan(Protocol):
+    @property
+    def key(self) -> str: ...
+    @property
+    def preset(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def mime(self) -> str: ...
+
+
+class _Made(Protocol):
+    @property
+    def plan(self) -> Any: ...
+    @property
+    def path(self) -> Path: ...
+    @property
+    def bytes(self) -> int: ...
+    @property
+    def sha256(self) -> str: ...
+
+
+def _describe(made: _Made, storage: Storage) -> dict[str, Any]:
+    plan = made.plan
+    entry: dict[str, Any] = {
+        "preset": plan.preset, "name": plan.name, "key": plan.key, "url": storage.public_url(plan.key),
+        "mime": plan.mime, "bytes": made.bytes, "sha256": made.sha256,
     }
+    if isinstance(made, Rendered):
+        entry.update(width=made.width, height=made.height, layout=made.plan.layout)
+    elif isinstance(made, RenderedAV):
+        entry.update(made.facts)
+    return entry
 
 
-def _reusable(plan: ImagePlan, work: AssetWork, storage: Storage) -> dict[str, Any] | None:
+def _reusable(plan: _Plan, work: AssetWork, storage: Storage) -> dict[str, Any] | None:
     entry = work.known.get(plan.key)
     if entry is None or not storage.exists(plan.key, entry["sha256"]):
         return None
     return {**entry, "url": storage.public_url(plan.key)}
+
+
+Render = Callable[[list[Any], Path, Callable[[Any], None]], object]
+
+
+def _produce(work: AssetWork, plans: Sequence[_Plan], render: Render, storage: Storage,
+             outcome: AssetOutcome, report: Progress, scratch_root: Path | None) -> list[dict[str, Any]]:
+    """Reuse what is stored and right, render the rest into scratch, store each file as it is
+    finished; return the manifest entries in plan order."""
+    by_key: dict[str, dict[str, Any]] = {}
+    missing = []
+    for plan in plans:
+        reused = _reusable(plan, work, storage)
+        if reused is None:
+            missing.append(plan)
+        else:
+            by_key[plan.key] = reused
+    outcome.reused = len(by_key)
+    if missing:
+        scratch = Path(tempfile.mkdtemp(prefix="storymedia-", dir=scratch_root))
+        try:
+            def store(made: _Made) -> None:
+                plan = made.plan
+                if storage.put_file(plan.key, made.path, sha256=made.sha256, content_type=plan.mime,
+                                    cache_control=IMMUTABLE):
+                    outcome.stored += 1
+                made.path.unlink(missing_ok=True)
+                by_key[plan.key] = _describe(made, storage)
+                outcome.rendered += 1
+
+            render(missing, scratch, store)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+    return [by_key[p.key] for p in plans]
+
+
+def _image_renditions(work: AssetWork, info: ImageInfo, sha: str, storage: Storage,
+                      outcome: AssetOutcome, report: Progress, scratch_root: Path | None
+                      ) -> list[dict[str, Any]]:
+    plans = plan_image(info, sha, list(work.presets), embedded_text(work.story, work.asset),
+                       work.asset.focus, work.asset.branded)
+    labels = [p.label for p in work.presets]
+    plans.sort(key=lambda p: (labels.index(p.preset), -p.width, p.spec.format))
+    total = sum(1 for p in plans if _reusable(p, work, storage) is None)
+    report("rendering", 0, total)
+
+    def render(missing: list[ImagePlan], scratch: Path, store: Callable[[Any], None]) -> None:
+        missing.sort(key=lambda p: p.scale, reverse=True)   # largest first: the cascade
+
+        def stored(made: Rendered) -> None:
+            store(made)
+            report("rendering", outcome.rendered, total)
+
+        render_image(work.path, info, missing, scratch, on_done=stored)
+
+    return _produce(work, plans, render, storage, outcome, report, scratch_root)
+
+
+def _clip_renditions(work: AssetWork, info: AVInfo, sha: str, storage: Storage,
+                     outcome: AssetOutcome, report: Progress, scratch_root: Path | None
+                     ) -> list[dict[str, Any]]:
+    if info.kind != "video":
+        raise UnsupportedMedia("audio files are not supported yet; only photos and video clips are",
+                               code="kind-not-supported")
+    plan = plan_video(info, sha, list(work.presets), embedded_text(work.story, work.asset),
+                      work.asset.lower_third, work.asset.poster_time, work.asset.branded)
+    if not plan.outputs:
+        names = ", ".join(p.name for p in work.presets)
+        raise UnsupportedMedia(f"none of this asset's presets ({names}) makes clip renditions",
+                               code="no-video-preset")
+    report("rendering", 0, 100)
+
+    def render(missing: list[OutputPlan], scratch: Path, store: Callable[[Any], None]) -> None:
+        render_video(work.path, plan.only({m.key for m in missing}), scratch,
+                     on_progress=lambda f: report("rendering", round(f * 100), 100), on_done=store)
+
+    return _produce(work, plan.outputs, render, storage, outcome, report, scratch_root)
 
 
 def process_asset(work: AssetWork, storage: Storage, limits: Limits, scratch_root: Path | None = None,
@@ -108,46 +220,16 @@ def process_asset(work: AssetWork, storage: Storage, limits: Limits, scratch_roo
     report("probing", 0, 1)
     size = work.path.stat().st_size
     sha = file_sha256(work.path)
-    info: ImageInfo | None = None
+    info: MediaInfo | None = None
     outcome = AssetOutcome(entry={})
     try:
         info = probe(work.path, limits)
         entry = _entry(work, sha, size, info)
-        plans = plan_image(info, sha, list(work.presets), embedded_text(work.story, work.asset),
-                           work.asset.focus, work.asset.branded)
-        by_key: dict[str, dict[str, Any]] = {}
-        missing = []
-        for plan in plans:
-            reused = _reusable(plan, work, storage)
-            if reused is None:
-                missing.append(plan)
-            else:
-                by_key[plan.key] = reused
-        outcome.reused = len(by_key)
-        total = len(missing)
-        report("rendering", 0, total)
         if storage.put_file(raw_key(sha), work.path, sha256=sha, content_type=info.mime,
                             cache_control=IMMUTABLE):
             outcome.stored += 1
-        if missing:
-            scratch = Path(tempfile.mkdtemp(prefix="storymedia-", dir=scratch_root))
-            try:
-                def store(rendered: Rendered) -> None:
-                    plan = rendered.plan
-                    if storage.put_file(plan.key, rendered.path, sha256=rendered.sha256,
-                                        content_type=plan.mime, cache_control=IMMUTABLE):
-                        outcome.stored += 1
-                    rendered.path.unlink(missing_ok=True)
-                    by_key[plan.key] = _rendition(plan, rendered.bytes, rendered.sha256, storage)
-                    outcome.rendered += 1
-                    report("rendering", outcome.rendered, total)
-
-                render_image(work.path, info, missing, scratch, on_done=store)
-            finally:
-                shutil.rmtree(scratch, ignore_errors=True)
-        labels = [p.label for p in work.presets]
-        ordered = sorted(plans, key=lambda p: (labels.index(p.preset), -p.width, p.spec.format))
-        entry["renditions"] = [by_key[p.key] for p in ordered]
+        make = _image_renditions if isinstance(info, ImageInfo) else _clip_renditions
+        entry["renditions"] = make(work, info, sha, storage, outcome, report, scratch_root)  # type: ignore[arg-type]
         report("done", 1, 1)
     except PipelineError as exc:
         if exc.retryable:

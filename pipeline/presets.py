@@ -14,7 +14,7 @@ import tomllib
 from collections.abc import Mapping
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -158,6 +158,77 @@ class _ImageGroup(_Frozen):
         return out
 
 
+class Loudness(_Frozen):
+    """EBU R128 loudness target: two-pass ``loudnorm`` (linear) to these values."""
+
+    integrated: float = Field(ge=-36, le=-5)
+    """Integrated loudness in LUFS (-23 for air, -16 for the web)."""
+    true_peak: float = Field(default=-1.0, ge=-9, le=0)
+    """Maximum true peak in dBTP."""
+    lra: float = Field(default=11.0, ge=1, le=20)
+    """Loudness range target in LU."""
+
+
+class Mp4Output(_Frozen):
+    """H.264 + AAC in MP4 (``+faststart``), scaled to fit ``width`` x ``height``."""
+
+    type: Literal["mp4"]
+    name: str
+    width: int = Field(ge=64, le=3840)
+    height: int = Field(ge=64, le=3840)
+    crf: int = Field(default=23, ge=10, le=40)
+    maxrate: int = Field(default=6000, ge=100, le=100_000)
+    """Peak video bitrate cap in kb/s (VBV buffer is twice that)."""
+    x264_preset: Literal["ultrafast", "superfast", "veryfast", "faster", "fast", "medium"] = "veryfast"
+    profile: Literal["main", "high"] = "high"
+    level: str = "4.1"
+    audio_bitrate: int = Field(default=128, ge=32, le=320)
+
+
+class XdcamOutput(_Frozen):
+    """XDCAM HD422 in MXF OP1a: MPEG-2 4:2:2P@HL 50 Mb/s CBR, 1080i50 TFF, PCM 24-bit tracks."""
+
+    type: Literal["xdcam"]
+    name: str
+    bitrate: int = Field(default=50, ge=30, le=50)
+    """Video bitrate in Mb/s."""
+    audio_tracks: Literal[2, 4, 8] = 4
+    """Mono PCM tracks: 1-2 carry the programme stereo, the rest repeat it."""
+    timecode: str = Field(default="10:00:00:00", pattern=r"^\d\d:\d\d:\d\d:\d\d$")
+
+
+class PosterOutput(_Frozen):
+    """One JPEG frame: at the asset's focus time, else at ``at`` of the duration."""
+
+    type: Literal["poster"]
+    name: str = "poster"
+    width: int = Field(default=1280, ge=64, le=3840)
+    at: float = Field(default=0.1, ge=0, le=1)
+    quality: int = Field(default=85, ge=1, le=100)
+
+
+VideoOutput = Annotated[Mp4Output | XdcamOutput | PosterOutput, Field(discriminator="type")]
+
+
+class VideoSpec(_Frozen):
+    """How a preset turns clips into renditions."""
+
+    frame: Literal["fit", "fill"] = "fit"
+    """``fit``: keep the aspect ratio inside each output's box (turned for vertical sources);
+    ``fill``: exactly the output size, a mismatched source pillarboxed over a blurred fill."""
+    frame_rate: Literal["natural", "pal-interlaced"] = "natural"
+    """``natural``: keep the source rate, halving it above ``max_fps``; ``pal-interlaced``:
+    1080i50 top field first (25 and 50 Hz sources keep their motion, 30/60 Hz are converted)."""
+    max_fps: float = Field(default=30, ge=12, le=60)
+    gop_seconds: float = Field(default=2.0, ge=0.5, le=10)
+    loudness: Loudness | None = None
+    lower_third: bool = False
+    """Burn the asset's lower third (name and title) for its time range."""
+    burn_subtitles: bool = False
+    """Burn the asset's subtitles (SRT/VTT) into the picture."""
+    outputs: tuple[VideoOutput, ...] = Field(min_length=1)
+
+
 class Preset(_Frozen):
     """A named, versioned set of rendition specs for one purpose."""
 
@@ -167,6 +238,7 @@ class Preset(_Frozen):
     logo: LogoSpec | None = None
     caption: CaptionStyle = CaptionStyle()
     images: tuple[ImageRenditionSpec, ...] = ()
+    video: VideoSpec | None = None
     root: Path = Field(exclude=True)
     """The presets folder the file came from: logo and font paths are relative to it."""
 
@@ -201,6 +273,7 @@ class _PresetFile(_Frozen):
     logo: dict[str, Any] | None = None
     caption: dict[str, Any] | None = None
     image: dict[str, Any] | None = None
+    video: dict[str, Any] | None = None
 
 
 def parse_preset(data: Mapping[str, Any], root: Path, source: str) -> Preset:
@@ -226,6 +299,7 @@ def parse_preset(data: Mapping[str, Any], root: Path, source: str) -> Preset:
             "logo": doc.logo,
             "caption": doc.caption or {},
             "images": images,
+            "video": doc.video,
             "root": root,
         })
     except ValidationError as exc:
@@ -242,8 +316,14 @@ def parse_preset(data: Mapping[str, Any], root: Path, source: str) -> Preset:
     for field_name, path in (("logo.file", preset.logo_path), ("caption.font", preset.font_path)):
         if path is not None and not path.is_file():
             raise InvalidPreset(f"{source}: {field_name}: {path} does not exist")
-    if not preset.images:
+    if not preset.images and preset.video is None:
         raise InvalidPreset(f"{source}: declares no renditions")
+    if preset.video is not None:
+        names = [o.name for o in preset.video.outputs]
+        for name in names:
+            if not _NAME.fullmatch(name) or names.count(name) > 1:
+                raise InvalidPreset(f"{source}: video.outputs: name {name!r} must be unique, lower-case"
+                                    " letters, digits and '-'")
     return preset
 
 

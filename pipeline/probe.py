@@ -7,11 +7,12 @@ Bad input stops here with a reason a producer understands. Only the header is re
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
+from pipeline.avprobe import AVInfo, AVLimits, probe_av
 from pipeline.decode import open_image
 from pipeline.errors import ProbeError, UnsupportedMedia
 from pipeline.sniff import Sniffed, sniff
@@ -24,6 +25,8 @@ class Limits:
     max_image_bytes: int = 200 * 1024 * 1024
     max_image_pixels: int = 120_000_000
     """120 MP: above any camera a newsroom uses, far below a decompression bomb."""
+    av: AVLimits = field(default_factory=AVLimits)
+    """Caps for clips and audio."""
 
 
 @dataclass(frozen=True)
@@ -107,11 +110,12 @@ def probe_image(path: Path, sniffed: Sniffed, limits: Limits) -> ImageInfo:
                      mode=mode, bytes=size)
 
 
-def probe(path: Path, limits: Limits) -> ImageInfo:
+MediaInfo = ImageInfo | AVInfo
+
+
+def probe(path: Path, limits: Limits) -> MediaInfo:
     """Sniff and probe one asset file. Raises UnsupportedMedia or ProbeError on bad input."""
     sniffed = sniff(path)
-    if sniffed.kind != "image":
-        raise UnsupportedMedia(
-            f"{sniffed.kind} files ({sniffed.format}) are not supported yet; only photos are",
-            code="kind-not-supported")
-    return probe_image(path, sniffed, limits)
+    if sniffed.kind == "image":
+        return probe_image(path, sniffed, limits)
+    return probe_av(path, sniffed, limits.av)

@@ -95,6 +95,8 @@ class Asset(_Strict):
     subtitles: Text | None = None
     branded: bool = False
     """True when the source already carries a logo: no station logo is added."""
+    poster_time: float | None = Field(default=None, ge=0)
+    """Clips: the second the poster frame is taken from (default: 10 % in)."""
 
     @field_validator("focus")
     @classmethod

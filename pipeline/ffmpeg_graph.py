@@ -1,0 +1,204 @@
+"""Turn a :class:`VideoPlan` into ONE ffmpeg command line (pure: builds argv, runs nothing).
+
+This is the only module that uses ffmpeg-python (unmaintained since 2019; kept replaceable
+here). The graph decodes the source once; each preset branch conforms the frame rate and fields
+once; each frame size is built once with its graphics (logo) and smaller sizes of the same
+shape are scaled from it; audio is downmixed to 48 kHz stereo once and normalised per preset.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import ffmpeg as fp
+
+from pipeline.ffmpeg import GLOBAL_ARGS, binary
+from pipeline.loudness import Measured, normalise_args
+from pipeline.presets import LogoSpec
+from pipeline.video_plan import BranchPlan, Frame, OutputPlan, VideoPlan, even
+
+Stream = Any  # ffmpeg-python nodes are untyped
+
+XDCAM_VIDEO: dict[str, object] = {
+    "c:v": "mpeg2video", "profile:v": 0, "level:v": 2, "pix_fmt": "yuv422p",
+    "bufsize": 17825792, "rc_init_occupancy": 17825792, "rc_max_vbv_use": 1, "rc_min_vbv_use": 1,
+    "g": 12, "bf": 2, "sc_threshold": 1000000000, "flags": "+ildct+ilme", "alternate_scan": 1,
+    "intra_vlc": 1, "non_linear_quant": 1, "dc": 10, "qmin": 1, "qmax": 12, "lmin": 118,
+    "seq_disp_ext": 1, "video_format": "component", "color_primaries": "bt709",
+    "color_trc": "bt709", "colorspace": "bt709", "color_range": "tv", "aspect": "16:9",
+}
+"""XDCAM HD422: MPEG-2 4:2:2P@HL (the MXF muxer labels it so only with profile 0 / level 2),
+CBR with the 422P@HL VBV buffer, long GOP N=12 M=3, interlaced DCT and motion."""
+
+
+def _rate(value: Fraction) -> str:
+    return f"{value.numerator}/{value.denominator}"
+
+
+def _split(stream: Stream, count: int, audio: bool = False) -> list[Stream]:
+    if count <= 1:
+        return [stream] * count
+    node = stream.filter_multi_output("asplit" if audio else "split", count)
+    return [node[i] for i in range(count)]
+
+
+def _logo(logo_stream: Stream, spec: LogoSpec, frame: Frame, base: Stream) -> Stream:
+    width = even(frame.width * spec.width)
+    margin_x, margin_y = round(frame.width * spec.margin), round(frame.height * spec.margin)
+    x = str(margin_x) if spec.position.endswith("left") else f"W-w-{margin_x}"
+    y = str(margin_y) if spec.position.startswith("top") else f"H-h-{margin_y}"
+    mark = (logo_stream.filter("scale", width, -1, flags="lanczos").filter("format", "rgba")
+            .filter("colorchannelmixer", aa=spec.opacity))
+    return fp.overlay(base, mark, x=x, y=y, eof_action="repeat", format="auto")
+
+
+def _geometry(stream: Stream, frame: Frame, interlaced: bool) -> Stream:
+    if frame.geometry == "scale":
+        scaled = stream.filter("scale", frame.width, frame.height, flags="lanczos",
+                               interl=1 if interlaced else 0)
+        return scaled.filter("setsar", 1)
+    back, front = _split(stream, 2)
+    small = (even(frame.width / 4), even(frame.height / 4))
+    back = (back.filter("scale", small[0], small[1], force_original_aspect_ratio="increase")
+            .filter("crop", small[0], small[1]).filter("boxblur", 8, 2)
+            .filter("scale", frame.width, frame.height).filter("eq", brightness=-0.08))
+    front = front.filter("scale", frame.inner[0], frame.inner[1], flags="lanczos",
+                         interl=1 if interlaced else 0)
+    return fp.overlay(back, front, x="(W-w)/2", y="(H-h)/2").filter("setsar", 1)
+
+
+def _frames(branch: BranchPlan, stream: Stream, logo: Stream | None, interlaced: bool
+            ) -> dict[OutputPlan, Stream]:
+    """One video stream per output: each distinct frame built once, smaller same-shape frames
+    scaled from the larger one with its graphics already on."""
+    frames = sorted({o.frame for o in branch.outputs}, key=lambda f: -f.width * f.height)
+    parents: dict[Frame, Frame | None] = {}
+    for index, frame in enumerate(frames):
+        parents[frame] = next(
+            (big for big in frames[:index] if big.geometry == frame.geometry == "scale"
+             and abs(big.width / big.height - frame.width / frame.height) < 0.01), None)
+    users = {f: [o for o in branch.outputs if o.frame == f] for f in frames}
+    children = {f: [c for c in frames if parents[c] == f] for f in frames}
+    roots = [f for f in frames if parents[f] is None]
+    root_streams = _split(stream, len(roots))
+    logos = _split(logo, len(roots)) if logo is not None else [None] * len(roots)
+    out: dict[OutputPlan, Stream] = {}
+
+    def build(frame: Frame, source: Stream, mark: Stream | None, root: bool) -> None:
+        if root:
+            made = _geometry(source, frame, interlaced)
+            if mark is not None and branch.logo is not None:
+                made = _logo(mark, branch.logo, frame, made)
+        else:
+            made = source.filter("scale", frame.width, frame.height, flags="lanczos",
+                                 interl=1 if interlaced else 0)
+        copies = _split(made, len(users[frame]) + len(children[frame]))
+        for plan, copy in zip(users[frame], copies, strict=False):
+            out[plan] = copy
+        for child, copy in zip(children[frame], copies[len(users[frame]):], strict=True):
+            build(child, copy, None, root=False)
+
+    for frame, source, mark in zip(roots, root_streams, logos, strict=True):
+        build(frame, source, mark, root=True)
+    return out
+
+
+def _video_for(plan: OutputPlan, branch: BranchPlan, stream: Stream, interlaced_source: bool) -> Stream:
+    spec = plan.spec
+    if spec.type == "poster":
+        return (stream.filter("trim", start=round(plan.poster_time, 3)).filter("setpts", "PTS-STARTPTS")
+                .filter("format", "yuvj420p"))
+    if spec.type == "xdcam":
+        if plan.cadence == "weave":
+            stream = stream.filter("tinterlace", mode="interleave_top")
+        elif plan.cadence == "keep-fields":
+            stream = stream.filter("fieldorder", "tff")
+        return stream.filter("setfield", "tff").filter("format", "yuv422p")
+    if branch.fields == "keep":
+        stream = stream.filter("bwdif", mode="send_frame")
+    if plan.fps != branch.rate:
+        stream = stream.filter("fps", _rate(plan.fps))
+    return stream.filter("setfield", "prog").filter("format", "yuv420p")
+
+
+def _video_args(plan: OutputPlan, gop_seconds: float) -> dict[str, object]:
+    spec = plan.spec
+    if spec.type == "poster":
+        return {"frames:v": 1, "q:v": 3, "f": "image2", "update": 1}
+    if spec.type == "xdcam":
+        rate = f"{spec.bitrate * 1000}k"
+        return {**XDCAM_VIDEO, "b:v": rate, "minrate": rate, "maxrate": rate,
+                "timecode": spec.timecode, "c:a": "pcm_s24le", "ar": 48000, "f": "mxf"}
+    gop = max(1, round(float(plan.fps) * gop_seconds))
+    return {
+        "c:v": "libx264", "preset": spec.x264_preset, "crf": spec.crf, "profile:v": spec.profile,
+        "level:v": spec.level, "maxrate": f"{spec.maxrate}k", "bufsize": f"{spec.maxrate * 2}k",
+        "g": gop, "keyint_min": gop, "sc_threshold": 0, "color_primaries": "bt709",
+        "color_trc": "bt709", "colorspace": "bt709", "c:a": "aac", "b:a": f"{spec.audio_bitrate}k",
+        "ac": 2, "ar": 48000, "movflags": "+faststart", "f": "mp4",
+    }
+
+
+def build_argv(plan: VideoPlan, source: Path, targets: dict[str, Path], measured: Measured | None,
+               gop_seconds: dict[str, float]) -> list[str]:
+    """The ffmpeg command for every output of ``plan``; ``targets`` maps output keys to files."""
+    info = plan.info
+    video = info.video
+    assert video is not None
+    src = fp.input("file:" + str(source), f=info.demuxer, protocol_whitelist="file")
+    branches = [b for b in plan.branches if b.outputs]
+    video_streams = _split(src.video, len(branches))
+    audio_users = [b for b in branches if any(o.has_audio for o in b.outputs)]
+    programme = None
+    if info.audio is not None and audio_users:
+        programme = _split(src.audio.filter("aresample", 48000)
+                           .filter("aformat", sample_rates=48000, channel_layouts="stereo"),
+                           len(audio_users), audio=True)
+    logo_files = sorted({b.logo_file for b in branches if b.logo_file})
+    logo_inputs = {f: fp.input("file:" + f, f="image2", protocol_whitelist="file") for f in logo_files}
+    logo_uses = {f: sum(1 for b in branches if b.logo_file == f) for f in logo_files}
+    logo_streams = {f: iter(_split(logo_inputs[f].video, logo_uses[f])) for f in logo_files}
+
+    outputs = []
+    for index, branch in enumerate(branches):
+        stream = video_streams[index]
+        if branch.deinterlace:
+            stream = stream.filter("bwdif", mode="send_field")
+        stream = stream.filter("fps", _rate(branch.rate))
+        logo = next(logo_streams[branch.logo_file]) if branch.logo_file else None
+        per_output = _frames(branch, stream, logo, interlaced=branch.fields == "keep")
+        audio_outputs = [o for o in branch.outputs if o.has_audio]
+        audio: list[Stream] = []
+        if audio_outputs:
+            if programme is not None:
+                branch_audio = programme[audio_users.index(branch)]
+                if branch.loudness is not None:
+                    norm = normalise_args(branch.loudness, measured)
+                    branch_audio = branch_audio.filter("loudnorm", **norm)
+                branch_audio = branch_audio.filter("aresample", 48000)
+            else:
+                branch_audio = fp.input(f"anullsrc=r=48000:cl=stereo:d={info.duration:.3f}",
+                                        f="lavfi").audio if any(
+                    o.spec.type == "xdcam" for o in audio_outputs) else None
+            if branch_audio is not None:
+                audio = _split(branch_audio, len(audio_outputs), audio=True)
+        audio_for = dict(zip(audio_outputs, audio, strict=False))
+        for plan_out in branch.outputs:
+            streams: list[Stream] = [_video_for(plan_out, branch, per_output[plan_out],
+                                                video.interlaced)]
+            track = audio_for.get(plan_out)
+            if track is not None and plan_out.spec.type == "xdcam":
+                pairs = _split(track, plan_out.spec.audio_tracks // 2, audio=True)
+                for pair in pairs:
+                    mono = pair.filter_multi_output("channelsplit", channel_layout="stereo")
+                    streams += [mono[0], mono[1]]
+            elif track is not None:
+                streams.append(track)
+            args = _video_args(plan_out, gop_seconds[branch.preset])
+            outputs.append(fp.output(*streams, str(targets[plan_out.key]), **args))
+    command = [binary("ffmpeg"), *GLOBAL_ARGS, "-progress", "pipe:1", "-nostats"]
+    compiled: Sequence[str] = fp.merge_outputs(*outputs).compile(cmd=command)
+    return list(compiled)

@@ -1,0 +1,99 @@
+"""EBU R128 loudness: a cheap audio-only measurement before the render, a check after it.
+
+Pass 1 runs ``loudnorm`` in analysis mode over the audio alone (no video decode) on the same
+stereo downmix the render uses; its measurement does not depend on the target, so one pass
+serves every preset. Pass 2 is inside the render graph: ``loudnorm`` with the measured values and
+``linear=true`` (a plain gain when the true-peak ceiling allows it). Afterwards every output is
+measured independently with ``ebur128`` and the figures go into the manifest.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline.errors import RenderError
+from pipeline.ffmpeg import binary, run_capture
+from pipeline.presets import Loudness
+
+STEREO_48K = "aresample=48000,aformat=sample_rates=48000:channel_layouts=stereo"
+"""The programme audio every output is made from: 48 kHz stereo (5.1 is downmixed, mono doubled)."""
+
+
+@dataclass(frozen=True)
+class Measured:
+    """Pass-1 figures of the source programme audio."""
+
+    integrated: float
+    true_peak: float
+    lra: float
+    threshold: float
+
+
+@dataclass(frozen=True)
+class Level:
+    """What an output measures: integrated loudness (LUFS) and true peak (dBTP)."""
+
+    integrated: float
+    true_peak: float
+
+
+def measure_argv(path: Path, demuxer: str) -> list[str]:
+    return [binary("ffmpeg"), "-hide_banner", "-nostdin", "-loglevel", "info",
+            "-protocol_whitelist", "file", "-f", demuxer, "-i", "file:" + str(path),
+            "-map", "0:a:0", "-vn", "-sn", "-dn",
+            "-af", f"{STEREO_48K},loudnorm=print_format=json", "-f", "null", "-"]
+
+
+def parse_loudnorm(stderr: str) -> Measured:
+    """The JSON block ``loudnorm=print_format=json`` prints last."""
+    start, end = stderr.rfind("{"), stderr.rfind("}")
+    try:
+        data = json.loads(stderr[start:end + 1])
+        values = {k: float(data[k]) for k in ("input_i", "input_tp", "input_lra", "input_thresh")}
+    except (ValueError, KeyError) as exc:
+        raise RenderError("the loudness measurement gave no result", code="loudness",
+                          log_tail=stderr[-2000:]) from exc
+    return Measured(values["input_i"], values["input_tp"], values["input_lra"], values["input_thresh"])
+
+
+def measure(path: Path, demuxer: str, timeout: float) -> Measured:
+    return parse_loudnorm(run_capture(measure_argv(path, demuxer), timeout))
+
+
+def normalise_args(target: Loudness, measured: Measured | None) -> dict[str, object]:
+    """Pass-2 ``loudnorm`` options (numbers only, never user text)."""
+    args: dict[str, object] = {"I": target.integrated, "TP": target.true_peak, "LRA": target.lra}
+    if measured is not None and measured.integrated > -70:   # silence: nothing to normalise to
+        args.update(measured_I=measured.integrated, measured_TP=measured.true_peak,
+                    measured_LRA=measured.lra, measured_thresh=measured.threshold, linear="true")
+    return args
+
+
+_SUMMARY_I = re.compile(r"Integrated loudness:\s*I:\s*(-?[\d.]+|-inf)\s*LUFS")
+_SUMMARY_TP = re.compile(r"True peak:\s*Peak:\s*(-?[\d.]+|-inf)\s*dBFS")
+
+
+def level_argv(path: Path, demuxer: str, stream: str = "0:a:0", mono_pair: bool = False) -> list[str]:
+    """``ebur128`` over one output; ``mono_pair`` joins two mono tracks (MXF) into stereo."""
+    argv = [binary("ffmpeg"), "-hide_banner", "-nostdin", "-loglevel", "info",
+            "-protocol_whitelist", "file", "-f", demuxer, "-i", "file:" + str(path)]
+    if mono_pair:
+        graph = "[0:a:0][0:a:1]join=inputs=2:channel_layout=stereo,ebur128=peak=true[out]"
+        return [*argv, "-filter_complex", graph, "-map", "[out]", "-f", "null", "-"]
+    return [*argv, "-map", stream, "-af", "ebur128=peak=true", "-f", "null", "-"]
+
+
+def parse_level(stderr: str) -> Level:
+    summary = stderr[stderr.rfind("Summary:"):]
+    i_match, tp_match = _SUMMARY_I.search(summary), _SUMMARY_TP.search(summary)
+    if not i_match or not tp_match:
+        raise RenderError("the loudness check gave no result", code="loudness",
+                          log_tail=stderr[-2000:])
+    return Level(float(i_match.group(1)), float(tp_match.group(1)))
+
+
+def level(path: Path, demuxer: str, timeout: float, mono_pair: bool = False) -> Level:
+    return parse_level(run_capture(level_argv(path, demuxer, mono_pair=mono_pair), timeout))

@@ -1,0 +1,211 @@
+"""Plan clip renditions: frame rates, field handling, frame geometry, keys. Pure, no ffmpeg.
+
+One plan per asset covers every preset: the renderer turns it into ONE ffmpeg process that
+decodes the source once and writes every output (see :mod:`pipeline.ffmpeg_graph`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+from fractions import Fraction
+from typing import Literal
+
+from pipeline.avprobe import AVInfo
+from pipeline.keys import rendition_key, spec_hash
+from pipeline.metadata import EmbeddedText
+from pipeline.presets import LogoSpec, Loudness, Mp4Output, PosterOutput, Preset, XdcamOutput
+from pipeline.story import LowerThird
+
+STANDARD_RATES = tuple(Fraction(r) for r in ("24000/1001", "24", "25", "30000/1001", "30", "50",
+                                             "60000/1001", "60"))
+PAL_FIELDS = Fraction(50)
+PAL_FRAMES = Fraction(25)
+
+Geometry = Literal["scale", "blur-fill"]
+Cadence = Literal["progressive", "psf", "weave", "keep-fields"]
+"""How interlaced output is made: ``psf`` 25p flagged TFF; ``weave`` 50p -> 50 fields
+(``tinterlace``); ``keep-fields`` the source is already 25i and stays so."""
+
+
+@dataclass(frozen=True)
+class Frame:
+    """The picture an output gets: its size and how the source fills it."""
+
+    width: int
+    height: int
+    geometry: Geometry
+    inner: tuple[int, int]
+    """Size of the whole source picture inside the frame (equals the frame for ``scale``)."""
+
+
+@dataclass(frozen=True)
+class OutputPlan:
+    preset: str
+    name: str
+    spec: Mp4Output | XdcamOutput | PosterOutput
+    frame: Frame
+    fps: Fraction
+    """Frames per second written (25 for 1080i50: two fields a frame)."""
+    cadence: Cadence
+    poster_time: float
+    spec_hash: str
+    key: str
+
+    @property
+    def extension(self) -> str:
+        return {"mp4": "mp4", "xdcam": "mxf", "poster": "jpg"}[self.spec.type]
+
+    @property
+    def mime(self) -> str:
+        return {"mp4": "video/mp4", "xdcam": "application/mxf", "poster": "image/jpeg"}[self.spec.type]
+
+    @property
+    def has_audio(self) -> bool:
+        return self.spec.type != "poster"
+
+
+@dataclass(frozen=True)
+class BranchPlan:
+    """One preset's share of the graph: one conform step, its graphics, its outputs."""
+
+    preset: str
+    rate: Fraction
+    """Progressive frame rate of the branch before any interlacing."""
+    deinterlace: bool
+    fields: Literal["none", "to-tff", "keep"]
+    """What happens to a source's fields in this branch."""
+    loudness: Loudness | None
+    logo: LogoSpec | None
+    logo_file: str | None
+    lower_third: LowerThird | None
+    outputs: tuple[OutputPlan, ...]
+
+
+@dataclass(frozen=True)
+class VideoPlan:
+    info: AVInfo
+    branches: tuple[BranchPlan, ...]
+
+    @property
+    def outputs(self) -> list[OutputPlan]:
+        return [o for b in self.branches for o in b.outputs]
+
+    def only(self, keys: set[str]) -> VideoPlan:
+        """The same plan reduced to the outputs whose keys are given (the rest are stored)."""
+        branches = tuple(replace(b, outputs=tuple(o for o in b.outputs if o.key in keys))
+                         for b in self.branches)
+        return VideoPlan(info=self.info, branches=tuple(b for b in branches if b.outputs))
+
+    @property
+    def loudness_targets(self) -> list[Loudness]:
+        return [b.loudness for b in self.branches if b.loudness is not None]
+
+
+def nearest_rate(rate: Fraction) -> Fraction:
+    """The standard frame rate closest to ``rate`` (VFR phone clips become CFR at it)."""
+    return min(STANDARD_RATES, key=lambda r: abs(float(r) - float(rate)))
+
+
+def natural_rate(info: AVInfo, max_fps: float) -> Fraction:
+    assert info.video is not None
+    video = info.video
+    rate = nearest_rate(video.avg_fps if video.vfr else video.fps)
+    if video.interlaced:
+        rate = nearest_rate(rate)  # fields are not frames: a 25i source is 25 frames/s
+    while float(rate) > max_fps + 0.01:
+        rate = rate / 2
+    return rate
+
+
+def pal_cadence(info: AVInfo) -> tuple[Fraction, Cadence]:
+    """Progressive rate of the branch and how 1080i50 is made from it."""
+    assert info.video is not None
+    video = info.video
+    rate = nearest_rate(video.avg_fps if video.vfr else video.fps)
+    if video.interlaced and rate == PAL_FRAMES:
+        return PAL_FRAMES, "keep-fields"
+    if video.interlaced or float(rate) > 40:
+        return PAL_FIELDS, "weave"   # 50p/60p, or 30i deinterlaced to 60p: true 50 fields
+    return PAL_FRAMES, "psf"          # 24/25/30p: 25 frames, each both fields
+
+
+def even(value: float) -> int:
+    return max(2, round(value / 2) * 2)
+
+
+def plan_frame(info: AVInfo, box: tuple[int, int], mode: Literal["fit", "fill"]) -> Frame:
+    assert info.video is not None
+    sw, sh = info.video.width, info.video.height
+    if mode == "fit":
+        if sh > sw and box[0] > box[1]:
+            box = (box[1], box[0])   # a vertical clip gets a vertical box
+        k = min(box[0] / sw, box[1] / sh, 1.0)
+        size = (even(sw * k), even(sh * k))
+        return Frame(size[0], size[1], "scale", size)
+    width, height = box
+    if abs(sw / sh - width / height) / (width / height) < 0.02:
+        return Frame(width, height, "scale", (width, height))
+    k = min(width / sw, height / sh)
+    return Frame(width, height, "blur-fill", (even(sw * k), even(sh * k)))
+
+
+def plan_video(
+    info: AVInfo,
+    asset_sha256: str,
+    presets: list[Preset],
+    text: EmbeddedText,
+    lower_third: LowerThird | None = None,
+    poster_time: float | None = None,
+    branded: bool = False,
+) -> VideoPlan:
+    """Every clip rendition of one asset, grouped by preset."""
+    assert info.video is not None
+    branches = []
+    for preset in presets:
+        spec = preset.video
+        if spec is None:
+            continue
+        if spec.frame_rate == "pal-interlaced":
+            rate, cadence = pal_cadence(info)
+        else:
+            rate, cadence = natural_rate(info, spec.max_fps), "progressive"
+        keep_fields = cadence == "keep-fields"
+        logo = preset.logo if not branded else None
+        strap = lower_third if spec.lower_third else None
+        outputs = []
+        for out in spec.outputs:
+            if out.type == "xdcam":
+                frame = plan_frame(info, (1920, 1080), "fill")
+                out_fps, out_cadence = PAL_FRAMES, cadence
+            else:
+                box = (out.width, 9999) if out.type == "poster" else (out.width, out.height)
+                frame = plan_frame(info, box, spec.frame)
+                out_fps = PAL_FRAMES if spec.frame_rate == "pal-interlaced" else rate
+                out_cadence = "progressive"
+            at = poster_time if poster_time is not None else info.duration * (
+                out.at if isinstance(out, PosterOutput) else 0.1)
+            at = min(max(at, 0.0), max(info.duration - 0.1, 0.0))
+            material = {
+                "preset": preset.label, "output": out.model_dump(mode="json"),
+                "frame": asdict(frame), "fps": str(out_fps), "cadence": out_cadence,
+                "branch": {"rate": str(rate), "frame": spec.frame, "gop": spec.gop_seconds,
+                           "loudness": spec.loudness.model_dump() if spec.loudness else None},
+                "logo": logo.model_dump(mode="json") if logo else None,
+                "graphics": preset.graphics_hash if logo or strap else None,
+                "lower_third": strap.model_dump() if strap else None,
+                "poster_time": round(at, 3) if out.type == "poster" else None,
+            }
+            digest = spec_hash(material)
+            plan = OutputPlan(preset=preset.label, name=out.name, spec=out, frame=frame,
+                              fps=out_fps, cadence=out_cadence, poster_time=at,
+                              spec_hash=digest, key="")
+            outputs.append(OutputPlan(**{**plan.__dict__, "key": rendition_key(
+                asset_sha256, preset.label, out.name, digest, plan.extension)}))
+        branches.append(BranchPlan(
+            preset=preset.label, rate=rate,
+            deinterlace=info.video.interlaced and not keep_fields,
+            fields="keep" if keep_fields else ("to-tff" if cadence in ("psf", "weave") else "none"),
+            loudness=spec.loudness, logo=logo,
+            logo_file=str(preset.logo_path) if logo and preset.logo_path else None,
+            lower_third=strap, outputs=tuple(outputs)))
+    return VideoPlan(info=info, branches=tuple(branches))

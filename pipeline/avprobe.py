@@ -58,6 +58,8 @@ class VideoStream:
     vfr: bool
     field_order: FieldOrder
     """Frame content: progressive, top field first (``tt``) or bottom field first (``bb``)."""
+    duration: float
+    """Seconds of picture (the programme length: audio is padded or cut to it)."""
 
     @property
     def interlaced(self) -> bool:
@@ -150,7 +152,8 @@ def _field_order(stream: dict[str, Any], path: Path, demuxer: str, limits: AVLim
     return detect_fields(path, demuxer, limits.probe_timeout)
 
 
-def _video(stream: dict[str, Any], path: Path, demuxer: str, limits: AVLimits) -> VideoStream:
+def _video(stream: dict[str, Any], path: Path, demuxer: str, limits: AVLimits,
+           container_duration: float) -> VideoStream:
     codec = stream.get("codec_name", "?")
     if codec not in VIDEO_CODECS:
         raise UnsupportedMedia(f"the video codec {codec!r} is not accepted (accepted: H.264, HEVC,"
@@ -180,7 +183,8 @@ def _video(stream: dict[str, Any], path: Path, demuxer: str, limits: AVLimits) -
                        pix_fmt=str(stream.get("pix_fmt", "")), bit_depth=_bit_depth(stream),
                        width=width, height=height, coded_width=coded_w, coded_height=coded_h,
                        rotation=rotation, sar=sar, fps=fps, avg_fps=avg, vfr=vfr,
-                       field_order=_field_order(stream, path, demuxer, limits))
+                       field_order=_field_order(stream, path, demuxer, limits),
+                       duration=float(stream.get("duration") or 0) or container_duration)
 
 
 def _audio(stream: dict[str, Any]) -> AudioStream:
@@ -196,6 +200,25 @@ def _audio(stream: dict[str, Any]) -> AudioStream:
                        sample_rate=int(stream.get("sample_rate") or 0))
 
 
+def boxes_complete(path: Path) -> bool:
+    """True when the top-level boxes of an MP4/MOV file add up to its size (a cut upload does not)."""
+    size = path.stat().st_size
+    position = 0
+    with path.open("rb") as handle:
+        while position + 8 <= size:
+            handle.seek(position)
+            header = handle.read(16)
+            length = int.from_bytes(header[:4], "big")
+            if length == 1 and len(header) == 16:
+                length = int.from_bytes(header[8:16], "big")
+            elif length == 0:       # "to the end of the file"
+                return True
+            if length < 8:
+                return False
+            position += length
+    return position == size
+
+
 def probe_av(path: Path, sniffed: Sniffed, limits: AVLimits | None = None) -> AVInfo:
     """Describe a clip or an audio file; refuse what we do not accept, with a reason."""
     limits = limits or AVLimits()
@@ -206,6 +229,9 @@ def probe_av(path: Path, sniffed: Sniffed, limits: AVLimits | None = None) -> AV
     demuxer = DEMUXERS.get(sniffed.format)
     if demuxer is None:
         raise UnsupportedMedia(f"{sniffed.format} files are not accepted", code="container")
+    if demuxer == "mov" and not boxes_complete(path):
+        raise ProbeError("the file is truncated (it ends before its last part); upload it again",
+                         code="truncated")
     data = ffprobe_json(path, demuxer, timeout=limits.probe_timeout)
     streams = data.get("streams", [])
     videos = [s for s in streams if s.get("codec_type") == "video"
@@ -220,7 +246,7 @@ def probe_av(path: Path, sniffed: Sniffed, limits: AVLimits | None = None) -> AV
     if duration > limits.max_duration:
         raise UnsupportedMedia(f"the clip is too long ({duration / 60:.0f} min; up to"
                                f" {limits.max_duration / 60:.0f} min is accepted)", code="too-long")
-    video = _video(videos[0], path, demuxer, limits) if videos else None
+    video = _video(videos[0], path, demuxer, limits, duration) if videos else None
     audio = _audio(audios[0]) if audios else None
     kind: Literal["video", "audio"] = "video" if video else "audio"
     mime = sniffed.mime if kind == "video" or sniffed.kind == "audio" else "audio/mp4"

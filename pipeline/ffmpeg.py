@@ -87,44 +87,44 @@ def run_ffmpeg(argv: list[str], *, duration: float, time_limit: float,
     the stderr tail) on failure or when ``time_limit`` seconds pass; the whole process group is
     killed in both cases and on KeyboardInterrupt.
     """
-    process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True, start_new_session=True)
     tail: collections.deque[str] = collections.deque(maxlen=60)
     timed_out = threading.Event()
-
-    def read_stderr() -> None:
-        assert process.stderr is not None
-        for line in process.stderr:
-            tail.append(line)
-
-    def kill() -> None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-
-    def expire() -> None:
-        timed_out.set()
-        kill()
-
-    reader = threading.Thread(target=read_stderr, daemon=True)
-    reader.start()
-    timer = threading.Timer(time_limit, expire)
-    timer.daemon = True
-    timer.start()
     started = time.monotonic()
-    try:
-        assert process.stdout is not None
-        for line in process.stdout:
-            key, _, value = line.strip().partition("=")
-            if key == "out_time_us" and on_progress and duration > 0 and value.lstrip("-").isdigit():
-                on_progress(min(1.0, max(0.0, int(value) / 1e6 / duration)))
-        code = process.wait()
-    except BaseException:
-        kill()
-        process.wait()
-        raise
-    finally:
-        timer.cancel()
-        reader.join(timeout=5)
+    with subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True, start_new_session=True) as process:
+
+        def read_stderr() -> None:
+            assert process.stderr is not None
+            for line in process.stderr:
+                tail.append(line)
+
+        def kill() -> None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+
+        def expire() -> None:
+            timed_out.set()
+            kill()
+
+        reader = threading.Thread(target=read_stderr, daemon=True)
+        reader.start()
+        timer = threading.Timer(time_limit, expire)
+        timer.daemon = True
+        timer.start()
+        try:
+            assert process.stdout is not None
+            for line in process.stdout:
+                key, _, value = line.strip().partition("=")
+                if key == "out_time_us" and on_progress and duration > 0 and value.lstrip("-").isdigit():
+                    on_progress(min(1.0, max(0.0, int(value) / 1e6 / duration)))
+            code = process.wait()
+        except BaseException:
+            kill()
+            process.wait()
+            raise
+        finally:
+            timer.cancel()
+            reader.join(timeout=5)
     log = "".join(tail)
     if timed_out.is_set():
         raise RenderError(f"rendering took longer than the {time_limit:.0f} s limit and was stopped"

@@ -154,8 +154,10 @@ def build_argv(plan: VideoPlan, source: Path, targets: dict[str, Path], measured
     audio_users = [b for b in branches if any(o.has_audio for o in b.outputs)]
     programme = None
     if info.audio is not None and audio_users:
+        length = f"{video.duration:.3f}"
         programme = _split(src.audio.filter("aresample", 48000)
-                           .filter("aformat", sample_rates=48000, channel_layouts="stereo"),
+                           .filter("aformat", sample_rates=48000, channel_layouts="stereo")
+                           .filter("apad", whole_dur=length).filter("atrim", end=length),
                            len(audio_users), audio=True)
     logo_files = sorted({b.logo_file for b in branches if b.logo_file})
     logo_inputs = {f: fp.input("file:" + f, f="image2", protocol_whitelist="file") for f in logo_files}
@@ -180,7 +182,7 @@ def build_argv(plan: VideoPlan, source: Path, targets: dict[str, Path], measured
                     branch_audio = branch_audio.filter("loudnorm", **norm)
                 branch_audio = branch_audio.filter("aresample", 48000)
             else:
-                branch_audio = fp.input(f"anullsrc=r=48000:cl=stereo:d={info.duration:.3f}",
+                branch_audio = fp.input(f"anullsrc=r=48000:cl=stereo:d={video.duration:.3f}",
                                         f="lavfi").audio if any(
                     o.spec.type == "xdcam" for o in audio_outputs) else None
             if branch_audio is not None:

@@ -86,13 +86,17 @@ def level_argv(path: Path, demuxer: str, stream: str = "0:a:0", mono_pair: bool 
     return [*argv, "-map", stream, "-af", "ebur128=peak=true", "-f", "null", "-"]
 
 
+def _number(text: str) -> float:
+    return float("-inf") if text == "-inf" else float(text)
+
+
 def parse_level(stderr: str) -> Level:
     summary = stderr[stderr.rfind("Summary:"):]
     i_match, tp_match = _SUMMARY_I.search(summary), _SUMMARY_TP.search(summary)
     if not i_match or not tp_match:
         raise RenderError("the loudness check gave no result", code="loudness",
                           log_tail=stderr[-2000:])
-    return Level(float(i_match.group(1)), float(tp_match.group(1)))
+    return Level(_number(i_match.group(1)), _number(tp_match.group(1)))
 
 
 def level(path: Path, demuxer: str, timeout: float, mono_pair: bool = False) -> Level:

@@ -6,6 +6,7 @@ Each output is read back independently: ffprobe for streams, sizes, rates and fi
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
@@ -67,8 +68,18 @@ def _facts(plan: OutputPlan, path: Path, timeout: float) -> dict[str, Any]:
                           "sample_rate": int(audios[0].get("sample_rate") or 0)}
         level = loudness.level(path, _DEMUXER[plan.spec.type], timeout,
                                mono_pair=plan.spec.type == "xdcam")
-        facts["loudness"] = {"integrated": level.integrated, "true_peak": level.true_peak}
+        if math.isfinite(level.integrated) and level.integrated > -70:   # silence has no loudness
+            facts["loudness"] = {"integrated": level.integrated, "true_peak": level.true_peak}
     return facts
+
+
+def _check_duration(rendered: RenderedAV, info: AVInfo, argv: list[str]) -> None:
+    """A source that ends early (truncated data) makes short outputs: refuse them."""
+    duration = rendered.facts.get("duration")
+    if duration is not None and duration < info.duration * 0.9 - 0.5:
+        raise RenderError(f"the source stops after {duration:.1f} s of its {info.duration:.1f} s:"
+                          " the file is truncated or damaged; upload it again", code="truncated",
+                          command=argv)
 
 
 def render_video(source: Path, plan: VideoPlan, scratch: Path,
@@ -95,6 +106,7 @@ def render_video(source: Path, plan: VideoPlan, scratch: Path,
                               command=argv)
         rendered = RenderedAV(plan=out, path=path, bytes=path.stat().st_size,
                               sha256=file_sha256(path), facts=_facts(out, path, limit / 4))
+        _check_duration(rendered, info, argv)
         done.append(rendered)
         if on_done is not None:
             on_done(rendered)

@@ -65,7 +65,12 @@ BAD = [
     ({"logo": {"width": 0.9}}, "logo.width: Input should be less than or equal to 0.5"),
     ({"logo": {"file": "station/missing.png"}}, "logo.file:"),
     ({"caption": {"text_colour": "white"}}, "caption.text_colour: must be a colour like #1A2B3C"),
-    ({"video": {}}, "video: unknown field"),
+    ({"video": {}}, "video.outputs: is required"),
+    ({"video": {"outputs": [{"type": "gif", "name": "x"}]}}, "video.outputs[0]"),
+    ({"video": {"frame_rate": "ntsc", "outputs": [{"type": "poster"}]}}, "video.frame_rate: Input should be 'natural' or 'pal-interlaced'"),
+    ({"video": {"loudness": {"integrated": 3}, "outputs": [{"type": "poster"}]}}, "video.loudness.integrated"),
+    ({"video": {"outputs": [{"type": "poster"}, {"type": "poster"}]}}, "name 'poster' must be unique"),
+    ({"audio": {}}, "audio: unknown field"),
 ]
 
 

@@ -132,6 +132,8 @@ def _reusable(plan: _Plan, work: AssetWork, storage: Storage) -> dict[str, Any] 
     entry = work.known.get(plan.key)
     if entry is None or not storage.exists(plan.key, entry["sha256"]):
         return None
+    if not all(storage.exists(s["key"], s["sha256"]) for s in entry.get("segments", [])):
+        return None
     return {**entry, "url": storage.public_url(plan.key)}
 
 
@@ -156,6 +158,10 @@ def _produce(work: AssetWork, plans: Sequence[_Plan], render: Render, storage: S
         try:
             def store(made: _Made) -> None:
                 plan = made.plan
+                for key, path, mime in getattr(made, "extras", ()):   # before what points to them
+                    if storage.put_file(key, path, sha256=file_sha256(path), content_type=mime,
+                                        cache_control=IMMUTABLE):
+                        outcome.stored += 1
                 if storage.put_file(plan.key, made.path, sha256=made.sha256, content_type=plan.mime,
                                     cache_control=IMMUTABLE):
                     outcome.stored += 1

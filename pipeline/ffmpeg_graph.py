@@ -70,22 +70,42 @@ def _geometry(stream: Stream, frame: Frame, interlaced: bool) -> Stream:
     return fp.overlay(back, front, x="(W-w)/2", y="(H-h)/2").filter("setsar", 1)
 
 
+Consumer = tuple[OutputPlan, str | None]
+"""Who takes a picture from a branch: an output, or one rung (by name) of an HLS output."""
+
+
+def rung_target(plan: OutputPlan, rung: str) -> str:
+    """The ``targets`` key of one HLS rung's fragmented MP4."""
+    return f"{plan.key}#{rung}"
+
+
+def consumers(branch: BranchPlan) -> list[tuple[Consumer, Frame]]:
+    out: list[tuple[Consumer, Frame]] = []
+    for plan in branch.outputs:
+        if plan.rungs:
+            out += [((plan, rung.name), rung.frame) for rung in plan.rungs]
+        elif plan.encoded:
+            out.append(((plan, None), plan.frame))
+    return out
+
+
 def _frames(branch: BranchPlan, stream: Stream, logo: Stream | None, interlaced: bool
-            ) -> dict[OutputPlan, Stream]:
-    """One video stream per output: each distinct frame built once, smaller same-shape frames
+            ) -> dict[Consumer, Stream]:
+    """One video stream per consumer: each distinct frame built once, smaller same-shape frames
     scaled from the larger one with its graphics already on."""
-    frames = sorted({o.frame for o in branch.outputs}, key=lambda f: -f.width * f.height)
+    wanted = consumers(branch)
+    frames = sorted({frame for _c, frame in wanted}, key=lambda f: -f.width * f.height)
     parents: dict[Frame, Frame | None] = {}
     for index, frame in enumerate(frames):
         parents[frame] = next(
             (big for big in frames[:index] if big.geometry == frame.geometry == "scale"
              and abs(big.width / big.height - frame.width / frame.height) < 0.01), None)
-    users = {f: [o for o in branch.outputs if o.frame == f] for f in frames}
+    users = {f: [c for c, frame in wanted if frame == f] for f in frames}
     children = {f: [c for c in frames if parents[c] == f] for f in frames}
     roots = [f for f in frames if parents[f] is None]
     root_streams = _split(stream, len(roots))
     logos = _split(logo, len(roots)) if logo is not None else [None] * len(roots)
-    out: dict[OutputPlan, Stream] = {}
+    out: dict[Consumer, Stream] = {}
 
     def build(frame: Frame, source: Stream, mark: Stream | None, root: bool) -> None:
         if root:
@@ -96,8 +116,8 @@ def _frames(branch: BranchPlan, stream: Stream, logo: Stream | None, interlaced:
             made = source.filter("scale", frame.width, frame.height, flags="lanczos",
                                  interl=1 if interlaced else 0)
         copies = _split(made, len(users[frame]) + len(children[frame]))
-        for plan, copy in zip(users[frame], copies, strict=False):
-            out[plan] = copy
+        for consumer, copy in zip(users[frame], copies, strict=False):
+            out[consumer] = copy
         for child, copy in zip(children[frame], copies[len(users[frame]):], strict=True):
             build(child, copy, None, root=False)
 
@@ -124,7 +144,33 @@ def _video_for(plan: OutputPlan, branch: BranchPlan, stream: Stream, interlaced_
     return stream.filter("setfield", "prog").filter("format", "yuv420p")
 
 
-def _video_args(plan: OutputPlan, gop_seconds: float) -> dict[str, object]:
+def _x264(fps: Fraction, gop_seconds: float, preset: str, profile: str,
+          level: str) -> dict[str, object]:
+    gop = max(1, round(float(fps) * gop_seconds))
+    return {"c:v": "libx264", "preset": preset, "profile:v": profile, "level:v": level,
+            "g": gop, "keyint_min": gop, "sc_threshold": 0, "color_primaries": "bt709",
+            "color_trc": "bt709", "colorspace": "bt709"}
+
+
+def _aac(bitrate: int) -> dict[str, object]:
+    return {"c:a": "aac", "b:a": f"{bitrate}k", "ac": 2, "ar": 48000}
+
+
+def _level(frame: Frame, fps: Fraction) -> str:
+    pixels = frame.width * frame.height * float(fps)
+    return "3.1" if pixels <= 1280 * 720 * 30 else ("4.1" if pixels <= 1920 * 1088 * 30 else "4.2")
+
+
+CLEAN = {"map_metadata": -1, "map_chapters": -1}
+"""Outputs inherit nothing from the source's metadata: no GPS ``location`` tag from a phone, no
+device names, no timecode track that was not asked for."""
+
+
+def _video_args(plan: OutputPlan, gop_seconds: float, rung: str | None) -> dict[str, object]:
+    return {**CLEAN, **_codec_args(plan, gop_seconds, rung)}
+
+
+def _codec_args(plan: OutputPlan, gop_seconds: float, rung: str | None) -> dict[str, object]:
     spec = plan.spec
     if spec.type == "poster":
         return {"frames:v": 1, "q:v": 3, "f": "image2", "update": 1}
@@ -132,18 +178,21 @@ def _video_args(plan: OutputPlan, gop_seconds: float) -> dict[str, object]:
         rate = f"{spec.bitrate * 1000}k"
         return {**XDCAM_VIDEO, "b:v": rate, "minrate": rate, "maxrate": rate,
                 "timecode": spec.timecode, "c:a": "pcm_s24le", "ar": 48000, "f": "mxf"}
-    gop = max(1, round(float(plan.fps) * gop_seconds))
-    return {
-        "c:v": "libx264", "preset": spec.x264_preset, "crf": spec.crf, "profile:v": spec.profile,
-        "level:v": spec.level, "maxrate": f"{spec.maxrate}k", "bufsize": f"{spec.maxrate * 2}k",
-        "g": gop, "keyint_min": gop, "sc_threshold": 0, "color_primaries": "bt709",
-        "color_trc": "bt709", "colorspace": "bt709", "c:a": "aac", "b:a": f"{spec.audio_bitrate}k",
-        "ac": 2, "ar": 48000, "movflags": "+faststart", "f": "mp4",
-    }
+    if spec.type == "hls":
+        step = next(r for r in plan.rungs if r.name == rung)
+        level = _level(step.frame, plan.fps)
+        return {**_x264(plan.fps, gop_seconds, spec.x264_preset, "high", level),
+                "b:v": f"{step.bitrate}k", "maxrate": f"{step.maxrate}k",
+                "bufsize": f"{step.maxrate * 2}k", **_aac(spec.audio_bitrate),
+                "movflags": "+frag_keyframe+empty_moov+default_base_moof+negative_cts_offsets",
+                "f": "mp4"}
+    return {**_x264(plan.fps, gop_seconds, spec.x264_preset, spec.profile, spec.level),
+            "crf": spec.crf, "maxrate": f"{spec.maxrate}k", "bufsize": f"{spec.maxrate * 2}k",
+            **_aac(spec.audio_bitrate), "movflags": "+faststart", "f": "mp4"}
 
 
-def build_argv(plan: VideoPlan, source: Path, targets: dict[str, Path], measured: Measured | None,
-               gop_seconds: dict[str, float]) -> list[str]:
+def build_argv(plan: VideoPlan, source: Path, targets: dict[str, Path],
+               measured: Measured | None) -> list[str]:
     """The ffmpeg command for every output of ``plan``; ``targets`` maps output keys to files."""
     info = plan.info
     video = info.video
@@ -171,10 +220,10 @@ def build_argv(plan: VideoPlan, source: Path, targets: dict[str, Path], measured
             stream = stream.filter("bwdif", mode="send_field")
         stream = stream.filter("fps", _rate(branch.rate))
         logo = next(logo_streams[branch.logo_file]) if branch.logo_file else None
-        per_output = _frames(branch, stream, logo, interlaced=branch.fields == "keep")
-        audio_outputs = [o for o in branch.outputs if o.has_audio]
+        pictures = _frames(branch, stream, logo, interlaced=branch.fields == "keep")
+        takers = [c for c, _frame in consumers(branch) if c[0].has_audio]
         audio: list[Stream] = []
-        if audio_outputs:
+        if takers:
             if programme is not None:
                 branch_audio = programme[audio_users.index(branch)]
                 if branch.loudness is not None:
@@ -184,14 +233,14 @@ def build_argv(plan: VideoPlan, source: Path, targets: dict[str, Path], measured
             else:
                 branch_audio = fp.input(f"anullsrc=r=48000:cl=stereo:d={video.duration:.3f}",
                                         f="lavfi").audio if any(
-                    o.spec.type == "xdcam" for o in audio_outputs) else None
+                    c[0].spec.type == "xdcam" for c in takers) else None
             if branch_audio is not None:
-                audio = _split(branch_audio, len(audio_outputs), audio=True)
-        audio_for = dict(zip(audio_outputs, audio, strict=False))
-        for plan_out in branch.outputs:
-            streams: list[Stream] = [_video_for(plan_out, branch, per_output[plan_out],
-                                                video.interlaced)]
-            track = audio_for.get(plan_out)
+                audio = _split(branch_audio, len(takers), audio=True)
+        audio_for = dict(zip(takers, audio, strict=False))
+        for consumer, picture in pictures.items():
+            plan_out, rung = consumer
+            streams: list[Stream] = [_video_for(plan_out, branch, picture, video.interlaced)]
+            track = audio_for.get(consumer)
             if track is not None and plan_out.spec.type == "xdcam":
                 pairs = _split(track, plan_out.spec.audio_tracks // 2, audio=True)
                 for pair in pairs:
@@ -199,8 +248,9 @@ def build_argv(plan: VideoPlan, source: Path, targets: dict[str, Path], measured
                     streams += [mono[0], mono[1]]
             elif track is not None:
                 streams.append(track)
-            args = _video_args(plan_out, gop_seconds[branch.preset])
-            outputs.append(fp.output(*streams, str(targets[plan_out.key]), **args))
+            args = _video_args(plan_out, branch.gop_seconds, rung)
+            target = targets[rung_target(plan_out, rung) if rung else plan_out.key]
+            outputs.append(fp.output(*streams, str(target), **args))
     command = [binary("ffmpeg"), *GLOBAL_ARGS, "-progress", "pipe:1", "-nostats"]
     compiled: Sequence[str] = fp.merge_outputs(*outputs).compile(cmd=command)
     return list(compiled)

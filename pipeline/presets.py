@@ -183,6 +183,36 @@ class Mp4Output(_Frozen):
     profile: Literal["main", "high"] = "high"
     level: str = "4.1"
     audio_bitrate: int = Field(default=128, ge=32, le=320)
+    from_rung: str | None = None
+    """Name of an HLS rung of the same preset to remux into this MP4 instead of encoding again
+    (one encode serves both; ``crf``/``maxrate`` then come from the rung)."""
+
+
+class HlsRung(_Frozen):
+    """One rung of an HLS ladder: a box to fit, an average and a peak bitrate (kb/s)."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,15}$")
+    width: int = Field(ge=64, le=3840)
+    height: int = Field(ge=64, le=3840)
+    bitrate: int = Field(ge=100, le=50_000)
+    maxrate: int = Field(ge=100, le=60_000)
+
+    @model_validator(mode="after")
+    def _peak(self) -> HlsRung:
+        if self.maxrate < self.bitrate:
+            raise ValueError("maxrate must be at least bitrate")
+        return self
+
+
+class HlsOutput(_Frozen):
+    """An HLS ladder in fMP4 (CMAF): aligned GOPs, media and I-frame playlists, a master."""
+
+    type: Literal["hls"]
+    name: str = "hls"
+    rungs: tuple[HlsRung, ...] = Field(min_length=1)
+    segment_seconds: float = Field(default=6.0, ge=1, le=12)
+    x264_preset: Literal["ultrafast", "superfast", "veryfast", "faster", "fast", "medium"] = "veryfast"
+    audio_bitrate: int = Field(default=128, ge=32, le=320)
 
 
 class XdcamOutput(_Frozen):
@@ -207,7 +237,7 @@ class PosterOutput(_Frozen):
     quality: int = Field(default=85, ge=1, le=100)
 
 
-VideoOutput = Annotated[Mp4Output | XdcamOutput | PosterOutput, Field(discriminator="type")]
+VideoOutput = Annotated[Mp4Output | HlsOutput | XdcamOutput | PosterOutput, Field(discriminator="type")]
 
 
 class VideoSpec(_Frozen):
@@ -227,6 +257,21 @@ class VideoSpec(_Frozen):
     burn_subtitles: bool = False
     """Burn the asset's subtitles (SRT/VTT) into the picture."""
     outputs: tuple[VideoOutput, ...] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _rungs_exist(self) -> VideoSpec:
+        rungs = {r.name for o in self.outputs if isinstance(o, HlsOutput) for r in o.rungs}
+        for out in self.outputs:
+            if isinstance(out, Mp4Output) and out.from_rung and out.from_rung not in rungs:
+                raise ValueError(f"output {out.name}: from_rung {out.from_rung!r} is not a rung of"
+                                 " this preset's HLS ladder")
+        if sum(isinstance(o, HlsOutput) for o in self.outputs) > 1:
+            raise ValueError("one HLS ladder per preset")
+        for out in self.outputs:
+            if isinstance(out, HlsOutput) and abs(out.segment_seconds / self.gop_seconds
+                                                  - round(out.segment_seconds / self.gop_seconds)) > 1e-6:
+                raise ValueError("HLS segment_seconds must be a whole number of GOPs (gop_seconds)")
+        return self
 
 
 class Preset(_Frozen):

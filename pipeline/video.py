@@ -13,11 +13,12 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from pipeline import loudness
+from pipeline import hls, loudness
 from pipeline.avprobe import AVInfo
 from pipeline.errors import RenderError
-from pipeline.ffmpeg import ffprobe_json, run_ffmpeg
-from pipeline.ffmpeg_graph import build_argv
+from pipeline.ffmpeg import GLOBAL_ARGS, binary, ffprobe_json, run_capture, run_ffmpeg
+from pipeline.ffmpeg_graph import build_argv, rung_target
+from pipeline.presets import HlsOutput
 from pipeline.storage import file_sha256
 from pipeline.video_plan import OutputPlan, VideoPlan
 
@@ -32,6 +33,8 @@ class RenderedAV:
     sha256: str
     facts: dict[str, Any]
     """Measured: duration, bitrate, video and audio stream facts, loudness."""
+    extras: tuple[tuple[str, Path, str], ...] = ()
+    """Objects stored before the main file (HLS segments and playlists): key, file, type."""
 
 
 def time_limit(info: AVInfo) -> float:
@@ -82,6 +85,41 @@ def _check_duration(rendered: RenderedAV, info: AVInfo, argv: list[str]) -> None
                           command=argv)
 
 
+def _remux(rung_file: Path, target: Path, timeout: float) -> None:
+    """An HLS rung's fragmented MP4 as a progressive MP4 with the index up front: no re-encode."""
+    run_capture([binary("ffmpeg"), *GLOBAL_ARGS, "-protocol_whitelist", "file", "-f", "mov",
+                 "-i", "file:" + str(rung_file), "-map", "0:v", "-map", "0:a?", "-c", "copy",
+                 "-map_metadata", "-1", "-movflags", "+faststart",
+                 "-f", "mp4", "file:" + str(target)], timeout)
+
+
+def _package(out: OutputPlan, files: dict[str, Path], folder: Path, gop_seconds: float,
+             timeout: float) -> tuple[Path, dict[str, Any], tuple[tuple[str, Path, str], ...]]:
+    """Cut the ladder into segments and playlists; return the master, its facts, the rest."""
+    assert isinstance(out.spec, HlsOutput)
+    rungs = [hls.read_rung(r.name, files[r.name], r.frame.width, r.frame.height, float(out.fps))
+             for r in out.rungs]
+    written = hls.package(rungs, folder, max(1, round(out.spec.segment_seconds / gop_seconds)))
+    prefix = out.key.rsplit("/", 1)[0] + "/"
+    extras = tuple((prefix + w.name, w.path, w.mime) for w in written if w.name != "master.m3u8")
+    master = next(w.path for w in written if w.name == "master.m3u8")
+    top = out.rungs[0]
+    level = (loudness.level(files[top.name], "mov", timeout) if "mp4a" in rungs[0].codecs
+             else None)
+    facts: dict[str, Any] = {
+        "width": top.frame.width, "height": top.frame.height,
+        "duration": round(sum(f.duration for f in rungs[0].fragments), 3),
+        "variants": [{"name": r.name, "width": r.width, "height": r.height, "codecs": r.codecs,
+                      "playlist": f"{prefix}{r.name}/index.m3u8",
+                      "iframe_playlist": f"{prefix}{r.name}/iframes.m3u8"} for r in rungs],
+        "segments": [{"key": key, "bytes": path.stat().st_size, "sha256": file_sha256(path)}
+                     for key, path, mime in extras if not mime.endswith("mpegurl")],
+    }
+    if level is not None and math.isfinite(level.integrated) and level.integrated > -70:
+        facts["loudness"] = {"integrated": level.integrated, "true_peak": level.true_peak}
+    return master, facts, extras
+
+
 def render_video(source: Path, plan: VideoPlan, scratch: Path,
                  on_progress: Callable[[float], None] | None = None,
                  on_done: Callable[[RenderedAV], None] | None = None) -> list[RenderedAV]:
@@ -94,18 +132,33 @@ def render_video(source: Path, plan: VideoPlan, scratch: Path,
     measured = None
     if info.audio is not None and plan.loudness_targets:
         measured = loudness.measure(source, info.demuxer, timeout=limit / 4)
-    targets = {o.key: scratch / f"{o.spec_hash[:24]}.{o.extension}" for o in outputs}
-    gops = {b.preset: 2.0 for b in plan.branches}
-    argv = build_argv(plan, source, targets, measured, gops)
+    targets: dict[str, Path] = {}
+    for out in outputs:
+        targets[out.key] = scratch / f"{out.spec_hash[:24]}.{out.extension}"
+        for rung in out.rungs:
+            targets[rung_target(out, rung.name)] = scratch / f"{out.spec_hash[:24]}-{rung.name}.mp4"
+    gops = {b.preset: b.gop_seconds for b in plan.branches}
+    argv = build_argv(plan, source, targets, measured)
     run_ffmpeg(argv, duration=info.duration, time_limit=limit, on_progress=on_progress)
+    ladders = {o.name: o for o in outputs if o.rungs}
     done = []
     for out in outputs:
         path = targets[out.key]
-        if not path.is_file() or path.stat().st_size == 0:
-            raise RenderError(f"{out.preset} {out.name}: ffmpeg wrote nothing", code="render-check",
-                              command=argv)
+        extras: tuple[tuple[str, Path, str], ...] = ()
+        if out.rungs:
+            files = {r.name: targets[rung_target(out, r.name)] for r in out.rungs}
+            path, facts, extras = _package(out, files, scratch / f"{out.spec_hash[:24]}-hls",
+                                           gops[out.preset], limit / 4)
+        else:
+            if out.from_rung:
+                ladder = next(o for o in ladders.values() if o.preset == out.preset)
+                _remux(targets[rung_target(ladder, out.from_rung)], path, limit / 4)
+            if not path.is_file() or path.stat().st_size == 0:
+                raise RenderError(f"{out.preset} {out.name}: ffmpeg wrote nothing",
+                                  code="render-check", command=argv)
+            facts = _facts(out, path, limit / 4)
         rendered = RenderedAV(plan=out, path=path, bytes=path.stat().st_size,
-                              sha256=file_sha256(path), facts=_facts(out, path, limit / 4))
+                              sha256=file_sha256(path), facts=facts, extras=extras)
         _check_duration(rendered, info, argv)
         done.append(rendered)
         if on_done is not None:

@@ -13,7 +13,16 @@ from typing import Literal
 from pipeline.avprobe import AVInfo
 from pipeline.keys import rendition_key, spec_hash
 from pipeline.metadata import EmbeddedText
-from pipeline.presets import LogoSpec, Loudness, Mp4Output, PosterOutput, Preset, XdcamOutput
+from pipeline.presets import (
+    HlsOutput,
+    HlsRung,
+    LogoSpec,
+    Loudness,
+    Mp4Output,
+    PosterOutput,
+    Preset,
+    XdcamOutput,
+)
 from pipeline.story import LowerThird
 
 STANDARD_RATES = tuple(Fraction(r) for r in ("24000/1001", "24", "25", "30000/1001", "30", "50",
@@ -39,10 +48,20 @@ class Frame:
 
 
 @dataclass(frozen=True)
+class RungPlan:
+    """One HLS rung: its picture and bitrates (kb/s)."""
+
+    name: str
+    frame: Frame
+    bitrate: int
+    maxrate: int
+
+
+@dataclass(frozen=True)
 class OutputPlan:
     preset: str
     name: str
-    spec: Mp4Output | XdcamOutput | PosterOutput
+    spec: Mp4Output | HlsOutput | XdcamOutput | PosterOutput
     frame: Frame
     fps: Fraction
     """Frames per second written (25 for 1080i50: two fields a frame)."""
@@ -50,18 +69,28 @@ class OutputPlan:
     poster_time: float
     spec_hash: str
     key: str
+    rungs: tuple[RungPlan, ...] = ()
+    """HLS only: the ladder, largest first, never upscaled, no two rungs alike."""
+    from_rung: str | None = None
+    """MP4 only: remuxed from this HLS rung instead of encoded."""
 
     @property
     def extension(self) -> str:
-        return {"mp4": "mp4", "xdcam": "mxf", "poster": "jpg"}[self.spec.type]
+        return {"mp4": "mp4", "hls": "m3u8", "xdcam": "mxf", "poster": "jpg"}[self.spec.type]
 
     @property
     def mime(self) -> str:
-        return {"mp4": "video/mp4", "xdcam": "application/mxf", "poster": "image/jpeg"}[self.spec.type]
+        return {"mp4": "video/mp4", "hls": "application/vnd.apple.mpegurl",
+                "xdcam": "application/mxf", "poster": "image/jpeg"}[self.spec.type]
 
     @property
     def has_audio(self) -> bool:
         return self.spec.type != "poster"
+
+    @property
+    def encoded(self) -> bool:
+        """False for an MP4 remuxed from an HLS rung (it has no branch of its own in the graph)."""
+        return self.from_rung is None
 
 
 @dataclass(frozen=True)
@@ -79,6 +108,7 @@ class BranchPlan:
     logo_file: str | None
     lower_third: LowerThird | None
     outputs: tuple[OutputPlan, ...]
+    gop_seconds: float = 2.0
 
 
 @dataclass(frozen=True)
@@ -91,8 +121,13 @@ class VideoPlan:
         return [o for b in self.branches for o in b.outputs]
 
     def only(self, keys: set[str]) -> VideoPlan:
-        """The same plan reduced to the outputs whose keys are given (the rest are stored)."""
-        branches = tuple(replace(b, outputs=tuple(o for o in b.outputs if o.key in keys))
+        """The same plan reduced to the outputs whose keys are given (the rest are stored).
+        An MP4 remuxed from an HLS rung brings its ladder along."""
+        wanted = set(keys)
+        for plan in self.outputs:
+            if plan.key in keys and plan.from_rung:
+                wanted |= {o.key for o in self.outputs if o.rungs and o.preset == plan.preset}
+        branches = tuple(replace(b, outputs=tuple(o for o in b.outputs if o.key in wanted))
                          for b in self.branches)
         return VideoPlan(info=self.info, branches=tuple(b for b in branches if b.outputs))
 
@@ -149,6 +184,22 @@ def plan_frame(info: AVInfo, box: tuple[int, int], mode: Literal["fit", "fill"])
     return Frame(width, height, "blur-fill", (even(sw * k), even(sh * k)))
 
 
+def plan_rungs(info: AVInfo, spec: HlsOutput, mode: Literal["fit", "fill"]
+               ) -> tuple[tuple[RungPlan, ...], dict[str, str]]:
+    """The ladder for this source, and which kept rung stands for each declared one.
+
+    Rungs that would need upscaling collapse onto the same picture; of those the smallest
+    declared rung is kept (a 720p source keeps the "720p" rung with its bitrates, not a
+    "1080p" rung that is really 720p)."""
+    groups: dict[Frame, list[HlsRung]] = {}
+    for rung in spec.rungs:
+        groups.setdefault(plan_frame(info, (rung.width, rung.height), mode), []).append(rung)
+    kept = tuple(RungPlan(same[-1].name, frame, same[-1].bitrate, same[-1].maxrate)
+                 for frame, same in groups.items())
+    alias = {rung.name: same[-1].name for same in groups.values() for rung in same}
+    return kept, alias
+
+
 def plan_video(
     info: AVInfo,
     asset_sha256: str,
@@ -173,8 +224,20 @@ def plan_video(
         logo = preset.logo if not branded else None
         strap = lower_third if spec.lower_third else None
         outputs = []
+        ladder = next((o for o in spec.outputs if isinstance(o, HlsOutput)), None)
+        rungs, alias = plan_rungs(info, ladder, spec.frame) if ladder else ((), {})
         for out in spec.outputs:
-            if out.type == "xdcam":
+            extra: dict[str, object] = {}
+            out_cadence: Cadence
+            if isinstance(out, HlsOutput):
+                frame = rungs[0].frame
+                out_fps, out_cadence = rate, "progressive"
+                extra["rungs"] = rungs
+            elif isinstance(out, Mp4Output) and out.from_rung:
+                rung = next(r for r in rungs if r.name == alias[out.from_rung])
+                frame, out_fps, out_cadence = rung.frame, rate, "progressive"
+                extra["from_rung"] = rung.name
+            elif out.type == "xdcam":
                 frame = plan_frame(info, (1920, 1080), "fill")
                 out_fps, out_cadence = PAL_FRAMES, cadence
             else:
@@ -194,18 +257,22 @@ def plan_video(
                 "graphics": preset.graphics_hash if logo or strap else None,
                 "lower_third": strap.model_dump() if strap else None,
                 "poster_time": round(at, 3) if out.type == "poster" else None,
+                "rungs": [asdict(r) for r in rungs] if extra else None,
+                "ladder": ladder.model_dump(mode="json") if extra and ladder else None,
             }
             digest = spec_hash(material)
             plan = OutputPlan(preset=preset.label, name=out.name, spec=out, frame=frame,
                               fps=out_fps, cadence=out_cadence, poster_time=at,
-                              spec_hash=digest, key="")
-            outputs.append(OutputPlan(**{**plan.__dict__, "key": rendition_key(
-                asset_sha256, preset.label, out.name, digest, plan.extension)}))
+                              spec_hash=digest, key="", **extra)  # type: ignore[arg-type]
+            key = rendition_key(asset_sha256, preset.label, out.name, digest, plan.extension)
+            if isinstance(out, HlsOutput):
+                key = key.removesuffix(".m3u8") + "/master.m3u8"
+            outputs.append(replace(plan, key=key))
         branches.append(BranchPlan(
             preset=preset.label, rate=rate,
             deinterlace=info.video.interlaced and not keep_fields,
             fields="keep" if keep_fields else ("to-tff" if cadence in ("psf", "weave") else "none"),
             loudness=spec.loudness, logo=logo,
             logo_file=str(preset.logo_path) if logo and preset.logo_path else None,
-            lower_third=strap, outputs=tuple(outputs)))
+            lower_third=strap, outputs=tuple(outputs), gop_seconds=spec.gop_seconds))
     return VideoPlan(info=info, branches=tuple(branches))

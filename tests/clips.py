@@ -25,9 +25,12 @@ def tone(seconds: float, layout: str = "stereo", volume: float = 0.25) -> list[s
 
 def phone_clip(path: Path, seconds: float = 3.0, size: str = "1920x1080",
                rate: str = "30000/1001") -> Path:
-    """``phone.mp4``: H.264 High 1080p29.97 with AAC stereo, like a phone's camera."""
+    """``phone.mp4``: H.264 1080p29.97 with AAC stereo and the phone's GPS position, like a
+    phone's camera."""
     _run(*picture(size, rate, seconds), *tone(seconds), "-c:v", "libx264", "-preset", "ultrafast",
-         "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest", str(path))
+         "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest",
+         "-metadata", "location=+19.8070+105.7760/", "-metadata", "make=Apple",
+         "-metadata", "model=iPhone 13", str(path))
     return path
 
 

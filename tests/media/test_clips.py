@@ -189,3 +189,74 @@ def test_a_clip_claiming_a_codec_we_do_not_take_is_refused(tmp_path: Path) -> No
                     "testsrc2=size=320x240:rate=25:duration=1", "-c:v", "mjpeg", str(path)], check=True)
     with pytest.raises(UnsupportedMedia, match="video codec 'mjpeg' is not accepted"):
         probe_av(path, sniff(path))
+
+
+def _master(rendered, clip: str) -> tuple[Path, str]:
+    hls = rendered[clip]["hls"]
+    return hls.path, hls.path.read_text()
+
+
+@pytest.mark.parametrize("clip", ["phone.mp4", "vertical-60fps.mov", "no-audio.mp4"])
+def test_hls_master_lists_every_rung_with_its_iframe_playlist_and_each_rung_plays(rendered, clip) -> None:
+    master, text = _master(rendered, clip)
+    variants = rendered[clip]["hls"].facts["variants"]
+    assert variants, "at least one rung"
+    for variant in variants:
+        name = variant["name"]
+        assert f"\n{name}/index.m3u8\n" in text
+        assert f'URI="{name}/iframes.m3u8"' in text
+        assert f"RESOLUTION={variant['width']}x{variant['height']}" in text
+        media = (master.parent / name / "index.m3u8").read_text()
+        target = int(media.split("#EXT-X-TARGETDURATION:")[1].split()[0])
+        assert 1 <= target <= 6 and "#EXT-X-PLAYLIST-TYPE:VOD" in media
+        assert '#EXT-X-MAP:URI="init.mp4"' in media and media.rstrip().endswith("#EXT-X-ENDLIST")
+        iframes = (master.parent / name / "iframes.m3u8").read_text()
+        assert "#EXT-X-I-FRAMES-ONLY" in iframes and "#EXT-X-BYTERANGE:" in iframes
+        played = subprocess.run(["ffmpeg", "-hide_banner", "-v", "error", "-i", str(master.parent / name / "index.m3u8"),
+                                 "-f", "null", "-"], capture_output=True, text=True, check=False)
+        assert played.returncode == 0 and not played.stderr.strip(), played.stderr
+    assert text.count("#EXT-X-STREAM-INF:") == text.count("#EXT-X-I-FRAME-STREAM-INF:") == len(variants)
+    data = ffprobe(master)
+    assert len({(s["width"], s["height"]) for s in data["streams"] if s["codec_type"] == "video"}) == len(variants)
+
+
+def test_hls_ladder_is_never_upscaled_and_has_no_duplicates(rendered) -> None:
+    names = [v["name"] for v in rendered["vertical-60fps.mov"]["hls"].facts["variants"]]
+    sizes = [(v["width"], v["height"]) for v in rendered["vertical-60fps.mov"]["hls"].facts["variants"]]
+    assert sizes[0] == (720, 1280) and len(set(sizes)) == len(sizes)
+    assert names[0] == "720p", "the 720x1280 source keeps the 720p rung, not a fake 1080p"
+
+
+def test_hls_segments_are_six_seconds_of_aligned_two_second_gops(tmp_path: Path, presets) -> None:
+    source = clips.phone_clip(tmp_path / "long.mp4", seconds=13.0, size="640x360", rate="25")
+    info = probe(source, Limits())
+    plan = plan_video(info, "ef" * 32, [presets["web"]], EmbeddedText())
+    plan = plan.only({o.key for o in plan.outputs if o.name == "hls"})
+    (tmp_path / "o").mkdir()
+    (hls,) = render_video(source, plan, tmp_path / "o")
+    media = (hls.path.parent / "360p" / "index.m3u8").read_text()
+    durations = [float(line[8:-1]) for line in media.splitlines() if line.startswith("#EXTINF:")]
+    assert durations[:-1] == [6.0] * (len(durations) - 1) and durations[-1] == pytest.approx(1.0, abs=0.05)
+    keyframes = subprocess.run(
+        ["ffprobe", "-v", "error", "-select_streams", "v", "-skip_frame", "nokey", "-show_entries",
+         "frame=pts_time", "-of", "csv=p=0", str(hls.path.parent / "360p" / "index.m3u8")],
+        capture_output=True, text=True, check=True).stdout.split()
+    times = [float(t.strip(",")) for t in keyframes]
+    assert [round(t - times[0], 2) for t in times][:7] == [0.0, 2.0, 4.0, 6.0, 8.0, 10.0, 12.0]
+
+
+def test_mp4_720_is_the_720p_rung_remuxed_not_encoded_again(rendered) -> None:
+    def video_md5(path: Path) -> str:
+        return subprocess.run(["ffmpeg", "-v", "error", "-i", str(path), "-map", "0:v", "-c", "copy",
+                               "-f", "md5", "-"], capture_output=True, text=True, check=True).stdout
+    clip = rendered["phone.mp4"]
+    rung = clip["hls"].path.parent / "720p" / "index.m3u8"
+    assert video_md5(clip["mp4-720"].path) == video_md5(rung)
+
+
+def test_no_source_metadata_leaks_into_outputs(rendered) -> None:
+    source_tags = ffprobe(rendered["phone.mp4"]["source"])["format"].get("tags", {})
+    assert "location" in source_tags, "the phone clip does carry a GPS position"
+    for name in ("mp4-1080", "mp4-720", "proxy-1080p25", "xdcam-hd422"):
+        tags = ffprobe(rendered["phone.mp4"][name].path)["format"].get("tags", {})
+        assert not {"location", "location-eng", "make", "model"} & set(tags), (name, tags)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from pipeline import subtitles
 from pipeline.avprobe import AVInfo
 from pipeline.errors import PipelineError, UnsupportedMedia
 from pipeline.image import Rendered, render_image
@@ -43,6 +44,8 @@ class AssetWork:
     presets: tuple[Preset, ...]
     known: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Rendition entries of the previous manifest by key: reused when the object checks out."""
+    subtitles: Path | None = None
+    """The asset's SRT/VTT file, if any."""
 
 
 @dataclass
@@ -203,8 +206,11 @@ def _clip_renditions(work: AssetWork, info: AVInfo, sha: str, storage: Storage,
     if info.kind != "video":
         raise UnsupportedMedia("audio files are not supported yet; only photos and video clips are",
                                code="kind-not-supported")
+    cues: tuple[subtitles.Cue, ...] = ()
+    if work.subtitles is not None:
+        cues = tuple(subtitles.load(work.subtitles, work.asset.subtitles or "subtitles"))
     plan = plan_video(info, sha, list(work.presets), embedded_text(work.story, work.asset),
-                      work.asset.lower_third, work.asset.poster_time, work.asset.branded)
+                      work.asset.lower_third, work.asset.poster_time, work.asset.branded, cues)
     if not plan.outputs:
         names = ", ".join(p.name for p in work.presets)
         raise UnsupportedMedia(f"none of this asset's presets ({names}) makes clip renditions",

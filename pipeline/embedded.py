@@ -105,7 +105,8 @@ def plan_work(story_file: Path, story: Story, presets: dict[str, Preset],
         AssetWork(order=index + 1, path=asset_path(story_file, asset), asset=asset,
                   story=story.story,
                   presets=tuple(presets[name] for name in story.asset_presets(asset)),
-                  known=known)
+                  known=known,
+                  subtitles=story_file.resolve().parent / asset.subtitles if asset.subtitles else None)
         for index, asset in enumerate(story.assets)
     ]
 

@@ -9,6 +9,7 @@ shape are scaled from it; audio is downmixed to 48 kHz stereo once and normalise
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -89,20 +90,34 @@ def consumers(branch: BranchPlan) -> list[tuple[Consumer, Frame]]:
     return out
 
 
-def _frames(branch: BranchPlan, stream: Stream, logo: Stream | None, interlaced: bool
-            ) -> dict[Consumer, Stream]:
-    """One video stream per consumer: each distinct frame built once, smaller same-shape frames
-    scaled from the larger one with its graphics already on."""
+@dataclass(frozen=True)
+class Overlay:
+    """A rendered graphic (PNG) shown on one picture size between two times."""
+
+    file: Path
+    x: int
+    y: int
+    start: float
+    end: float
+
+
+def _overlays(base: Stream, items: list[Overlay]) -> Stream:
+    for item in items:
+        still = fp.input("file:" + str(item.file), f="image2", protocol_whitelist="file").video
+        base = fp.overlay(base, still, x=item.x, y=item.y, eof_action="repeat", format="auto",
+                          enable=f"between(t,{item.start:.3f},{item.end:.3f})")
+    return base
+
+
+def _frames(branch: BranchPlan, stream: Stream, logo: Stream | None, interlaced: bool,
+            overlays: dict[Frame, list[Overlay]]) -> dict[Consumer, Stream]:
+    """One video stream per consumer: each root picture built once from the source with its
+    graphics (logo, lower third, subtitles); smaller same-shape pictures scaled from it."""
+    tree = branch.frame_tree()
     wanted = consumers(branch)
-    frames = sorted({frame for _c, frame in wanted}, key=lambda f: -f.width * f.height)
-    parents: dict[Frame, Frame | None] = {}
-    for index, frame in enumerate(frames):
-        parents[frame] = next(
-            (big for big in frames[:index] if big.geometry == frame.geometry == "scale"
-             and abs(big.width / big.height - frame.width / frame.height) < 0.01), None)
-    users = {f: [c for c, frame in wanted if frame == f] for f in frames}
-    children = {f: [c for c in frames if parents[c] == f] for f in frames}
-    roots = [f for f in frames if parents[f] is None]
+    users = {f: [c for c, frame in wanted if frame == f] for f in tree}
+    children = {f: [c for c in tree if tree[c] == f] for f in tree}
+    roots = [f for f in tree if tree[f] is None]
     root_streams = _split(stream, len(roots))
     logos = _split(logo, len(roots)) if logo is not None else [None] * len(roots)
     out: dict[Consumer, Stream] = {}
@@ -112,6 +127,7 @@ def _frames(branch: BranchPlan, stream: Stream, logo: Stream | None, interlaced:
             made = _geometry(source, frame, interlaced)
             if mark is not None and branch.logo is not None:
                 made = _logo(mark, branch.logo, frame, made)
+            made = _overlays(made, overlays.get(frame, []))
         else:
             made = source.filter("scale", frame.width, frame.height, flags="lanczos",
                                  interl=1 if interlaced else 0)
@@ -172,6 +188,7 @@ def _video_args(plan: OutputPlan, gop_seconds: float, rung: str | None) -> dict[
 
 def _codec_args(plan: OutputPlan, gop_seconds: float, rung: str | None) -> dict[str, object]:
     spec = plan.spec
+    assert spec.type != "webvtt"
     if spec.type == "poster":
         return {"frames:v": 1, "q:v": 3, "f": "image2", "update": 1}
     if spec.type == "xdcam":
@@ -191,16 +208,16 @@ def _codec_args(plan: OutputPlan, gop_seconds: float, rung: str | None) -> dict[
             **_aac(spec.audio_bitrate), "movflags": "+faststart", "f": "mp4"}
 
 
-def build_argv(plan: VideoPlan, source: Path, targets: dict[str, Path],
-               measured: Measured | None) -> list[str]:
+def build_argv(plan: VideoPlan, source: Path, targets: dict[str, Path], measured: Measured | None,
+               overlays: dict[tuple[str, Frame], list[Overlay]] | None = None) -> list[str]:
     """The ffmpeg command for every output of ``plan``; ``targets`` maps output keys to files."""
     info = plan.info
     video = info.video
     assert video is not None
     src = fp.input("file:" + str(source), f=info.demuxer, protocol_whitelist="file")
-    branches = [b for b in plan.branches if b.outputs]
+    branches = [b for b in plan.branches if consumers(b)]
     video_streams = _split(src.video, len(branches))
-    audio_users = [b for b in branches if any(o.has_audio for o in b.outputs)]
+    audio_users = [b for b in branches if any(c.has_audio for (c, _rung), _f in consumers(b))]
     programme = None
     if info.audio is not None and audio_users:
         length = f"{video.duration:.3f}"
@@ -220,7 +237,9 @@ def build_argv(plan: VideoPlan, source: Path, targets: dict[str, Path],
             stream = stream.filter("bwdif", mode="send_field")
         stream = stream.filter("fps", _rate(branch.rate))
         logo = next(logo_streams[branch.logo_file]) if branch.logo_file else None
-        pictures = _frames(branch, stream, logo, interlaced=branch.fields == "keep")
+        mine = {frame: items for (preset, frame), items in (overlays or {}).items()
+                if preset == branch.preset}
+        pictures = _frames(branch, stream, logo, branch.fields == "keep", mine)
         takers = [c for c, _frame in consumers(branch) if c[0].has_audio]
         audio: list[Stream] = []
         if takers:

@@ -237,7 +237,15 @@ class PosterOutput(_Frozen):
     quality: int = Field(default=85, ge=1, le=100)
 
 
-VideoOutput = Annotated[Mp4Output | HlsOutput | XdcamOutput | PosterOutput, Field(discriminator="type")]
+class WebVttOutput(_Frozen):
+    """The asset's subtitles as a WebVTT sidecar for the web player (only when it has some)."""
+
+    type: Literal["webvtt"]
+    name: str = "captions"
+
+
+VideoOutput = Annotated[Mp4Output | HlsOutput | XdcamOutput | PosterOutput | WebVttOutput,
+                        Field(discriminator="type")]
 
 
 class VideoSpec(_Frozen):

@@ -8,6 +8,7 @@ engine is always RAQM, and :func:`require_raqm` refuses to start without it.
 from __future__ import annotations
 
 import unicodedata
+from dataclasses import dataclass
 from functools import cache
 
 from PIL import Image, ImageDraw, ImageFont, features
@@ -114,3 +115,60 @@ def draw_caption_bar(img: Image.Image, caption: str, style: CaptionStyle, font_f
                   fill=_rgba(style.text_colour), language=language)
     out = Image.alpha_composite(base, overlay)
     return out if img.mode == "RGBA" else out.convert(img.mode)
+
+
+@dataclass(frozen=True)
+class Graphic:
+    """A rendered text graphic for video: an RGBA image and where its top-left corner goes."""
+
+    image: Image.Image
+    x: int
+    y: int
+
+
+def _panel(lines: list[tuple[str, ImageFont.FreeTypeFont]], pad: int, style: CaptionStyle,
+           language: str, accent: int = 0) -> Image.Image:
+    heights = [sum(face.getmetrics()) for _line, face in lines]
+    width = max(round(face.getlength(line)) for line, face in lines) + 2 * pad + accent
+    height = sum(round(h * 1.1) for h in heights) + 2 * pad
+    panel = Image.new("RGBA", (width, height), _rgba(style.bar_colour, style.bar_opacity))
+    draw = ImageDraw.Draw(panel)
+    if accent:
+        draw.rectangle((0, 0, accent - 1, height), fill=_rgba(style.text_colour))
+    y = pad
+    for (line, face), line_height in zip(lines, heights, strict=True):
+        draw.text((pad + accent, y), line, font=face, fill=_rgba(style.text_colour), language=language)
+        y += round(line_height * 1.1)
+    return panel
+
+
+def lower_third(name: str, title: str, frame: tuple[int, int], style: CaptionStyle, font_file: str,
+                language: str = "vi") -> Graphic:
+    """Name (large) and title (smaller) on a panel, bottom left inside the title-safe area."""
+    width, height = frame
+    margin_x, margin_y = round(width * (1 - style.safe_area) / 2), round(height * (1 - style.safe_area) / 2)
+    big = font(font_file, max(12, round(height * 0.048)))
+    small = font(font_file, max(10, round(height * 0.034)))
+    room = width - 2 * margin_x - round(height * 0.05)
+    def one_line(value: str) -> str:
+        return " ".join(unicodedata.normalize("NFC", value).split())
+
+    lines = [(_fit(one_line(name), big, room), big)]
+    if title:
+        lines.append((_fit(one_line(title), small, room), small))
+    panel = _panel(lines, round(height * 0.016), style, language, accent=max(4, round(height * 0.008)))
+    return Graphic(panel, margin_x, height - margin_y - panel.height - round(height * 0.06))
+
+
+def subtitle(text: str, frame: tuple[int, int], style: CaptionStyle, font_file: str,
+             language: str = "vi") -> Graphic:
+    """One subtitle cue, centred at the bottom of the title-safe area, wrapped to fit."""
+    width, height = frame
+    margin_x, margin_y = round(width * (1 - style.safe_area) / 2), round(height * (1 - style.safe_area) / 2)
+    face = font(font_file, max(12, round(min(width, height) * 0.05)))
+    pad = round(face.size * 0.3)
+    lines: list[str] = []
+    for part in unicodedata.normalize("NFC", text).split("\n"):
+        lines += wrap(part, face, width - 2 * margin_x - 2 * pad, style.max_lines)
+    panel = _panel([(line, face) for line in lines[: style.max_lines + 1]], pad, style, language)
+    return Graphic(panel, (width - panel.width) // 2, height - margin_y - panel.height)

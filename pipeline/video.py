@@ -13,14 +13,14 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from pipeline import hls, loudness
+from pipeline import hls, loudness, subtitles, text
 from pipeline.avprobe import AVInfo
 from pipeline.errors import RenderError
 from pipeline.ffmpeg import GLOBAL_ARGS, binary, ffprobe_json, run_capture, run_ffmpeg
-from pipeline.ffmpeg_graph import build_argv, rung_target
+from pipeline.ffmpeg_graph import Overlay, build_argv, rung_target
 from pipeline.presets import HlsOutput
 from pipeline.storage import file_sha256
-from pipeline.video_plan import OutputPlan, VideoPlan
+from pipeline.video_plan import Frame, OutputPlan, VideoPlan
 
 _DEMUXER = {"mp4": "mov", "xdcam": "mxf", "poster": "image2"}
 
@@ -120,6 +120,32 @@ def _package(out: OutputPlan, files: dict[str, Path], folder: Path, gop_seconds:
     return master, facts, extras
 
 
+def _graphics(plan: VideoPlan, scratch: Path) -> dict[tuple[str, Frame], list[Overlay]]:
+    """Render lower thirds and burned subtitles as PNGs for every picture size that burns them."""
+    overlays: dict[tuple[str, Frame], list[Overlay]] = {}
+    for branch in plan.branches:
+        if branch.lower_third is None and not branch.subtitles:
+            continue
+        for frame, parent in branch.frame_tree().items():
+            if parent is not None:
+                continue
+            size = (frame.width, frame.height)
+            drawn: list[tuple[text.Graphic, float, float]] = []
+            strap = branch.lower_third
+            if strap is not None:
+                drawn.append((text.lower_third(strap.name, strap.title, size, branch.caption_style,
+                                               branch.font_file, branch.language), strap.start, strap.end))
+            drawn += [(text.subtitle(cue.text, size, branch.caption_style, branch.font_file,
+                                     branch.language), cue.start, cue.end) for cue in branch.subtitles]
+            items = []
+            for index, (graphic, start, end) in enumerate(drawn):
+                file = scratch / f"gfx-{branch.preset}-{frame.width}x{frame.height}-{index}.png"
+                graphic.image.save(file, compress_level=1)
+                items.append(Overlay(file, graphic.x, graphic.y, start, end))
+            overlays[(branch.preset, frame)] = items
+    return overlays
+
+
 def render_video(source: Path, plan: VideoPlan, scratch: Path,
                  on_progress: Callable[[float], None] | None = None,
                  on_done: Callable[[RenderedAV], None] | None = None) -> list[RenderedAV]:
@@ -138,14 +164,17 @@ def render_video(source: Path, plan: VideoPlan, scratch: Path,
         for rung in out.rungs:
             targets[rung_target(out, rung.name)] = scratch / f"{out.spec_hash[:24]}-{rung.name}.mp4"
     gops = {b.preset: b.gop_seconds for b in plan.branches}
-    argv = build_argv(plan, source, targets, measured)
+    argv = build_argv(plan, source, targets, measured, _graphics(plan, scratch))
     run_ffmpeg(argv, duration=info.duration, time_limit=limit, on_progress=on_progress)
     ladders = {o.name: o for o in outputs if o.rungs}
     done = []
     for out in outputs:
         path = targets[out.key]
         extras: tuple[tuple[str, Path, str], ...] = ()
-        if out.rungs:
+        if out.spec.type == "webvtt":
+            path.write_text(subtitles.webvtt(list(plan.cues), plan.language), encoding="utf-8")
+            facts = {"cues": len(plan.cues)}
+        elif out.rungs:
             files = {r.name: targets[rung_target(out, r.name)] for r in out.rungs}
             path, facts, extras = _package(out, files, scratch / f"{out.spec_hash[:24]}-hls",
                                            gops[out.preset], limit / 4)

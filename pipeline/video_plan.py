@@ -6,7 +6,7 @@ decodes the source once and writes every output (see :mod:`pipeline.ffmpeg_graph
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from fractions import Fraction
 from typing import Literal
 
@@ -14,6 +14,7 @@ from pipeline.avprobe import AVInfo
 from pipeline.keys import rendition_key, spec_hash
 from pipeline.metadata import EmbeddedText
 from pipeline.presets import (
+    CaptionStyle,
     HlsOutput,
     HlsRung,
     LogoSpec,
@@ -21,9 +22,11 @@ from pipeline.presets import (
     Mp4Output,
     PosterOutput,
     Preset,
+    WebVttOutput,
     XdcamOutput,
 )
 from pipeline.story import LowerThird
+from pipeline.subtitles import Cue
 
 STANDARD_RATES = tuple(Fraction(r) for r in ("24000/1001", "24", "25", "30000/1001", "30", "50",
                                              "60000/1001", "60"))
@@ -61,7 +64,7 @@ class RungPlan:
 class OutputPlan:
     preset: str
     name: str
-    spec: Mp4Output | HlsOutput | XdcamOutput | PosterOutput
+    spec: Mp4Output | HlsOutput | XdcamOutput | PosterOutput | WebVttOutput
     frame: Frame
     fps: Fraction
     """Frames per second written (25 for 1080i50: two fields a frame)."""
@@ -75,22 +78,31 @@ class OutputPlan:
     """MP4 only: remuxed from this HLS rung instead of encoded."""
 
     @property
+    def frames(self) -> tuple[Frame, ...]:
+        """The pictures this output takes from its branch (one per rung for HLS)."""
+        if self.rungs:
+            return tuple(r.frame for r in self.rungs)
+        return (self.frame,) if self.encoded else ()
+
+    @property
     def extension(self) -> str:
-        return {"mp4": "mp4", "hls": "m3u8", "xdcam": "mxf", "poster": "jpg"}[self.spec.type]
+        return {"mp4": "mp4", "hls": "m3u8", "xdcam": "mxf", "poster": "jpg",
+                "webvtt": "vtt"}[self.spec.type]
 
     @property
     def mime(self) -> str:
         return {"mp4": "video/mp4", "hls": "application/vnd.apple.mpegurl",
-                "xdcam": "application/mxf", "poster": "image/jpeg"}[self.spec.type]
+                "xdcam": "application/mxf", "poster": "image/jpeg", "webvtt": "text/vtt"}[self.spec.type]
 
     @property
     def has_audio(self) -> bool:
-        return self.spec.type != "poster"
+        return self.spec.type not in ("poster", "webvtt")
 
     @property
     def encoded(self) -> bool:
-        """False for an MP4 remuxed from an HLS rung (it has no branch of its own in the graph)."""
-        return self.from_rung is None
+        """False for outputs with no branch of their own in the graph: an MP4 remuxed from an
+        HLS rung, a WebVTT sidecar."""
+        return self.from_rung is None and self.spec.type != "webvtt"
 
 
 @dataclass(frozen=True)
@@ -109,12 +121,28 @@ class BranchPlan:
     lower_third: LowerThird | None
     outputs: tuple[OutputPlan, ...]
     gop_seconds: float = 2.0
+    subtitles: tuple[Cue, ...] = ()
+    """Cues burned into this branch's pictures."""
+    caption_style: CaptionStyle = field(default_factory=CaptionStyle)
+    font_file: str = ""
+    language: str = "vi"
+
+    def frame_tree(self) -> dict[Frame, Frame | None]:
+        """Every picture size the branch makes, largest first, with the larger picture of the
+        same shape it is scaled from (None: built from the source, graphics burned here)."""
+        frames = sorted({f for plan in self.outputs for f in plan.frames}, key=lambda f: -f.width * f.height)
+        return {frame: next((big for big in frames[:index] if big.geometry == frame.geometry == "scale"
+                             and abs(big.width / big.height - frame.width / frame.height) < 0.01), None)
+                for index, frame in enumerate(frames)}
 
 
 @dataclass(frozen=True)
 class VideoPlan:
     info: AVInfo
     branches: tuple[BranchPlan, ...]
+    cues: tuple[Cue, ...] = ()
+    """The asset's subtitles (for sidecars; burning is per branch)."""
+    language: str = "vi"
 
     @property
     def outputs(self) -> list[OutputPlan]:
@@ -129,7 +157,8 @@ class VideoPlan:
                 wanted |= {o.key for o in self.outputs if o.rungs and o.preset == plan.preset}
         branches = tuple(replace(b, outputs=tuple(o for o in b.outputs if o.key in wanted))
                          for b in self.branches)
-        return VideoPlan(info=self.info, branches=tuple(b for b in branches if b.outputs))
+        return VideoPlan(info=self.info, branches=tuple(b for b in branches if b.outputs),
+                         cues=self.cues, language=self.language)
 
     @property
     def loudness_targets(self) -> list[Loudness]:
@@ -208,6 +237,7 @@ def plan_video(
     lower_third: LowerThird | None = None,
     poster_time: float | None = None,
     branded: bool = False,
+    cues: tuple[Cue, ...] = (),
 ) -> VideoPlan:
     """Every clip rendition of one asset, grouped by preset."""
     assert info.video is not None
@@ -226,10 +256,15 @@ def plan_video(
         outputs = []
         ladder = next((o for o in spec.outputs if isinstance(o, HlsOutput)), None)
         rungs, alias = plan_rungs(info, ladder, spec.frame) if ladder else ((), {})
+        burned = cues if spec.burn_subtitles else ()
         for out in spec.outputs:
             extra: dict[str, object] = {}
             out_cadence: Cadence
-            if isinstance(out, HlsOutput):
+            if isinstance(out, WebVttOutput):
+                if not cues:
+                    continue
+                frame, out_fps, out_cadence = plan_frame(info, (16, 16), "fit"), rate, "progressive"
+            elif isinstance(out, HlsOutput):
                 frame = rungs[0].frame
                 out_fps, out_cadence = rate, "progressive"
                 extra["rungs"] = rungs
@@ -254,8 +289,11 @@ def plan_video(
                 "branch": {"rate": str(rate), "frame": spec.frame, "gop": spec.gop_seconds,
                            "loudness": spec.loudness.model_dump() if spec.loudness else None},
                 "logo": logo.model_dump(mode="json") if logo else None,
-                "graphics": preset.graphics_hash if logo or strap else None,
+                "graphics": preset.graphics_hash if logo or strap or burned else None,
                 "lower_third": strap.model_dump() if strap else None,
+                "subtitles": [asdict(c) for c in burned] or None,
+                "cues": [asdict(c) for c in cues] if isinstance(out, WebVttOutput) else None,
+                "caption_style": preset.caption.model_dump() if strap or burned else None,
                 "poster_time": round(at, 3) if out.type == "poster" else None,
                 "rungs": [asdict(r) for r in rungs] if extra else None,
                 "ladder": ladder.model_dump(mode="json") if extra and ladder else None,
@@ -274,5 +312,7 @@ def plan_video(
             fields="keep" if keep_fields else ("to-tff" if cadence in ("psf", "weave") else "none"),
             loudness=spec.loudness, logo=logo,
             logo_file=str(preset.logo_path) if logo and preset.logo_path else None,
-            lower_third=strap, outputs=tuple(outputs), gop_seconds=spec.gop_seconds))
-    return VideoPlan(info=info, branches=tuple(branches))
+            lower_third=strap, outputs=tuple(outputs), gop_seconds=spec.gop_seconds,
+            subtitles=burned, caption_style=preset.caption, font_file=str(preset.font_path),
+            language=text.language))
+    return VideoPlan(info=info, branches=tuple(branches), cues=cues, language=text.language)

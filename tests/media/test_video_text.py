@@ -1,0 +1,92 @@
+"""Lower thirds and burned subtitles render literally: a frame cut from the output matches a
+reference render of the exact text, filter metacharacters and Vietnamese included."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from skimage.metrics import structural_similarity
+
+from pipeline import text
+from pipeline.metadata import EmbeddedText
+from pipeline.presets import parse_preset
+from pipeline.probe import Limits, probe
+from pipeline.story import LowerThird
+from pipeline.subtitles import parse
+from pipeline.video import render_video
+from pipeline.video_plan import plan_video
+from tests.conftest import PRESETS
+
+pytestmark = pytest.mark.media
+
+NAME = 'Bà Lê Thị Minh Tâm: "50%" {x} \\N %{pts} \'a\'b'
+TITLE = "Chủ tịch UBND phường Phú Sơn, thành phố Thanh Hóa; 100%: [ok]"
+CUE = "Ông Nguyễn Đình Thênh: %{localtime} \\ {\\b1} 'x':y, kỷ cương"
+SRT = f"1\n00:00:02,000 --> 00:00:02,900\n{CUE}\n"
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory):
+    root = tmp_path_factory.mktemp("video-text")
+    source = root / "grey.mp4"
+    subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i",
+                    "color=c=0x406080:size=1280x720:rate=25:duration=3", "-c:v", "libx264",
+                    "-preset", "ultrafast", "-pix_fmt", "yuv420p", str(source)], check=True)
+    preset = parse_preset({
+        "preset": {"name": "strap", "version": 1},
+        "caption": {"bar_opacity": 1.0, "bar_colour": "#101820"},
+        "video": {"frame": "fill", "lower_third": True, "burn_subtitles": True,
+                  "outputs": [{"type": "mp4", "name": "check", "width": 1280, "height": 720, "crf": 12}]},
+    }, PRESETS, "strap.toml")
+    info = probe(source, Limits())
+    plan = plan_video(info, "ab" * 32, [preset], EmbeddedText(),
+                      lower_third=LowerThird(name=NAME, title=TITLE, start=0.4, end=1.6),
+                      cues=tuple(parse(SRT)))
+    (root / "out").mkdir()
+    (result,) = render_video(source, plan, root / "out")
+    return result.path, preset
+
+
+def frame_at(path: Path, seconds: float) -> Image.Image:
+    data = subprocess.run(["ffmpeg", "-v", "error", "-ss", str(seconds), "-i", str(path), "-frames:v", "1",
+                           "-f", "image2pipe", "-vcodec", "png", "-"], capture_output=True, check=True).stdout
+    target = path.with_name(f"frame-{seconds}.png")
+    target.write_bytes(data)
+    with Image.open(target) as img:
+        return img.convert("RGB")
+
+
+def similarity(frame: Image.Image, graphic: text.Graphic) -> float:
+    box = (graphic.x, graphic.y, graphic.x + graphic.image.width, graphic.y + graphic.image.height)
+    got = np.asarray(frame.crop(box).convert("L"))
+    want = np.asarray(graphic.image.convert("RGB").convert("L"))
+    return float(structural_similarity(got, want, data_range=255))
+
+
+def test_lower_third_matches_a_reference_render_of_the_literal_text(rendered) -> None:
+    path, preset = rendered
+    frame = frame_at(path, 1.0)
+    reference = text.lower_third(NAME, TITLE, (1280, 720), preset.caption, str(preset.font_path))
+    expanded = text.lower_third(NAME.replace("%{pts}", "1.000").replace("\\N", "\n"), TITLE, (1280, 720),
+                                preset.caption, str(preset.font_path))
+    assert similarity(frame, reference) > 0.9
+    assert similarity(frame, reference) > similarity(frame, expanded) + 0.05, "the text was not reinterpreted"
+
+
+def test_lower_third_shows_only_in_its_time_range(rendered) -> None:
+    path, preset = rendered
+    reference = text.lower_third(NAME, TITLE, (1280, 720), preset.caption, str(preset.font_path))
+    assert similarity(frame_at(path, 0.1), reference) < 0.5
+    assert similarity(frame_at(path, 2.2), reference) < 0.5
+
+
+def test_burned_subtitle_matches_a_reference_render(rendered) -> None:
+    path, preset = rendered
+    frame = frame_at(path, 2.4)
+    reference = text.subtitle(CUE, (1280, 720), preset.caption, str(preset.font_path))
+    assert similarity(frame, reference) > 0.9
+    assert similarity(frame_at(path, 1.0), reference) < 0.5

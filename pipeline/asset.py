@@ -27,7 +27,7 @@ from pipeline.probe import ImageInfo, Limits, MediaInfo, probe
 from pipeline.storage import IMMUTABLE, Storage, file_sha256
 from pipeline.story import Asset, StoryInfo
 from pipeline.video import RenderedAV, render_video, source_facts
-from pipeline.video_plan import OutputPlan, plan_video
+from pipeline.video_plan import AudioPlan, OutputPlan, plan_video
 
 Progress = Callable[[str, int, int], None]
 """Called with (stage, done, total) as the asset moves: probing, rendering, storing, done."""
@@ -203,25 +203,23 @@ def _image_renditions(work: AssetWork, info: ImageInfo, sha: str, storage: Stora
 def _clip_renditions(work: AssetWork, info: AVInfo, sha: str, storage: Storage,
                      outcome: AssetOutcome, report: Progress, scratch_root: Path | None
                      ) -> list[dict[str, Any]]:
-    if info.kind != "video":
-        raise UnsupportedMedia("audio files are not supported yet; only photos and video clips are",
-                               code="kind-not-supported")
     cues: tuple[subtitles.Cue, ...] = ()
     if work.subtitles is not None:
         cues = tuple(subtitles.load(work.subtitles, work.asset.subtitles or "subtitles"))
     plan = plan_video(info, sha, list(work.presets), embedded_text(work.story, work.asset),
                       work.asset.lower_third, work.asset.poster_time, work.asset.branded, cues)
-    if not plan.outputs:
+    if not plan.everything:
         names = ", ".join(p.name for p in work.presets)
-        raise UnsupportedMedia(f"none of this asset's presets ({names}) makes clip renditions",
-                               code="no-video-preset")
+        what = "clip" if info.kind == "video" else "audio (add the radio preset)"
+        raise UnsupportedMedia(f"none of this asset's presets ({names}) makes {what} renditions",
+                               code="no-preset-for-kind")
     report("rendering", 0, 100)
 
-    def render(missing: list[OutputPlan], scratch: Path, store: Callable[[Any], None]) -> None:
+    def render(missing: list[OutputPlan | AudioPlan], scratch: Path, store: Callable[[Any], None]) -> None:
         render_video(work.path, plan.only({m.key for m in missing}), scratch,
                      on_progress=lambda f: report("rendering", round(f * 100), 100), on_done=store)
 
-    return _produce(work, plan.outputs, render, storage, outcome, report, scratch_root)
+    return _produce(work, plan.everything, render, storage, outcome, report, scratch_root)
 
 
 def process_asset(work: AssetWork, storage: Storage, limits: Limits, scratch_root: Path | None = None,

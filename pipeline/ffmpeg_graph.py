@@ -18,8 +18,8 @@ import ffmpeg as fp
 
 from pipeline.ffmpeg import GLOBAL_ARGS, binary
 from pipeline.loudness import Measured, normalise_args
-from pipeline.presets import LogoSpec
-from pipeline.video_plan import BranchPlan, Frame, OutputPlan, VideoPlan, even
+from pipeline.presets import LogoSpec, Loudness
+from pipeline.video_plan import AudioPlan, BranchPlan, Frame, OutputPlan, VideoPlan, even
 
 Stream = Any  # ffmpeg-python nodes are untyped
 
@@ -213,24 +213,28 @@ def build_argv(plan: VideoPlan, source: Path, targets: dict[str, Path], measured
     """The ffmpeg command for every output of ``plan``; ``targets`` maps output keys to files."""
     info = plan.info
     video = info.video
-    assert video is not None
     src = fp.input("file:" + str(source), f=info.demuxer, protocol_whitelist="file")
-    branches = [b for b in plan.branches if consumers(b)]
+    branches = [b for b in plan.branches if consumers(b)] if video is not None else []
     video_streams = _split(src.video, len(branches))
     audio_users = [b for b in branches if any(c.has_audio for (c, _rung), _f in consumers(b))]
-    programme = None
-    if info.audio is not None and audio_users:
-        length = f"{video.duration:.3f}"
-        programme = _split(src.audio.filter("aresample", 48000)
-                           .filter("aformat", sample_rates=48000, channel_layouts="stereo")
-                           .filter("apad", whole_dur=length).filter("atrim", end=length),
-                           len(audio_users), audio=True)
+    radio = {target: [a for a in plan.audio if a.spec.loudness == target]
+             for target in dict.fromkeys(a.spec.loudness for a in plan.audio)}
+    programme: list[Stream] = []
+    if info.audio is not None and (audio_users or radio):
+        sound = src.audio.filter("aresample", 48000).filter(
+            "aformat", sample_rates=48000, channel_layouts="stereo")
+        if video is not None:   # the picture sets the programme length: pad or cut the sound to it
+            length = f"{video.duration:.3f}"
+            sound = sound.filter("apad", whole_dur=length).filter("atrim", end=length)
+        programme = _split(sound, len(audio_users) + len(radio), audio=True)
+    outputs = _audio_outputs(radio, programme[len(audio_users):], measured, targets)
+    if video is None:
+        return _compile(outputs)
     logo_files = sorted({b.logo_file for b in branches if b.logo_file})
     logo_inputs = {f: fp.input("file:" + f, f="image2", protocol_whitelist="file") for f in logo_files}
     logo_uses = {f: sum(1 for b in branches if b.logo_file == f) for f in logo_files}
     logo_streams = {f: iter(_split(logo_inputs[f].video, logo_uses[f])) for f in logo_files}
 
-    outputs = []
     for index, branch in enumerate(branches):
         stream = video_streams[index]
         if branch.deinterlace:
@@ -243,7 +247,7 @@ def build_argv(plan: VideoPlan, source: Path, targets: dict[str, Path], measured
         takers = [c for c, _frame in consumers(branch) if c[0].has_audio]
         audio: list[Stream] = []
         if takers:
-            if programme is not None:
+            if programme:
                 branch_audio = programme[audio_users.index(branch)]
                 if branch.loudness is not None:
                     norm = normalise_args(branch.loudness, measured)
@@ -270,6 +274,31 @@ def build_argv(plan: VideoPlan, source: Path, targets: dict[str, Path], measured
             args = _video_args(plan_out, branch.gop_seconds, rung)
             target = targets[rung_target(plan_out, rung) if rung else plan_out.key]
             outputs.append(fp.output(*streams, str(target), **args))
+    return _compile(outputs)
+
+
+def _compile(outputs: list[Stream]) -> list[str]:
     command = [binary("ffmpeg"), *GLOBAL_ARGS, "-progress", "pipe:1", "-nostats"]
     compiled: Sequence[str] = fp.merge_outputs(*outputs).compile(cmd=command)
     return list(compiled)
+
+
+AUDIO_ARGS: dict[str, dict[str, object]] = {
+    "bwf": {"c:a": "pcm_s24le", "f": "wav", "write_bext": 1, "rf64": "auto"},
+    "aac": {"c:a": "aac", "movflags": "+faststart", "f": "mp4"},
+    "mp3": {"c:a": "libmp3lame", "f": "mp3", "id3v2_version": 3},
+}
+
+
+def _audio_outputs(radio: dict[Loudness, list[AudioPlan]], sources: list[Stream],
+                   measured: Measured | None, targets: dict[str, Path]) -> list[Stream]:
+    """Audio-only renditions: one loudness pass per target, shared by the formats wanting it."""
+    outputs = []
+    for (target, plans), sound in zip(radio.items(), sources, strict=True):
+        normalised = sound.filter("loudnorm", **normalise_args(target, measured)).filter("aresample", 48000)
+        for plan, copy in zip(plans, _split(normalised, len(plans), audio=True), strict=True):
+            args = {**CLEAN, **AUDIO_ARGS[plan.spec.type], "ac": 2, "ar": 48000}
+            if plan.spec.type != "bwf":
+                args["b:a"] = f"{plan.spec.bitrate}k"
+            outputs.append(fp.output(copy, str(targets[plan.key]), **args))
+    return outputs

@@ -282,6 +282,26 @@ class VideoSpec(_Frozen):
         return self
 
 
+class AudioOutput(_Frozen):
+    """One audio-only rendition: the programme stereo at a loudness, in a format."""
+
+    type: Literal["bwf", "aac", "mp3"]
+    """``bwf``: Broadcast WAV (PCM 24-bit 48 kHz with a bext chunk) for radio playout;
+    ``aac``: AAC-LC in MP4 (.m4a) for the web; ``mp3``: MP3 for podcasts and old players."""
+    name: str
+    loudness: Loudness
+    bitrate: int = Field(default=128, ge=32, le=320)
+    """kb/s (AAC and MP3)."""
+
+
+class AudioSpec(_Frozen):
+    """How a preset turns audio assets, and the sound of clips, into audio renditions."""
+
+    from_clips: bool = True
+    """Also make these renditions from the sound of video clips."""
+    outputs: tuple[AudioOutput, ...] = Field(min_length=1)
+
+
 class Preset(_Frozen):
     """A named, versioned set of rendition specs for one purpose."""
 
@@ -292,6 +312,7 @@ class Preset(_Frozen):
     caption: CaptionStyle = CaptionStyle()
     images: tuple[ImageRenditionSpec, ...] = ()
     video: VideoSpec | None = None
+    audio: AudioSpec | None = None
     root: Path = Field(exclude=True)
     """The presets folder the file came from: logo and font paths are relative to it."""
 
@@ -327,6 +348,7 @@ class _PresetFile(_Frozen):
     caption: dict[str, Any] | None = None
     image: dict[str, Any] | None = None
     video: dict[str, Any] | None = None
+    audio: dict[str, Any] | None = None
 
 
 def parse_preset(data: Mapping[str, Any], root: Path, source: str) -> Preset:
@@ -353,6 +375,7 @@ def parse_preset(data: Mapping[str, Any], root: Path, source: str) -> Preset:
             "caption": doc.caption or {},
             "images": images,
             "video": doc.video,
+            "audio": doc.audio,
             "root": root,
         })
     except ValidationError as exc:
@@ -369,10 +392,11 @@ def parse_preset(data: Mapping[str, Any], root: Path, source: str) -> Preset:
     for field_name, path in (("logo.file", preset.logo_path), ("caption.font", preset.font_path)):
         if path is not None and not path.is_file():
             raise InvalidPreset(f"{source}: {field_name}: {path} does not exist")
-    if not preset.images and preset.video is None:
+    if not preset.images and preset.video is None and preset.audio is None:
         raise InvalidPreset(f"{source}: declares no renditions")
-    if preset.video is not None:
-        names = [o.name for o in preset.video.outputs]
+    if preset.video is not None or preset.audio is not None:
+        names = [o.name for o in (preset.video.outputs if preset.video else ())]
+        names += [o.name for o in (preset.audio.outputs if preset.audio else ())]
         for name in names:
             if not _NAME.fullmatch(name) or names.count(name) > 1:
                 raise InvalidPreset(f"{source}: video.outputs: name {name!r} must be unique, lower-case"

@@ -20,14 +20,14 @@ from pipeline.ffmpeg import GLOBAL_ARGS, binary, ffprobe_json, run_capture, run_
 from pipeline.ffmpeg_graph import Overlay, build_argv, rung_target
 from pipeline.presets import HlsOutput
 from pipeline.storage import file_sha256
-from pipeline.video_plan import Frame, OutputPlan, VideoPlan
+from pipeline.video_plan import AudioPlan, Frame, OutputPlan, VideoPlan
 
-_DEMUXER = {"mp4": "mov", "xdcam": "mxf", "poster": "image2"}
+_DEMUXER = {"mp4": "mov", "xdcam": "mxf", "poster": "image2", "bwf": "wav", "aac": "mov", "mp3": "mp3"}
 
 
 @dataclass(frozen=True)
 class RenderedAV:
-    plan: OutputPlan
+    plan: OutputPlan | AudioPlan
     path: Path
     bytes: int
     sha256: str
@@ -49,19 +49,22 @@ def _rate(text: str) -> float:
         return 0.0
 
 
-def _facts(plan: OutputPlan, path: Path, timeout: float) -> dict[str, Any]:
-    data = ffprobe_json(path, _DEMUXER[plan.spec.type], timeout=timeout)
+def _facts(plan: OutputPlan | AudioPlan, path: Path, timeout: float) -> dict[str, Any]:
+    demuxer = _DEMUXER[plan.spec.type]
+    data = ffprobe_json(path, demuxer, timeout=timeout)
     streams = data.get("streams", [])
     video = next((s for s in streams if s.get("codec_type") == "video"), None)
     audios = [s for s in streams if s.get("codec_type") == "audio"]
-    if video is None:
-        raise RenderError(f"{plan.preset} {plan.name}: the output has no picture", code="render-check")
-    facts: dict[str, Any] = {"width": int(video["width"]), "height": int(video["height"])}
-    if plan.spec.type == "poster":
-        return facts
-    facts["video"] = {"codec": video.get("codec_name"), "pix_fmt": video.get("pix_fmt"),
-                      "fps": _rate(video.get("r_frame_rate", "0")),
-                      "field_order": video.get("field_order", "progressive")}
+    facts: dict[str, Any] = {}
+    if isinstance(plan, OutputPlan):
+        if video is None:
+            raise RenderError(f"{plan.preset} {plan.name}: the output has no picture", code="render-check")
+        facts.update(width=int(video["width"]), height=int(video["height"]))
+        if plan.spec.type == "poster":
+            return facts
+        facts["video"] = {"codec": video.get("codec_name"), "pix_fmt": video.get("pix_fmt"),
+                          "fps": _rate(video.get("r_frame_rate", "0")),
+                          "field_order": video.get("field_order", "progressive")}
     fmt = data.get("format") or {}
     facts["duration"] = round(float(fmt.get("duration") or 0), 3)
     facts["bitrate"] = int(fmt.get("bit_rate") or 0)
@@ -69,8 +72,7 @@ def _facts(plan: OutputPlan, path: Path, timeout: float) -> dict[str, Any]:
         facts["audio"] = {"codec": audios[0].get("codec_name"), "tracks": len(audios),
                           "channels": int(audios[0].get("channels") or 0),
                           "sample_rate": int(audios[0].get("sample_rate") or 0)}
-        level = loudness.level(path, _DEMUXER[plan.spec.type], timeout,
-                               mono_pair=plan.spec.type == "xdcam")
+        level = loudness.level(path, demuxer, timeout, mono_pair=plan.spec.type == "xdcam")
         if math.isfinite(level.integrated) and level.integrated > -70:   # silence has no loudness
             facts["loudness"] = {"integrated": level.integrated, "true_peak": level.true_peak}
     return facts
@@ -151,7 +153,7 @@ def render_video(source: Path, plan: VideoPlan, scratch: Path,
                  on_done: Callable[[RenderedAV], None] | None = None) -> list[RenderedAV]:
     """Run the plan's single ffmpeg process into ``scratch`` and check every output."""
     info = plan.info
-    outputs = plan.outputs
+    outputs = plan.everything
     if not outputs:
         return []
     limit = time_limit(info)
@@ -161,17 +163,20 @@ def render_video(source: Path, plan: VideoPlan, scratch: Path,
     targets: dict[str, Path] = {}
     for out in outputs:
         targets[out.key] = scratch / f"{out.spec_hash[:24]}.{out.extension}"
-        for rung in out.rungs:
-            targets[rung_target(out, rung.name)] = scratch / f"{out.spec_hash[:24]}-{rung.name}.mp4"
+    for ladder in plan.outputs:
+        for rung in ladder.rungs:
+            targets[rung_target(ladder, rung.name)] = scratch / f"{ladder.spec_hash[:24]}-{rung.name}.mp4"
     gops = {b.preset: b.gop_seconds for b in plan.branches}
     argv = build_argv(plan, source, targets, measured, _graphics(plan, scratch))
     run_ffmpeg(argv, duration=info.duration, time_limit=limit, on_progress=on_progress)
-    ladders = {o.name: o for o in outputs if o.rungs}
+    ladders = {o.name: o for o in plan.outputs if o.rungs}
     done = []
     for out in outputs:
         path = targets[out.key]
         extras: tuple[tuple[str, Path, str], ...] = ()
-        if out.spec.type == "webvtt":
+        if isinstance(out, AudioPlan):
+            facts = _facts(out, path, limit / 4)
+        elif out.spec.type == "webvtt":
             path.write_text(subtitles.webvtt(list(plan.cues), plan.language), encoding="utf-8")
             facts = {"cues": len(plan.cues)}
         elif out.rungs:

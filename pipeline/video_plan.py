@@ -14,6 +14,7 @@ from pipeline.avprobe import AVInfo
 from pipeline.keys import rendition_key, spec_hash
 from pipeline.metadata import EmbeddedText
 from pipeline.presets import (
+    AudioOutput,
     CaptionStyle,
     HlsOutput,
     HlsRung,
@@ -136,10 +137,35 @@ class BranchPlan:
                 for index, frame in enumerate(frames)}
 
 
+AUDIO_FILES = {"bwf": ("wav", "audio/wav"), "aac": ("m4a", "audio/mp4"), "mp3": ("mp3", "audio/mpeg")}
+
+
+@dataclass(frozen=True)
+class AudioPlan:
+    """One audio-only rendition (radio): the programme stereo at a loudness, in a format."""
+
+    preset: str
+    name: str
+    spec: AudioOutput
+    spec_hash: str
+    key: str
+
+    @property
+    def extension(self) -> str:
+        return AUDIO_FILES[self.spec.type][0]
+
+    @property
+    def mime(self) -> str:
+        return AUDIO_FILES[self.spec.type][1]
+
+
 @dataclass(frozen=True)
 class VideoPlan:
+    """Every clip or audio rendition of one asset: made by ONE ffmpeg process."""
+
     info: AVInfo
     branches: tuple[BranchPlan, ...]
+    audio: tuple[AudioPlan, ...] = ()
     cues: tuple[Cue, ...] = ()
     """The asset's subtitles (for sidecars; burning is per branch)."""
     language: str = "vi"
@@ -158,11 +184,18 @@ class VideoPlan:
         branches = tuple(replace(b, outputs=tuple(o for o in b.outputs if o.key in wanted))
                          for b in self.branches)
         return VideoPlan(info=self.info, branches=tuple(b for b in branches if b.outputs),
+                         audio=tuple(a for a in self.audio if a.key in wanted),
                          cues=self.cues, language=self.language)
 
     @property
+    def everything(self) -> list[OutputPlan | AudioPlan]:
+        """Video outputs then audio outputs: every rendition this plan makes."""
+        return [*self.outputs, *self.audio]
+
+    @property
     def loudness_targets(self) -> list[Loudness]:
-        return [b.loudness for b in self.branches if b.loudness is not None]
+        return [b.loudness for b in self.branches if b.loudness is not None] + [
+            a.spec.loudness for a in self.audio]
 
 
 def nearest_rate(rate: Fraction) -> Fraction:
@@ -239,12 +272,20 @@ def plan_video(
     branded: bool = False,
     cues: tuple[Cue, ...] = (),
 ) -> VideoPlan:
-    """Every clip rendition of one asset, grouped by preset."""
-    assert info.video is not None
+    """Every clip (or audio) rendition of one asset, grouped by preset."""
     branches = []
+    audio: list[AudioPlan] = []
     for preset in presets:
+        sound = preset.audio
+        if sound is not None and info.audio is not None and (info.video is None or sound.from_clips):
+            for wanted in sound.outputs:
+                digest = spec_hash({"preset": preset.label, "output": wanted.model_dump(mode="json"),
+                                    "length": round(info.video.duration, 3) if info.video else None})
+                key = rendition_key(asset_sha256, preset.label, wanted.name, digest,
+                                    AUDIO_FILES[wanted.type][0])
+                audio.append(AudioPlan(preset.label, wanted.name, wanted, digest, key))
         spec = preset.video
-        if spec is None:
+        if spec is None or info.video is None:
             continue
         if spec.frame_rate == "pal-interlaced":
             rate, cadence = pal_cadence(info)
@@ -315,4 +356,5 @@ def plan_video(
             lower_third=strap, outputs=tuple(outputs), gop_seconds=spec.gop_seconds,
             subtitles=burned, caption_style=preset.caption, font_file=str(preset.font_path),
             language=text.language))
-    return VideoPlan(info=info, branches=tuple(branches), cues=cues, language=text.language)
+    return VideoPlan(info=info, branches=tuple(branches), audio=tuple(audio), cues=cues,
+                     language=text.language)

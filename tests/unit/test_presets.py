@@ -23,6 +23,13 @@ def test_every_bundled_preset_loads(name: str) -> None:
     assert preset.font_path.is_file()
 
 
+def test_radio_preset_loads_with_two_loudness_targets(presets) -> None:
+    radio = presets["radio"]
+    assert radio.images == () and radio.video is None
+    assert {(o.type, o.loudness.integrated) for o in radio.audio.outputs} == {
+        ("bwf", -23.0), ("aac", -16.0), ("mp3", -16.0)}
+
+
 def test_web_preset_expands_widths_and_formats(presets) -> None:
     web = presets["web"]
     pairs = {(s.name, s.format) for s in web.images}
@@ -70,7 +77,7 @@ BAD = [
     ({"video": {"frame_rate": "ntsc", "outputs": [{"type": "poster"}]}}, "video.frame_rate: Input should be 'natural' or 'pal-interlaced'"),
     ({"video": {"loudness": {"integrated": 3}, "outputs": [{"type": "poster"}]}}, "video.loudness.integrated"),
     ({"video": {"outputs": [{"type": "poster"}, {"type": "poster"}]}}, "name 'poster' must be unique"),
-    ({"audio": {}}, "audio: unknown field"),
+    ({"audio": {}}, "audio.outputs: is required"),
 ]
 
 

@@ -17,7 +17,7 @@ from typing import Any
 import ffmpeg as fp
 
 from pipeline.ffmpeg import GLOBAL_ARGS, binary
-from pipeline.loudness import Measured, normalise_args
+from pipeline.loudness import Measured, normalise
 from pipeline.presets import LogoSpec, Loudness
 from pipeline.video_plan import AudioPlan, BranchPlan, Frame, OutputPlan, VideoPlan, even
 
@@ -145,8 +145,11 @@ def _frames(branch: BranchPlan, stream: Stream, logo: Stream | None, interlaced:
 def _video_for(plan: OutputPlan, branch: BranchPlan, stream: Stream, interlaced_source: bool) -> Stream:
     spec = plan.spec
     if spec.type == "poster":
-        return (stream.filter("trim", start=round(plan.poster_time, 3)).filter("setpts", "PTS-STARTPTS")
-                .filter("format", "yuvj420p"))
+        # A closed time range: after it, trim drops frames instead of queueing them for an output
+        # that has already finished (an open range made ffmpeg hold the whole clip in memory).
+        start = round(plan.poster_time, 3)
+        return (stream.filter("trim", start=start, end=round(start + 0.5, 3))
+                .filter("setpts", "PTS-STARTPTS").filter("format", "yuvj420p"))
     if spec.type == "xdcam":
         if plan.cadence == "weave":
             stream = stream.filter("tinterlace", mode="interleave_top")
@@ -160,11 +163,17 @@ def _video_for(plan: OutputPlan, branch: BranchPlan, stream: Stream, interlaced_
     return stream.filter("setfield", "prog").filter("format", "yuv420p")
 
 
+X264_THREADS = 2
+"""Per x264 encoder: one graph feeds up to a dozen of them at once, so each needs few threads;
+x264's default (1.5 x cores) only multiplies the frames held in flight."""
+
+
 def _x264(fps: Fraction, gop_seconds: float, preset: str, profile: str,
           level: str) -> dict[str, object]:
     gop = max(1, round(float(fps) * gop_seconds))
     return {"c:v": "libx264", "preset": preset, "profile:v": profile, "level:v": level,
-            "g": gop, "keyint_min": gop, "sc_threshold": 0, "color_primaries": "bt709",
+            "g": gop, "keyint_min": gop, "sc_threshold": 0, "threads": X264_THREADS,
+            "color_primaries": "bt709",
             "color_trc": "bt709", "colorspace": "bt709"}
 
 
@@ -250,9 +259,7 @@ def build_argv(plan: VideoPlan, source: Path, targets: dict[str, Path], measured
             if programme:
                 branch_audio = programme[audio_users.index(branch)]
                 if branch.loudness is not None:
-                    norm = normalise_args(branch.loudness, measured)
-                    branch_audio = branch_audio.filter("loudnorm", **norm)
-                branch_audio = branch_audio.filter("aresample", 48000)
+                    branch_audio = _normalised(branch_audio, branch.loudness, measured)
             else:
                 branch_audio = fp.input(f"anullsrc=r=48000:cl=stereo:d={video.duration:.3f}",
                                         f="lavfi").audio if any(
@@ -277,6 +284,12 @@ def build_argv(plan: VideoPlan, source: Path, targets: dict[str, Path], measured
     return _compile(outputs)
 
 
+def _normalised(sound: Stream, target: Loudness, measured: Measured | None) -> Stream:
+    for name, args in normalise(target, measured):
+        sound = sound.filter(name, **args)
+    return sound
+
+
 def _compile(outputs: list[Stream]) -> list[str]:
     command = [binary("ffmpeg"), *GLOBAL_ARGS, "-progress", "pipe:1", "-nostats"]
     compiled: Sequence[str] = fp.merge_outputs(*outputs).compile(cmd=command)
@@ -295,7 +308,7 @@ def _audio_outputs(radio: dict[Loudness, list[AudioPlan]], sources: list[Stream]
     """Audio-only renditions: one loudness pass per target, shared by the formats wanting it."""
     outputs = []
     for (target, plans), sound in zip(radio.items(), sources, strict=True):
-        normalised = sound.filter("loudnorm", **normalise_args(target, measured)).filter("aresample", 48000)
+        normalised = _normalised(sound, target, measured)
         for plan, copy in zip(plans, _split(normalised, len(plans), audio=True), strict=True):
             args = {**CLEAN, **AUDIO_ARGS[plan.spec.type], "ac": 2, "ar": 48000}
             if plan.spec.type != "bwf":

@@ -2,8 +2,9 @@
 
 Pass 1 runs ``loudnorm`` in analysis mode over the audio alone (no video decode) on the same
 stereo downmix the render uses; its measurement does not depend on the target, so one pass
-serves every preset. Pass 2 is inside the render graph: ``loudnorm`` with the measured values and
-``linear=true`` (a plain gain when the true-peak ceiling allows it). Afterwards every output is
+serves every preset. Pass 2 is inside the render graph: the gain that brings the measured
+programme to the target, and a limiter only if the true-peak ceiling needs one (see
+:func:`normalise`). Afterwards every output is
 measured independently with ``ebur128`` and the figures go into the manifest.
 """
 
@@ -63,13 +64,24 @@ def measure(path: Path, demuxer: str, timeout: float) -> Measured:
     return parse_loudnorm(run_capture(measure_argv(path, demuxer), timeout))
 
 
-def normalise_args(target: Loudness, measured: Measured | None) -> dict[str, object]:
-    """Pass-2 ``loudnorm`` options (numbers only, never user text)."""
-    args: dict[str, object] = {"I": target.integrated, "TP": target.true_peak, "LRA": target.lra}
-    if measured is not None and measured.integrated > -70:   # silence: nothing to normalise to
-        args.update(measured_I=measured.integrated, measured_TP=measured.true_peak,
-                    measured_LRA=measured.lra, measured_thresh=measured.threshold, linear="true")
-    return args
+def normalise(target: Loudness, measured: Measured | None) -> list[tuple[str, dict[str, object]]]:
+    """Pass 2 as filters: a plain gain to the target, plus a peak limiter only when the gain
+    would push the true peak over the ceiling.
+
+    This is what ``loudnorm`` does in linear mode, without its 3-second look-ahead: inside a
+    graph feeding a dozen encoders that look-ahead made ffmpeg queue seconds of raw frames for
+    every output (4 GB for a 1080p clip). The limiter looks 5 ms ahead and sits 1 dB under the
+    ceiling (it sees sample peaks; true peaks between samples can be a little higher).
+    """
+    if measured is None or measured.integrated < -70:   # silence: nothing to normalise to
+        return []
+    gain = target.integrated - measured.integrated
+    filters: list[tuple[str, dict[str, object]]] = [("volume", {"volume": f"{gain:.2f}dB"})]
+    if measured.true_peak + gain > target.true_peak - 0.5:
+        ceiling = 10 ** ((target.true_peak - 1.0) / 20)
+        filters.append(("alimiter", {"limit": f"{ceiling:.4f}", "attack": 5, "release": 50,
+                                     "level": "disabled"}))
+    return filters
 
 
 _SUMMARY_I = re.compile(r"Integrated loudness:\s*I:\s*(-?[\d.]+|-inf)\s*LUFS")

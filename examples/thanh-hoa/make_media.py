@@ -823,6 +823,33 @@ def make_clip(ffmpeg: str, path: Path) -> None:
     atomic_save(path, write)
 
 
+AUDIO_NAME = "phong-van.wav"
+AUDIO_SECONDS = 15
+
+
+def make_audio(ffmpeg: str, path: Path) -> None:
+    """A field-recorder interview: mono 44.1 kHz 16-bit WAV, speech-like syllables at about
+    -28 LUFS with pauses (a voice's pitch gliding under a syllable-rate envelope, plus room hiss)."""
+    voice = (
+        "0.25*(0.6+0.4*sin(2*PI*4.3*t))*if(lt(mod(t,3.1),2.6),1,0.02)"
+        "*(sin(2*PI*(140+25*sin(2*PI*0.7*t))*t)+0.5*sin(2*PI*2*(140+25*sin(2*PI*0.7*t))*t)"
+        "+0.25*sin(2*PI*3*(140+25*sin(2*PI*0.7*t))*t))"
+    )
+    audio = f"aevalsrc=exprs='{voice}':sample_rate=44100:channel_layout=mono:duration={AUDIO_SECONDS}"
+
+    def write(tmp: Path) -> None:
+        cmd = [ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error", "-y",
+               "-f", "lavfi", "-i", audio, "-f", "lavfi", "-i",
+               f"anoisesrc=color=pink:amplitude=0.004:sample_rate=44100:duration={AUDIO_SECONDS}",
+               "-filter_complex", "[0:a][1:a]amix=inputs=2:normalize=0[a]", "-map", "[a]",
+               "-c:a", "pcm_s16le", "-fflags", "+bitexact", "-flags:a", "+bitexact", "-f", "wav", str(tmp)]
+        r = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True)
+        if r.returncode != 0:
+            raise RuntimeError(f"ffmpeg failed ({r.returncode}): {r.stderr.strip()}")
+
+    atomic_save(path, write)
+
+
 # --------------------------------------------------------------------------- main
 
 
@@ -883,6 +910,18 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {CLIP_NAME}: {e}", file=sys.stderr)
             return 1
         report(CLIP_NAME, dims, path, f"written in {time.perf_counter() - t0:.2f} s")
+
+    path = out / AUDIO_NAME
+    if not args.force and path.exists() and path.stat().st_size > 44100 * 2 * AUDIO_SECONDS:
+        report(AUDIO_NAME, "mono", path, "skipped (exists)")
+    elif ffmpeg is not None:
+        t0 = time.perf_counter()
+        try:
+            make_audio(ffmpeg, path)
+        except RuntimeError as e:
+            print(f"error: {AUDIO_NAME}: {e}", file=sys.stderr)
+            return 1
+        report(AUDIO_NAME, "mono", path, f"written in {time.perf_counter() - t0:.2f} s")
 
     print(f"done in {time.perf_counter() - t_start:.1f} s -> {out}")
     return 0

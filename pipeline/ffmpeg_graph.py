@@ -16,9 +16,10 @@ from typing import Any
 
 import ffmpeg as fp
 
+from pipeline.avprobe import AVInfo
 from pipeline.ffmpeg import GLOBAL_ARGS, binary
 from pipeline.loudness import Measured, normalise
-from pipeline.presets import LogoSpec, Loudness
+from pipeline.presets import LogoSpec, Loudness, Mp4Output, PosterOutput, SpriteOutput
 from pipeline.video_plan import AudioPlan, BranchPlan, Frame, OutputPlan, VideoPlan, even
 
 Stream = Any  # ffmpeg-python nodes are untyped
@@ -144,12 +145,6 @@ def _frames(branch: BranchPlan, stream: Stream, logo: Stream | None, interlaced:
 
 def _video_for(plan: OutputPlan, branch: BranchPlan, stream: Stream, interlaced_source: bool) -> Stream:
     spec = plan.spec
-    if spec.type == "poster":
-        # A closed time range: after it, trim drops frames instead of queueing them for an output
-        # that has already finished (an open range made ffmpeg hold the whole clip in memory).
-        start = round(plan.poster_time, 3)
-        return (stream.filter("trim", start=start, end=round(start + 0.5, 3))
-                .filter("setpts", "PTS-STARTPTS").filter("format", "yuvj420p"))
     if spec.type == "xdcam":
         if plan.cadence == "weave":
             stream = stream.filter("tinterlace", mode="interleave_top")
@@ -197,9 +192,6 @@ def _video_args(plan: OutputPlan, gop_seconds: float, rung: str | None) -> dict[
 
 def _codec_args(plan: OutputPlan, gop_seconds: float, rung: str | None) -> dict[str, object]:
     spec = plan.spec
-    assert spec.type != "webvtt"
-    if spec.type == "poster":
-        return {"frames:v": 1, "q:v": 3, "f": "image2", "update": 1}
     if spec.type == "xdcam":
         rate = f"{spec.bitrate * 1000}k"
         return {**XDCAM_VIDEO, "b:v": rate, "minrate": rate, "maxrate": rate,
@@ -212,6 +204,7 @@ def _codec_args(plan: OutputPlan, gop_seconds: float, rung: str | None) -> dict[
                 "bufsize": f"{step.maxrate * 2}k", **_aac(spec.audio_bitrate),
                 "movflags": "+frag_keyframe+empty_moov+default_base_moof+negative_cts_offsets",
                 "f": "mp4"}
+    assert isinstance(spec, Mp4Output)
     return {**_x264(plan.fps, gop_seconds, spec.x264_preset, spec.profile, spec.level),
             "crf": spec.crf, "maxrate": f"{spec.maxrate}k", "bufsize": f"{spec.maxrate * 2}k",
             **_aac(spec.audio_bitrate), "movflags": "+faststart", "f": "mp4"}
@@ -315,3 +308,35 @@ def _audio_outputs(radio: dict[Loudness, list[AudioPlan]], sources: list[Stream]
                 args["b:a"] = f"{plan.spec.bitrate}k"
             outputs.append(fp.output(copy, str(targets[plan.key]), **args))
     return outputs
+
+
+def still_argv(plan: OutputPlan, info: AVInfo, source: Path, target: Path) -> list[str]:
+    """A poster or a thumbnail sprite straight from the source, in a quick run of its own.
+
+    Poster: seek to the frame (input seeking decodes from the keyframe before it only).
+    Sprite: a rough decode (no B-frames, no deblocking), one frame every ``interval`` seconds,
+    tiled into sheets.
+    """
+    spec = plan.spec
+    assert isinstance(spec, PosterOutput | SpriteOutput)
+    video = info.video
+    assert video is not None
+    before: dict[str, object] = {"f": info.demuxer, "protocol_whitelist": "file"}
+    if isinstance(spec, PosterOutput):
+        before["ss"] = f"{plan.poster_time:.3f}"
+    else:
+        before.update(skip_frame="noref", skip_loop_filter="all")   # 160 px: a rough decode will do
+    stream = fp.input("file:" + str(source), **before).video
+    if video.interlaced:
+        stream = stream.filter("bwdif", mode="send_frame")
+    stream = stream.filter("scale", plan.frame.width, plan.frame.height, flags="lanczos").filter("setsar", 1)
+    args: dict[str, object] = {**CLEAN, "f": "image2"}
+    if isinstance(spec, PosterOutput):
+        stream = stream.filter("format", "yuvj420p")
+        args.update({"frames:v": 1, "q:v": 2, "update": 1})
+    else:
+        stream = (stream.filter("fps", f"1/{spec.interval:g}", round="down")
+                  .filter("tile", f"{spec.columns}x{spec.rows}").filter("format", "yuvj420p"))
+        args.update({"q:v": 4, "start_number": 0, "fps_mode": "passthrough"})
+    command = [binary("ffmpeg"), *GLOBAL_ARGS]
+    return list(fp.output(stream, str(target), **args).compile(cmd=command))

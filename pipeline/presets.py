@@ -237,6 +237,18 @@ class PosterOutput(_Frozen):
     quality: int = Field(default=85, ge=1, le=100)
 
 
+class SpriteOutput(_Frozen):
+    """Scrub thumbnails: one frame every ``interval`` seconds, tiled into JPEG sheets, with a
+    WebVTT index (``sheet.jpg#xywh=x,y,w,h`` per time range) for the web player."""
+
+    type: Literal["sprite"]
+    name: str = "sprite"
+    interval: float = Field(default=2.0, ge=0.5, le=60)
+    width: int = Field(default=160, ge=32, le=640)
+    columns: int = Field(default=10, ge=1, le=20)
+    rows: int = Field(default=10, ge=1, le=20)
+
+
 class WebVttOutput(_Frozen):
     """The asset's subtitles as a WebVTT sidecar for the web player (only when it has some)."""
 
@@ -244,7 +256,7 @@ class WebVttOutput(_Frozen):
     name: str = "captions"
 
 
-VideoOutput = Annotated[Mp4Output | HlsOutput | XdcamOutput | PosterOutput | WebVttOutput,
+VideoOutput = Annotated[Mp4Output | HlsOutput | XdcamOutput | PosterOutput | SpriteOutput | WebVttOutput,
                         Field(discriminator="type")]
 
 

@@ -77,7 +77,7 @@ def load(path: Path, name: str) -> list[Cue]:
         raise InvalidStory(f"{name}: subtitles must be UTF-8 text") from exc
 
 
-def _stamp(seconds: float) -> str:
+def stamp(seconds: float) -> str:
     millis = round(seconds * 1000)
     hours, rest = divmod(millis, 3_600_000)
     minutes, rest = divmod(rest, 60_000)
@@ -92,5 +92,5 @@ def webvtt(cues: list[Cue], language: str = "vi") -> str:
     """A WebVTT document for the web player (``<track kind="captions">``)."""
     out = ["WEBVTT", f"Language: {language}", ""]
     for number, cue in enumerate(cues, 1):
-        out += [str(number), f"{_stamp(cue.start)} --> {_stamp(cue.end)}", _escape(cue.text), ""]
+        out += [str(number), f"{stamp(cue.start)} --> {stamp(cue.end)}", _escape(cue.text), ""]
     return "\n".join(out)

@@ -17,8 +17,8 @@ from pipeline import hls, loudness, subtitles, text
 from pipeline.avprobe import AVInfo
 from pipeline.errors import RenderError
 from pipeline.ffmpeg import GLOBAL_ARGS, binary, ffprobe_json, run_capture, run_ffmpeg
-from pipeline.ffmpeg_graph import Overlay, build_argv, rung_target
-from pipeline.presets import HlsOutput
+from pipeline.ffmpeg_graph import Overlay, build_argv, rung_target, still_argv
+from pipeline.presets import HlsOutput, SpriteOutput
 from pipeline.storage import file_sha256
 from pipeline.video_plan import AudioPlan, Frame, OutputPlan, VideoPlan
 
@@ -122,6 +122,35 @@ def _package(out: OutputPlan, files: dict[str, Path], folder: Path, gop_seconds:
     return master, facts, extras
 
 
+def _sprite(out: OutputPlan, scratch: Path, duration: float
+            ) -> tuple[Path, dict[str, Any], tuple[tuple[str, Path, str], ...]]:
+    """Name the sheets ffmpeg wrote and write their WebVTT index."""
+    spec = out.spec
+    assert isinstance(spec, SpriteOutput)
+    sheets = sorted(scratch.glob(f"{out.spec_hash[:24]}-sheet-*.jpg"))
+    if not sheets:
+        raise RenderError(f"{out.preset} {out.name}: ffmpeg wrote no thumbnail sheet", code="render-check")
+    width, height = out.frame.width, out.frame.height
+    per_sheet = spec.columns * spec.rows
+    count = max(1, math.ceil(duration / spec.interval - 1e-6))
+    lines = ["WEBVTT", ""]
+    for index in range(count):
+        sheet, cell = divmod(index, per_sheet)
+        row, column = divmod(cell, spec.columns)
+        start, end = index * spec.interval, min((index + 1) * spec.interval, duration)
+        lines += [f"{subtitles.stamp(start)} --> {subtitles.stamp(end)}",
+                  f"sprite-{sheet:03d}.jpg#xywh={column * width},{row * height},{width},{height}", ""]
+    index_file = scratch / f"{out.spec_hash[:24]}-thumbnails.vtt"
+    index_file.write_text("\n".join(lines), encoding="utf-8")
+    prefix = out.key.rsplit("/", 1)[0] + "/"
+    extras = tuple((f"{prefix}sprite-{n:03d}.jpg", path, "image/jpeg") for n, path in enumerate(sheets))
+    facts: dict[str, Any] = {
+        "width": width, "height": height, "thumbnails": count, "interval": spec.interval,
+        "sheets": [{"key": key, "bytes": path.stat().st_size, "sha256": file_sha256(path)}
+                     for key, path, _mime in extras]}
+    return index_file, facts, extras
+
+
 def _graphics(plan: VideoPlan, scratch: Path) -> dict[tuple[str, Frame], list[Overlay]]:
     """Render lower thirds and burned subtitles as PNGs for every picture size that burns them."""
     overlays: dict[tuple[str, Frame], list[Overlay]] = {}
@@ -163,12 +192,18 @@ def render_video(source: Path, plan: VideoPlan, scratch: Path,
     targets: dict[str, Path] = {}
     for out in outputs:
         targets[out.key] = scratch / f"{out.spec_hash[:24]}.{out.extension}"
+        if isinstance(out, OutputPlan) and out.spec.type == "sprite":
+            targets[out.key] = scratch / f"{out.spec_hash[:24]}-sheet-%03d.jpg"
     for ladder in plan.outputs:
         for rung in ladder.rungs:
             targets[rung_target(ladder, rung.name)] = scratch / f"{ladder.spec_hash[:24]}-{rung.name}.mp4"
     gops = {b.preset: b.gop_seconds for b in plan.branches}
     argv = build_argv(plan, source, targets, measured, _graphics(plan, scratch))
-    run_ffmpeg(argv, duration=info.duration, time_limit=limit, on_progress=on_progress)
+    if any(getattr(o, "encoded", True) for o in outputs):
+        run_ffmpeg(argv, duration=info.duration, time_limit=limit, on_progress=on_progress)
+    for still in plan.outputs:
+        if still.spec.type in ("poster", "sprite"):
+            run_capture(still_argv(still, info, source, targets[still.key]), limit / 4)
     ladders = {o.name: o for o in plan.outputs if o.rungs}
     done = []
     for out in outputs:
@@ -179,6 +214,8 @@ def render_video(source: Path, plan: VideoPlan, scratch: Path,
         elif out.spec.type == "webvtt":
             path.write_text(subtitles.webvtt(list(plan.cues), plan.language), encoding="utf-8")
             facts = {"cues": len(plan.cues)}
+        elif out.spec.type == "sprite":
+            path, facts, extras = _sprite(out, scratch, info.video.duration if info.video else info.duration)
         elif out.rungs:
             files = {r.name: targets[rung_target(out, r.name)] for r in out.rungs}
             path, facts, extras = _package(out, files, scratch / f"{out.spec_hash[:24]}-hls",

@@ -23,6 +23,7 @@ from pipeline.presets import (
     Mp4Output,
     PosterOutput,
     Preset,
+    SpriteOutput,
     WebVttOutput,
     XdcamOutput,
 )
@@ -65,7 +66,7 @@ class RungPlan:
 class OutputPlan:
     preset: str
     name: str
-    spec: Mp4Output | HlsOutput | XdcamOutput | PosterOutput | WebVttOutput
+    spec: Mp4Output | HlsOutput | XdcamOutput | PosterOutput | SpriteOutput | WebVttOutput
     frame: Frame
     fps: Fraction
     """Frames per second written (25 for 1080i50: two fields a frame)."""
@@ -87,23 +88,27 @@ class OutputPlan:
 
     @property
     def extension(self) -> str:
-        return {"mp4": "mp4", "hls": "m3u8", "xdcam": "mxf", "poster": "jpg",
+        return {"mp4": "mp4", "hls": "m3u8", "xdcam": "mxf", "poster": "jpg", "sprite": "vtt",
                 "webvtt": "vtt"}[self.spec.type]
 
     @property
     def mime(self) -> str:
         return {"mp4": "video/mp4", "hls": "application/vnd.apple.mpegurl",
-                "xdcam": "application/mxf", "poster": "image/jpeg", "webvtt": "text/vtt"}[self.spec.type]
+                "xdcam": "application/mxf", "poster": "image/jpeg", "sprite": "text/vtt",
+                "webvtt": "text/vtt"}[self.spec.type]
 
     @property
     def has_audio(self) -> bool:
-        return self.spec.type not in ("poster", "webvtt")
+        return self.spec.type not in ("poster", "sprite", "webvtt")
 
     @property
     def encoded(self) -> bool:
-        """False for outputs with no branch of their own in the graph: an MP4 remuxed from an
-        HLS rung, a WebVTT sidecar."""
-        return self.from_rung is None and self.spec.type != "webvtt"
+        """False for outputs that are not fed by the main graph: an MP4 remuxed from an HLS rung,
+        a WebVTT sidecar, and the stills (poster, sprite), which come from quick seeks on the
+        source instead. A sparse output inside the graph (one frame at 10 %, one every 2 s) holds
+        back every other output: ffmpeg queues their frames until the sparse one gets its next
+        frame, gigabytes at 1080p."""
+        return self.from_rung is None and self.spec.type not in ("webvtt", "poster", "sprite")
 
 
 @dataclass(frozen=True)
@@ -317,7 +322,7 @@ def plan_video(
                 frame = plan_frame(info, (1920, 1080), "fill")
                 out_fps, out_cadence = PAL_FRAMES, cadence
             else:
-                box = (out.width, 9999) if out.type == "poster" else (out.width, out.height)
+                box = ((out.width, out.height) if isinstance(out, Mp4Output) else (out.width, 9999))
                 frame = plan_frame(info, box, spec.frame)
                 out_fps = PAL_FRAMES if spec.frame_rate == "pal-interlaced" else rate
                 out_cadence = "progressive"
@@ -346,6 +351,8 @@ def plan_video(
             key = rendition_key(asset_sha256, preset.label, out.name, digest, plan.extension)
             if isinstance(out, HlsOutput):
                 key = key.removesuffix(".m3u8") + "/master.m3u8"
+            elif isinstance(out, SpriteOutput):
+                key = key.removesuffix(".vtt") + "/thumbnails.vtt"
             outputs.append(replace(plan, key=key))
         branches.append(BranchPlan(
             preset=preset.label, rate=rate,

@@ -260,3 +260,14 @@ def test_no_source_metadata_leaks_into_outputs(rendered) -> None:
     for name in ("mp4-1080", "mp4-720", "proxy-1080p25", "xdcam-hd422"):
         tags = ffprobe(rendered["phone.mp4"][name].path)["format"].get("tags", {})
         assert not {"location", "location-eng", "make", "model"} & set(tags), (name, tags)
+
+
+def test_thumbnail_sprite_and_its_webvtt_index(rendered) -> None:
+    sprite = rendered["phone.mp4"]["sprite"]
+    index = sprite.path.read_text()
+    cues = [line for line in index.splitlines() if "-->" in line]
+    assert index.startswith("WEBVTT") and len(cues) == 2      # a 3 s clip, one every 2 s
+    assert "sprite-000.jpg#xywh=0,0,160,90" in index and "sprite-000.jpg#xywh=160,0,160,90" in index
+    ((key, sheet, mime),) = sprite.extras
+    assert key.endswith("/sprite-000.jpg") and mime == "image/jpeg"
+    assert (video_stream(ffprobe(sheet))["width"], video_stream(ffprobe(sheet))["height"]) == (1600, 900)

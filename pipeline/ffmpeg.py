@@ -67,8 +67,8 @@ def run_capture(argv: list[str], timeout: float) -> str:
         done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False,
                               start_new_session=True)
     except subprocess.TimeoutExpired as exc:
-        raise RenderError(f"analysis took longer than {timeout:.0f} s", code="timeout",
-                          command=argv) from exc
+        raise RenderError(f"ffmpeg took longer than its {timeout:.1f} s limit and was stopped",
+                          code="timeout", command=argv) from exc
     if done.returncode != 0:
         raise RenderError(_failure_reason(done.stderr), command=argv, log_tail=done.stderr[-4000:])
     return done.stderr

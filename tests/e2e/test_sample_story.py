@@ -86,7 +86,8 @@ def test_the_clip_and_the_radio_piece_have_every_rendition(sample) -> None:
     assert clip["status"] == radio["status"] == "done"
     assert {(r["preset"], r["name"]) for r in clip["renditions"]} == {
         ("web@1", "mp4-1080"), ("web@1", "mp4-720"), ("web@1", "hls"), ("web@1", "poster"),
-        ("web@1", "captions"), ("broadcast@1", "xdcam-hd422"), ("broadcast@1", "proxy-1080p25"),
+        ("web@1", "captions"), ("web@1", "sprite"), ("broadcast@1", "xdcam-hd422"),
+        ("broadcast@1", "proxy-1080p25"),
         ("social@1", "vertical"), ("social@1", "square"), ("radio@1", "bwf"), ("radio@1", "aac-128"),
         ("radio@1", "mp3-128")}
     by_name = {r["name"]: r for r in clip["renditions"]}

@@ -75,7 +75,7 @@ def test_frames(src, box, mode, expected) -> None:
 def test_plan_outputs_and_keys(presets) -> None:
     plan = plan_video(clip(), SHA, [presets["web"], presets["broadcast"]], EmbeddedText())
     names = [o.name for o in plan.outputs]
-    assert names == ["mp4-1080", "mp4-720", "hls", "poster", "xdcam-hd422", "proxy-1080p25"]
+    assert names == ["mp4-1080", "mp4-720", "hls", "poster", "sprite", "xdcam-hd422", "proxy-1080p25"]
     hls = next(o for o in plan.outputs if o.name == "hls")
     assert [r.name for r in hls.rungs] == ["1080p", "720p", "480p", "360p"]
     assert hls.key.startswith(f"renditions/{SHA[:16]}/web@1/hls-") and hls.key.endswith("/master.m3u8")

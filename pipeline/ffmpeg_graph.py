@@ -335,7 +335,7 @@ def still_argv(plan: OutputPlan, info: AVInfo, source: Path, target: Path) -> li
         stream = stream.filter("format", "yuvj420p")
         args.update({"frames:v": 1, "q:v": 2, "update": 1})
     else:
-        stream = (stream.filter("fps", f"1/{spec.interval:g}", round="down")
+        stream = (stream.filter("fps", f"1/{spec.interval:g}")
                   .filter("tile", f"{spec.columns}x{spec.rows}").filter("format", "yuvj420p"))
         args.update({"q:v": 4, "start_number": 0, "fps_mode": "passthrough"})
     command = [binary("ffmpeg"), *GLOBAL_ARGS]

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.manifest import validate
+from tests import clips
 from tests.conftest import run_cli
 from tests.fixtures import photo, pixel_bomb_png, truncated_jpeg
 
@@ -50,8 +51,14 @@ def bad_story(tmp_path: Path) -> Path:
         handle.write(b"\xff\xd8\xff\xe0")
         handle.truncate(250 * 1024 * 1024)
     (media / "playlist.jpg").write_text("#EXTM3U\n#EXTINF:10,\nfile:///etc/passwd\n")
+    (media / "playlist.mp4").write_text("#EXTM3U\n#EXTINF:10,\nfile:///etc/passwd\n")
+    (media / "concat.mov").write_text("ffconcat version 1.0\nfile '/etc/passwd'\n")
+    (media / "script.mp4").write_text("Kịch bản phóng sự\n" * 30, encoding="utf-8")
+    clips.truncated_clip(media / "cut.mp4")
+    clips.no_audio(media / "good-clip.mp4", seconds=1.0)
     files = ["good.jpg", "empty.jpg", "truncated.jpg", "notes.jpg", "bomb.png", "huge.jpg",
-             "playlist.jpg", "good-2.jpg"]
+             "playlist.jpg", "playlist.mp4", "concat.mov", "script.mp4", "cut.mp4", "good-clip.mp4",
+             "good-2.jpg"]
     story = tmp_path / "story.toml"
     story.write_text(HEAD + "".join(asset(f"media/{f}") for f in files), encoding="utf-8")
     return story
@@ -68,17 +75,20 @@ def test_bad_inputs_fail_alone_and_the_rest_completes(bad_story: Path, tmp_path:
     assert doc["status"] == "partial"
     status = {a["filename"]: a for a in doc["assets"]}
     assert status["good.jpg"]["status"] == "done" and status["good-2.jpg"]["status"] == "done"
+    assert status["good-clip.mp4"]["status"] == "done" and status["good-clip.mp4"]["kind"] == "video"
     assert len(status["good.jpg"]["renditions"]) == 13
     expected = {"empty.jpg": "empty", "truncated.jpg": "truncated", "notes.jpg": "text file",
-                "bomb.png": "too many pixels", "huge.jpg": "too large", "playlist.jpg": "playlist"}
+                "bomb.png": "too many pixels", "huge.jpg": "too large", "playlist.jpg": "playlist",
+                "playlist.mp4": "playlist", "concat.mov": "concat script", "script.mp4": "text file",
+                "cut.mp4": "truncated"}
     for name, words in expected.items():
         error = status[name]["error"]
         assert status[name]["status"] == "failed" and not status[name]["renditions"]
         assert words in error["reason"], (name, error)
         assert error["retryable"] is False
         assert words in text, f"the summary shows why {name} failed"
-    assert doc["summary"] == {**doc["summary"], "assets": 8, "done": 2, "failed": 6}
-    assert result.peak_mb < 600, f"memory stays bounded: peak {result.peak_mb:.0f} MB"
+    assert doc["summary"] == {**doc["summary"], "assets": 13, "done": 3, "failed": 10}
+    assert result.peak_mb < 1500, f"memory stays bounded: peak {result.peak_mb:.0f} MB"
     # Failed assets leave nothing behind; every listed rendition exists with its checksum.
     for entry in doc["assets"]:
         for rendition in entry["renditions"]:

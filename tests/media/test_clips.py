@@ -176,9 +176,15 @@ def test_poster_is_a_jpeg_frame(rendered) -> None:
     (lambda p: p.write_text("ffconcat version 1.0\nfile '/etc/passwd'\n"), UnsupportedMedia, "concat script"),
     (lambda p: p.write_text("Kịch bản phóng sự: ...\n" * 40, encoding="utf-8"), UnsupportedMedia, "text file"),
 ])
-def test_bad_clips_are_refused_with_a_reason(tmp_path: Path, maker, error, words) -> None:
+def test_bad_clips_are_refused_with_a_reason(tmp_path: Path, maker, error, words, monkeypatch) -> None:
     path = tmp_path / "clip.mp4"
     maker(path)
+
+    def no_ffmpeg(*args, **kwargs):
+        raise AssertionError(f"ffmpeg/ffprobe must not see this file: {args[0]}")
+
+    monkeypatch.setattr("pipeline.ffmpeg.subprocess.run", no_ffmpeg)
+    monkeypatch.setattr("pipeline.ffmpeg.subprocess.Popen", no_ffmpeg)
     with pytest.raises(error, match=words):
         probe(path, Limits())
 

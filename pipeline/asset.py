@@ -145,7 +145,7 @@ Render = Callable[[list[Any], Path, Callable[[Any], None]], object]
 
 
 def _produce(work: AssetWork, plans: Sequence[_Plan], render: Render, storage: Storage,
-             outcome: AssetOutcome, report: Progress, scratch_root: Path | None) -> list[dict[str, Any]]:
+             outcome: AssetOutcome, scratch_root: Path | None) -> list[dict[str, Any]]:
     """Reuse what is stored and right, render the rest into scratch, store each file as it is
     finished; return the manifest entries in plan order."""
     by_key: dict[str, dict[str, Any]] = {}
@@ -186,11 +186,11 @@ def _image_renditions(work: AssetWork, info: ImageInfo, sha: str, storage: Stora
                        work.asset.focus, work.asset.branded)
     labels = [p.label for p in work.presets]
     plans.sort(key=lambda p: (labels.index(p.preset), -p.width, p.spec.format))
-    total = sum(1 for p in plans if _reusable(p, work, storage) is None)
-    report("rendering", 0, total)
 
     def render(missing: list[ImagePlan], scratch: Path, store: Callable[[Any], None]) -> None:
         missing.sort(key=lambda p: p.scale, reverse=True)   # largest first: the cascade
+        total = len(missing)
+        report("rendering", 0, total)
 
         def stored(made: Rendered) -> None:
             store(made)
@@ -198,7 +198,7 @@ def _image_renditions(work: AssetWork, info: ImageInfo, sha: str, storage: Stora
 
         render_image(work.path, info, missing, scratch, on_done=stored)
 
-    return _produce(work, plans, render, storage, outcome, report, scratch_root)
+    return _produce(work, plans, render, storage, outcome, scratch_root)
 
 
 def _clip_renditions(work: AssetWork, info: AVInfo, sha: str, storage: Storage,
@@ -220,7 +220,7 @@ def _clip_renditions(work: AssetWork, info: AVInfo, sha: str, storage: Storage,
         render_video(work.path, plan.only({m.key for m in missing}), scratch,
                      on_progress=lambda f: report("rendering", round(f * 100), 100), on_done=store)
 
-    return _produce(work, plan.everything, render, storage, outcome, report, scratch_root)
+    return _produce(work, plan.everything, render, storage, outcome, scratch_root)
 
 
 def process_asset(work: AssetWork, storage: Storage, limits: Limits, scratch_root: Path | None = None,

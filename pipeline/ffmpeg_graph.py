@@ -143,7 +143,7 @@ def _frames(branch: BranchPlan, stream: Stream, logo: Stream | None, interlaced:
     return out
 
 
-def _video_for(plan: OutputPlan, branch: BranchPlan, stream: Stream, interlaced_source: bool) -> Stream:
+def _video_for(plan: OutputPlan, branch: BranchPlan, stream: Stream) -> Stream:
     spec = plan.spec
     if spec.type == "xdcam":
         if plan.cadence == "weave":
@@ -262,7 +262,7 @@ def build_argv(plan: VideoPlan, source: Path, targets: dict[str, Path], measured
         audio_for = dict(zip(takers, audio, strict=False))
         for consumer, picture in pictures.items():
             plan_out, rung = consumer
-            streams: list[Stream] = [_video_for(plan_out, branch, picture, video.interlaced)]
+            streams: list[Stream] = [_video_for(plan_out, branch, picture)]
             track = audio_for.get(consumer)
             if track is not None and plan_out.spec.type == "xdcam":
                 pairs = _split(track, plan_out.spec.audio_tracks // 2, audio=True)

@@ -20,7 +20,7 @@ from pipeline.ffmpeg import GLOBAL_ARGS, binary, ffprobe_json, run_capture, run_
 from pipeline.ffmpeg_graph import Overlay, build_argv, rung_target, still_argv
 from pipeline.presets import HlsOutput, SpriteOutput
 from pipeline.storage import file_sha256
-from pipeline.video_plan import AudioPlan, Frame, OutputPlan, VideoPlan
+from pipeline.video_plan import AudioPlan, BranchPlan, Frame, OutputPlan, VideoPlan
 
 _DEMUXER = {"mp4": "mov", "xdcam": "mxf", "poster": "image2", "bwf": "wav", "aac": "mov", "mp3": "mp3"}
 
@@ -177,6 +177,10 @@ def _graphics(plan: VideoPlan, scratch: Path) -> dict[tuple[str, Frame], list[Ov
     return overlays
 
 
+def _branch(plan: VideoPlan, out: OutputPlan) -> BranchPlan:
+    return next(b for b in plan.branches if out in b.outputs)
+
+
 def render_video(source: Path, plan: VideoPlan, scratch: Path,
                  on_progress: Callable[[float], None] | None = None,
                  on_done: Callable[[RenderedAV], None] | None = None) -> list[RenderedAV]:
@@ -197,7 +201,6 @@ def render_video(source: Path, plan: VideoPlan, scratch: Path,
     for ladder in plan.outputs:
         for rung in ladder.rungs:
             targets[rung_target(ladder, rung.name)] = scratch / f"{ladder.spec_hash[:24]}-{rung.name}.mp4"
-    gops = {b.preset: b.gop_seconds for b in plan.branches}
     argv = build_argv(plan, source, targets, measured, _graphics(plan, scratch))
     if any(getattr(o, "encoded", True) for o in outputs):
         run_ffmpeg(argv, duration=info.duration, time_limit=limit, on_progress=on_progress)
@@ -219,7 +222,7 @@ def render_video(source: Path, plan: VideoPlan, scratch: Path,
         elif out.rungs:
             files = {r.name: targets[rung_target(out, r.name)] for r in out.rungs}
             path, facts, extras = _package(out, files, scratch / f"{out.spec_hash[:24]}-hls",
-                                           gops[out.preset], limit / 4)
+                                           _branch(plan, out).gop_seconds, limit / 4)
         else:
             if out.from_rung:
                 ladder = next(o for o in ladders.values() if o.preset == out.preset)

@@ -14,8 +14,10 @@ dev=0
 # libraqm/fribidi/harfbuzz: Vietnamese text layout in Pillow; fonts-dejavu-core: the sample media.
 packages=(python3 python3-venv python3-pip ffmpeg libimage-exiftool-perl
           libraqm0 libfribidi0 libharfbuzz0b fonts-dejavu-core)
-# icc-profiles-free: a real Adobe RGB profile for the colour-conversion tests.
-[ "$dev" = 1 ] && packages+=(icc-profiles-free)
+# icc-profiles-free: a real Adobe RGB profile for the colour-conversion tests;
+# redis-server: the cluster tests start their own broker; docker-compose: checks docker-compose.yml
+# (`docker-compose config` parses it without a Docker engine).
+[ "$dev" = 1 ] && packages+=(icc-profiles-free redis-server docker-compose)
 
 missing=()
 for pkg in "${packages[@]}"; do

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 from pipeline import subtitles
 from pipeline.avprobe import AVInfo
-from pipeline.errors import PipelineError, UnsupportedMedia
+from pipeline.errors import PipelineError, RenderError, UnsupportedMedia
 from pipeline.image import Rendered, render_image
 from pipeline.keys import asset_id, raw_key
 from pipeline.metadata import EmbeddedText
@@ -55,6 +55,8 @@ class AssetOutcome:
     reused: int = 0
     stored: int = 0
     seconds: float = 0.0
+    diagnostics: dict[str, Any] | None = None
+    """For a failed render: the ffmpeg command and the tail of its log, for operators."""
 
 
 def embedded_text(story: StoryInfo, asset: Asset) -> EmbeddedText:
@@ -249,6 +251,8 @@ def process_asset(work: AssetWork, storage: Storage, limits: Limits, scratch_roo
         entry["status"] = "failed"
         entry["renditions"] = []
         entry["error"] = {"code": exc.code, "reason": exc.reason, "retryable": exc.retryable}
+        if isinstance(exc, RenderError) and exc.command:
+            outcome.diagnostics = {"command": exc.command, "log_tail": exc.log_tail[-4000:]}
         report("failed", 1, 1)
     except MemoryError:
         entry = failed_entry(work, "out-of-memory",

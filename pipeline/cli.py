@@ -176,5 +176,304 @@ def presets_command(presets_dir: Path | None) -> None:
     sys.exit(_guard(body))
 
 
+# --- the cluster -----------------------------------------------------------------------------------
+
+def _cluster_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """--broker-url and --storage-url, defaulting to their environment variables."""
+    command = click.option(
+        "--storage-url", envvar="STORYMEDIA_STORAGE_URL", default=None, metavar="URL",
+        help="s3://bucket/prefix or file:///path [env STORYMEDIA_STORAGE_URL]")(command)
+    return click.option(
+        "--broker-url", envvar="STORYMEDIA_BROKER_URL", default=None, metavar="URL",
+        help="Redis broker, redis://host:6379/0 [env STORYMEDIA_BROKER_URL]")(command)
+
+
+def _cluster(broker_url: str | None, storage_url: str | None) -> Any:
+    """The cluster context, after the flags are put where the workers package reads them."""
+    import os
+
+    if broker_url:
+        os.environ["STORYMEDIA_BROKER_URL"] = broker_url
+    if storage_url:
+        os.environ["STORYMEDIA_STORAGE_URL"] = storage_url
+    from workers.context import context
+
+    return context()
+
+
+def _guard_cluster(action: Callable[[], int]) -> int:
+    """Like _guard, with broker trouble as one clear line too."""
+    import redis
+
+    def body() -> int:
+        try:
+            return action()
+        except (redis.RedisError, ConnectionError) as exc:
+            import os
+
+            url = os.environ.get("STORYMEDIA_BROKER_URL", "redis://127.0.0.1:6379/0")
+            raise PipelineError(f"cannot reach the broker at {url}: {exc}") from exc
+
+    return _guard(body)
+
+
+@cli.command()
+@click.argument("story_file", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--wait", is_flag=True, help="Follow every asset to the end; exit code as for `run`.")
+@click.option("--breaking", is_flag=True, help="Breaking news: use the fast-lane queues.")
+@click.option("--timeout", type=float, default=None, help="With --wait: give up after this many seconds.")
+@click.option("--presets", "presets_dir", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="Preset folder (default: $STORYMEDIA_PRESETS or the bundled presets/).")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+@_cluster_options
+def submit(story_file: Path, wait: bool, breaking: bool, timeout: float | None, presets_dir: Path | None,
+           quiet: bool, broker_url: str | None, storage_url: str | None) -> None:
+    """Send STORY_FILE to the cluster: upload its raws, record the job, enqueue it.
+
+    Prints the job id. With --wait, follows each asset to the end and exits 0 when every asset is
+    done, 2 when some failed. Submitting the same story again while it runs attaches to that job.
+    """
+    def body() -> int:
+        from pipeline.embedded import prepare
+        from workers import client
+
+        story, presets = prepare(story_file, presets_dir)
+        ctx = _cluster(broker_url, storage_url)
+        total = sum((story_file.resolve().parent / a.file).stat().st_size for a in story.assets)
+        bar = Progress(TextColumn("uploading raws"), BarColumn(bar_width=28),
+                       TextColumn("{task.percentage:>3.0f}%"), TimeElapsedColumn(),
+                       console=err, disable=quiet, transient=True)
+        with bar:
+            task = bar.add_task("raws", total=total)
+            sent = client.submit(ctx, story_file, story, presets, breaking=breaking,
+                                 on_uploaded=lambda _name, size: bar.advance(task, size))
+        note = " (the same submission was already running: following it)" if sent.attached else ""
+        out.print(f"Job {sent.job} for story {sent.story}{note}", highlight=False)
+        if not wait:
+            out.print(f"Follow it with: storymedia status {sent.job}", highlight=False)
+            return EXIT_OK
+        return _follow(ctx, sent.story, sent.job, timeout, quiet)
+
+    sys.exit(_guard_cluster(body))
+
+
+def _follow(ctx: Any, story_id: str, job_id: str, timeout: float | None, quiet: bool) -> int:
+    from workers import client
+
+    progress = Progress(
+        TextColumn("{task.description:<22}"), BarColumn(bar_width=28), MofNCompleteColumn(),
+        TextColumn("{task.fields[stage]}"), TimeElapsedColumn(),
+        console=out, disable=quiet, transient=False)
+    bars: dict[int, Any] = {}
+
+    def update(state: Any) -> None:
+        for row in state.assets:
+            order = row["order"]
+            if order not in bars:
+                bars[order] = progress.add_task(Path(row["file"]).name, total=None, stage="")
+            stage = row["state"]
+            style = _STAGE_STYLE.get(stage, "white")
+            if stage in ("done", "failed"):
+                progress.update(bars[order], total=1, completed=1, stage=f"[{style}]{stage}[/]")
+            elif stage == "rendering" and row["total"]:
+                progress.update(bars[order], total=row["total"], completed=row["done"],
+                                stage=f"[{style}]{stage}[/]")
+            else:
+                progress.update(bars[order], stage=f"[{style}]{stage}[/]")
+
+    with progress:
+        final = client.follow(ctx, story_id, job_id, update, timeout=timeout)
+    return _print_status(final)
+
+
+def _print_status(state: Any) -> int:
+    table = Table(title=f"Story {state.story}, job {state.job}", title_justify="left")
+    for column in ("#", "file", "state", "renditions", "attempts", "worker", "reason"):
+        table.add_column(column, overflow="fold")
+    for row in state.assets:
+        colour = {"done": "green", "failed": "red"}.get(row["state"], "yellow")
+        table.add_row(str(row["order"]), row["file"], f"[{colour}]{row['state']}[/]",
+                      str(row.get("renditions", "")), str(row.get("attempts") or ""), row.get("worker", ""),
+                      row.get("reason", ""))
+    out.print(table)
+    for row in state.assets:
+        diagnostics = row.get("diagnostics")
+        if diagnostics:
+            out.print(f"[bold]#{row['order']} {row['file']}[/]: the failing command", highlight=False)
+            out.print(" ".join(diagnostics["command"]), highlight=False, markup=False, soft_wrap=True)
+            out.print("log tail:", highlight=False)
+            out.print(diagnostics["log_tail"].rstrip() or "(empty)", highlight=False, markup=False)
+    colour = {"complete": "green", "partial": "yellow", "failed": "red"}.get(state.state, "cyan")
+    out.print(f"Status: [bold {colour}]{state.state}[/]" + (f" ({state.reason})" if state.reason else ""),
+              highlight=False)
+    if state.done:
+        out.print(f"Manifest: stories/{state.story}/manifest.json (v{state.done['manifest_version']})",
+                  highlight=False)
+        return EXIT_OK if state.state == "complete" else EXIT_PARTIAL
+    return EXIT_OK
+
+
+@cli.command()
+@click.argument("job_or_story")
+@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
+@_cluster_options
+def status(job_or_story: str, as_json: bool, broker_url: str | None, storage_url: str | None) -> None:
+    """Show a job (or a story's latest job): each asset's state, failures with their reason, and
+    for a failed render the ffmpeg command and the tail of its log."""
+    def body() -> int:
+        import dataclasses
+        import json
+
+        from workers import client
+
+        ctx = _cluster(broker_url, storage_url)
+        story_id, job_id = client.find_job(ctx, job_or_story)
+        state = client.status(ctx, story_id, job_id)
+        if as_json:
+            out.print_json(json.dumps(dataclasses.asdict(state), ensure_ascii=False))
+            return EXIT_OK
+        return _print_status(state)
+
+    sys.exit(_guard_cluster(body))
+
+
+@cli.command("manifest")
+@click.argument("story")
+@click.option("--presign", is_flag=True, help="Replace every URL with a presigned GET URL (S3 storage).")
+@click.option("--expires", type=click.IntRange(60, 7 * 86400), default=None,
+              help="Presigned URL lifetime in seconds (default: $STORYMEDIA_PRESIGN_EXPIRY or 3600).")
+@_cluster_options
+def manifest_command(story: str, presign: bool, expires: int | None, broker_url: str | None,
+                     storage_url: str | None) -> None:
+    """Print STORY's current manifest (JSON) to standard output."""
+    def body() -> int:
+        import json
+
+        from workers import client
+
+        ctx = _cluster(broker_url, storage_url)
+        document = client.current_manifest(ctx, story)
+        if presign:
+            document = client.presigned(ctx, document, expires)
+        click.echo(json.dumps(document, ensure_ascii=False, indent=2))
+        return EXIT_OK
+
+    sys.exit(_guard_cluster(body))
+
+
+@cli.command()
+@click.argument("story")
+@click.option("--preset", required=True, help="Preset name (web) or label (web@3).")
+@click.option("--dest", type=click.Path(path_type=Path, file_okay=False), required=True,
+              help="Folder to download into; files keep their key's path.")
+@_cluster_options
+def pull(story: str, preset: str, dest: Path, broker_url: str | None, storage_url: str | None) -> None:
+    """Download STORY's renditions of one preset, each checked against its SHA-256."""
+    def body() -> int:
+        from workers import client
+
+        ctx = _cluster(broker_url, storage_url)
+        saved = client.pull(ctx, story, preset, dest)
+        size = sum(p.stat().st_size for p in saved)
+        out.print(f"{len(saved)} files, {size / 1e6:.1f} MB, checked, in {dest}", highlight=False)
+        return EXIT_OK
+
+    sys.exit(_guard_cluster(body))
+
+
+@cli.command()
+@click.option("--queues", "-Q", default="probe,image,video,io,manifest", show_default=True,
+              help="Comma-separated queues to serve (breaking-<stage> for the fast lane).")
+@click.option("--concurrency", "-c", type=click.IntRange(1, 256), default=None,
+              help="Worker processes (default: one per CPU core).")
+@click.option("--name", "-n", default=None, help="Worker name (default: <queues>@<host>).")
+@click.option("--loglevel", "-l", default="INFO", show_default=True)
+@_cluster_options
+def worker(queues: str, concurrency: int | None, name: str | None, loglevel: str,
+           broker_url: str | None, storage_url: str | None) -> None:
+    """Start a Celery worker on QUEUES (this process becomes the worker).
+
+    SIGTERM requeues running tasks after STORYMEDIA_SOFT_SHUTDOWN_TIMEOUT seconds (soft shutdown),
+    so a deploy or a scale-down loses nothing.
+    """
+    def body() -> int:
+        import os
+
+        from workers.app import QUEUES
+
+        if broker_url:
+            os.environ["STORYMEDIA_BROKER_URL"] = broker_url
+        if storage_url:
+            os.environ["STORYMEDIA_STORAGE_URL"] = storage_url
+        wanted = [q.strip() for q in queues.split(",") if q.strip()]
+        unknown = [q for q in wanted if q not in QUEUES]
+        if unknown or not wanted:
+            raise click.BadParameter(f"unknown queue(s) {', '.join(unknown) or '(none)'}; the queues"
+                                     f" are {', '.join(QUEUES)}", param_hint="--queues")
+        from workers.app import settings
+
+        settings.check()
+        os.environ["REMAP_SIGTERM"] = "SIGQUIT"   # SIGTERM -> soft shutdown, then requeue
+        argv = [sys.executable, "-m", "celery", "--app", "workers.app", "worker", "--pool", "prefork",
+                "--queues", ",".join(wanted), "--loglevel", loglevel, "--events",
+                "--hostname", name or f"{'+'.join(wanted)}@%h"]
+        if concurrency:
+            argv += ["--concurrency", str(concurrency)]
+        sys.stdout.flush()
+        os.execv(sys.executable, argv)
+
+    sys.exit(_guard(body))
+
+
+@cli.command()
+@click.option("--loglevel", "-l", default="INFO", show_default=True)
+@_cluster_options
+def beat(loglevel: str, broker_url: str | None, storage_url: str | None) -> None:
+    """Start the scheduler that runs `reconcile` every STORYMEDIA_RECONCILE_EVERY seconds."""
+    def body() -> int:
+        import os
+
+        if broker_url:
+            os.environ["STORYMEDIA_BROKER_URL"] = broker_url
+        from workers.app import settings
+
+        settings.scratch.mkdir(parents=True, exist_ok=True)
+        os.execv(sys.executable, [sys.executable, "-m", "celery", "--app", "workers.app", "beat",
+                                  "--loglevel", loglevel,
+                                  "--schedule", str(settings.scratch / "celerybeat-schedule")])
+
+    sys.exit(_guard(body))
+
+
+@cli.command()
+@click.option("--stale-after", type=float, default=None,
+              help="Re-enqueue unfinished jobs with no progress for this many seconds"
+                   " (default: $STORYMEDIA_STALE_AFTER or twice the hard time limit).")
+@click.option("--dry-run", is_flag=True, help="Say what would be re-enqueued; change nothing.")
+@_cluster_options
+def reconcile(stale_after: float | None, dry_run: bool, broker_url: str | None,
+              storage_url: str | None) -> None:
+    """Find jobs without a final manifest and re-enqueue what is missing.
+
+    A job is re-enqueued when the broker has no live state for it (Redis lost its data) or when it
+    made no progress for --stale-after seconds. Safe to run at any time: finished work is skipped.
+    """
+    def body() -> int:
+        from workers.reconcile import reconcile as run_reconcile
+
+        ctx = _cluster(broker_url, storage_url)
+        found = run_reconcile(ctx, stale_after, dry_run)
+        verb = "would re-enqueue" if dry_run else "re-enqueued"
+        for story_id, job_id, why in found.requeued:
+            out.print(f"{verb} {story_id} job {job_id}: {why}", highlight=False)
+        for story_id, job_id, state in found.waiting:
+            out.print(f"running  {story_id} job {job_id}: {state}", highlight=False)
+        out.print(f"{len(found.requeued)} job(s) {verb}, {len(found.waiting)} still running,"
+                  f" {found.aborted_uploads} incomplete upload(s) aborted", highlight=False)
+        return EXIT_OK
+
+    sys.exit(_guard_cluster(body))
+
+
 def main() -> None:
     cli()

@@ -11,7 +11,6 @@ import multiprocessing
 import os
 import queue
 import threading
-import uuid
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -19,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipeline import manifest
+from pipeline import jobs, manifest
 from pipeline.asset import AssetOutcome, AssetWork, failed_entry, process_asset
 from pipeline.errors import PipelineError
 from pipeline.presets import Preset, load_presets
@@ -162,7 +161,7 @@ def run_story(
         listener.join(timeout=5)
         events.close()
 
-    job = uuid.uuid4().hex[:16]
+    job = jobs.new_job_id()
     written = manifest.write(storage, story, [o.entry for o in outcomes], job)
     return RunReport(story=story, manifest_path=storage.root / written.key, written=written,
                      outcomes=outcomes)

@@ -16,6 +16,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -79,6 +80,15 @@ def _failure_reason(stderr: str) -> str:
     return "ffmpeg failed: " + (lines[-1] if lines else "no message")
 
 
+def _die_with_parent() -> None:
+    """In the child, before exec: get SIGKILL when the parent dies (Linux). A worker killed hard
+    (a Celery hard time limit, the OOM killer, ``kill -9``) then leaves no ffmpeg behind."""
+    with contextlib.suppress(OSError, AttributeError):
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
 def run_ffmpeg(argv: list[str], *, duration: float, time_limit: float,
                on_progress: Progress | None = None) -> None:
     """Run one ffmpeg command to the end.
@@ -91,7 +101,8 @@ def run_ffmpeg(argv: list[str], *, duration: float, time_limit: float,
     timed_out = threading.Event()
     started = time.monotonic()
     with subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, text=True, start_new_session=True) as process:
+                          stderr=subprocess.PIPE, text=True, start_new_session=True,
+                          preexec_fn=_die_with_parent if sys.platform == "linux" else None) as process:
 
         def read_stderr() -> None:
             assert process.stderr is not None

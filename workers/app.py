@@ -1,0 +1,100 @@
+"""The Celery application: broker, queues and the settings long media tasks need.
+
+Queues (one pool per queue kind; no broker priorities — on Redis they are emulated and unreliable):
+
+    probe      read and check each raw file (short)
+    image      render and store one photo's renditions
+    video      render and store one clip's or audio file's renditions (ffmpeg)
+    io         start a job, reconcile, clean up incomplete uploads
+    manifest   plan a job's renders, verify every object, write the manifest
+
+Breaking news (a story flag) travels the same stages on its own queues, ``breaking-<stage>``, so a
+fast-lane worker is never stuck behind an evening's archive work.
+
+Run a worker with ``storymedia worker --queues image,probe`` (or ``celery -A workers.app worker``);
+it refuses to start when the visibility timeout is not above the hard time limit.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from celery import Celery, signals
+from kombu.entity import Queue
+
+from workers.settings import ConfigError, Settings
+
+STAGES = ("probe", "image", "video", "io", "manifest")
+BREAKING = "breaking-"
+QUEUES = (*STAGES, *(BREAKING + stage for stage in STAGES))
+
+
+def queue(stage: str, breaking: bool = False) -> str:
+    """The queue a stage of a job goes to."""
+    if stage not in STAGES:
+        raise ValueError(f"unknown stage {stage!r}")
+    return BREAKING + stage if breaking else stage
+
+
+def configure(app: Celery, settings: Settings) -> None:
+    vt = settings.visibility_timeout
+    transport = {
+        "visibility_timeout": vt,
+        # kombu sweeps the unacked messages of dead workers every 10 x 10 s by default.
+        "unacked_restore_interval": settings.restore_interval,
+        "unacked_restore_throttle": 1,
+        "socket_timeout": 30, "socket_connect_timeout": 5, "health_check_interval": 25,
+    }
+    app.conf.update(
+        broker_url=settings.broker_url,
+        result_backend=settings.broker_url,
+        broker_transport_options=transport,
+        result_backend_transport_options={"visibility_timeout": vt},
+        visibility_timeout=vt,
+        broker_connection_retry_on_startup=True,
+        task_serializer="json", result_serializer="json", accept_content=["json"],
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        task_acks_on_failure_or_timeout=True,
+        worker_prefetch_multiplier=1,
+        task_track_started=True,
+        worker_send_task_events=True,
+        task_send_sent_event=True,
+        task_soft_time_limit=settings.soft_time_limit,
+        task_time_limit=settings.time_limit,
+        worker_soft_shutdown_timeout=settings.soft_shutdown_timeout,
+        worker_enable_soft_shutdown_on_idle=True,
+        worker_max_tasks_per_child=20,
+        worker_max_memory_per_child=settings.max_memory_mb * 1024,
+        worker_cancel_long_running_tasks_on_connection_loss=False,
+        result_expires=3 * 86400,
+        task_default_queue="io",
+        task_queues=[Queue(name) for name in QUEUES],  # type: ignore[no-untyped-call]
+        task_create_missing_queues=False,
+        beat_schedule={
+            "reconcile": {"task": "storymedia.reconcile", "schedule": settings.reconcile_every,
+                          "options": {"queue": "io", "expires": settings.reconcile_every}},
+        },
+        worker_hijack_root_logger=False,
+    )
+
+
+def make_app(settings: Settings) -> Celery:
+    app = Celery("storymedia", include=["workers.tasks"])
+    configure(app, settings)
+    return app
+
+
+settings = Settings.from_env()
+app = make_app(settings)
+
+
+@signals.worker_init.connect
+def _refuse_bad_settings(**_: Any) -> None:
+    """A worker with settings that would run long tasks twice never starts."""
+    try:
+        settings.check()
+    except ConfigError as exc:
+        print(f"storymedia worker: refusing to start: {exc.reason}", file=sys.stderr, flush=True)
+        sys.exit(78)  # EX_CONFIG

@@ -1,0 +1,178 @@
+"""The producer's and operator's side of the cluster: submit a story, follow it, look at it.
+
+Submitting stores the raws (content-addressed, each once), then the job record, then enqueues:
+the durable state exists before any message does. The same story with the same files and presets
+submitted again while it is still running attaches to the running job instead of starting another.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pipeline import jobs, manifest
+from pipeline.errors import PipelineError, StorageError
+from pipeline.presets import Preset
+from pipeline.storage import file_sha256
+from pipeline.story import Story
+from workers.context import Context
+from workers.live import JobView
+from workers.reconcile import enqueue
+
+CLAIM_WHILE_SUBMITTING = 600
+
+
+@dataclass(frozen=True)
+class Submitted:
+    job: str
+    story: str
+    attached: bool
+    """True when an identical submission was already running: this is that job."""
+    uploaded: int
+
+
+def submit(ctx: Context, story_file: Path, story: Story, presets: dict[str, Preset], *,
+           breaking: bool = False, on_uploaded: jobs.Uploaded | None = None) -> Submitted:
+    staged = jobs.stage(story_file, story, presets, ctx.storage, on_uploaded)
+    story_id = story.story.id
+    job_id = jobs.new_job_id()
+    holder = ctx.live.claim(story_id, staged.fingerprint, job_id, CLAIM_WHILE_SUBMITTING)
+    if holder != job_id:
+        return Submitted(job=holder, story=story_id, attached=True, uploaded=staged.uploaded)
+    job = jobs.record(ctx.storage, staged, job_id, breaking or story.story.breaking)
+    enqueue(job, ctx)
+    ctx.live.hold(story_id, staged.fingerprint, job_id, int(ctx.settings.visibility_timeout))
+    return Submitted(job=job_id, story=story_id, attached=False, uploaded=staged.uploaded)
+
+
+def find_job(ctx: Context, job_or_story: str) -> tuple[str, str]:
+    """(story id, job id) for a job id or a story id (its latest job)."""
+    if jobs.JOB_ID.fullmatch(job_or_story):
+        view = ctx.live.read(job_or_story)
+        if view is not None:
+            return view.story, job_or_story
+        for key in ctx.storage.list("stories/"):
+            if key.endswith(f"/jobs/{job_or_story}.json"):
+                return key.split("/")[1], job_or_story
+        raise StorageError(f"no job {job_or_story} (neither the broker nor the store knows it)")
+    story_jobs = jobs.story_jobs(ctx.storage, job_or_story)
+    if not story_jobs:
+        raise StorageError(f"no story or job called {job_or_story!r} in {ctx.storage.url}")
+    return job_or_story, story_jobs[-1]
+
+
+@dataclass
+class JobStatus:
+    story: str
+    job: str
+    state: str
+    reason: str
+    assets: list[dict[str, Any]]
+    done: dict[str, Any] | None
+
+
+def status(ctx: Context, story_id: str, job_id: str) -> JobStatus:
+    """One job as operators see it: durable results first, live progress for the rest."""
+    job = jobs.read_job(ctx.storage, story_id, job_id)
+    results = jobs.read_asset_results(ctx.storage, story_id, job_id)
+    done = jobs.read_done(ctx.storage, story_id, job_id)
+    try:
+        view: JobView | None = ctx.live.read(job_id)
+    except Exception:  # the broker is down: the store still answers
+        view = None
+    rows = []
+    for item in job.assets:
+        live = view.assets.get(item.order, {}) if view else {}
+        row: dict[str, Any] = {"order": item.order, "file": item.file, "state": live.get("stage", "pending"),
+                               "done": live.get("done", 0), "total": live.get("total", 0),
+                               "attempts": live.get("attempts", 0), "worker": live.get("worker", "")}
+        result = results.get(item.order)
+        if result is not None:
+            entry = result.entry
+            row.update(state=entry["status"], attempts=result.attempts, worker=result.worker,
+                       renditions=len(entry["renditions"]), rendered=result.rendered,
+                       reused=result.reused, seconds=result.seconds)
+            if entry["status"] == "failed":
+                row["reason"] = entry["error"]["reason"]
+                row["retryable"] = entry["error"]["retryable"]
+            if result.diagnostics:
+                row["diagnostics"] = result.diagnostics
+        rows.append(row)
+    if done:
+        state, reason = str(done["status"]), ""
+    elif view is not None:
+        state, reason = view.state, view.reason
+    else:
+        state, reason = "unknown", "the broker has no live state; `storymedia reconcile` resumes the job"
+    return JobStatus(story=story_id, job=job_id, state=state, reason=reason, assets=rows, done=done)
+
+
+def follow(ctx: Context, story_id: str, job_id: str, on_update: Callable[[JobStatus], None],
+           every: float = 0.5, timeout: float | None = None) -> JobStatus:
+    """Poll until the job is finished (``done.json`` exists); call ``on_update`` each time."""
+    started = time.monotonic()
+    while True:
+        try:
+            current = status(ctx, story_id, job_id)
+        except PipelineError:
+            current = None   # the job record may not be visible yet, or the store hiccuped
+        if current is not None:
+            on_update(current)
+            if current.done:
+                return current
+        if timeout is not None and time.monotonic() - started > timeout:
+            raise StorageError(f"job {job_id} did not finish within {timeout:.0f} s"
+                               f" (see `storymedia status {job_id}`)")
+        time.sleep(every)
+
+
+def current_manifest(ctx: Context, story_id: str) -> dict[str, Any]:
+    document = manifest.read_current(ctx.storage, story_id)
+    if document is None:
+        raise StorageError(f"story {story_id} has no manifest in {ctx.storage.url} yet")
+    return document
+
+
+def presigned(ctx: Context, document: dict[str, Any], expires: int | None) -> dict[str, Any]:
+    """The manifest with every rendition URL replaced by a presigned GET URL."""
+    presign = getattr(ctx.storage, "presign", None)
+    if presign is None:
+        raise StorageError(f"presigned URLs need S3 storage ({ctx.storage.url} is not)")
+    for asset in document["assets"]:
+        for rendition in asset["renditions"]:
+            rendition["url"] = presign(rendition["key"], expires)
+    return document
+
+
+def pull(ctx: Context, story_id: str, preset: str, dest: Path,
+         on_file: Callable[[str, int], None] | None = None) -> list[Path]:
+    """Download one preset's renditions of a story (HLS segments and sprite sheets included),
+    each checked against its SHA-256. Files keep their key's path under ``dest``."""
+    document = current_manifest(ctx, story_id)
+    picked = [r for a in document["assets"] for r in a["renditions"]
+              if r["preset"] == preset or r["preset"].split("@")[0] == preset]
+    if not picked:
+        known = sorted({r["preset"] for a in document["assets"] for r in a["renditions"]})
+        raise StorageError(f"story {story_id} has no renditions of preset {preset!r}"
+                           f" (it has: {', '.join(known) or 'none'})")
+    wanted = []
+    for rendition in picked:
+        wanted.append((rendition["key"], rendition["sha256"], rendition["bytes"]))
+        for part in [*rendition.get("segments", []), *rendition.get("sheets", [])]:
+            wanted.append((part["key"], part["sha256"], part.get("bytes", 0)))
+    saved = []
+    for key, sha, size in wanted:
+        target = dest / key
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if not (target.is_file() and file_sha256(target) == sha):
+            ctx.storage.download(key, target)
+            if file_sha256(target) != sha:
+                target.unlink()
+                raise StorageError(f"{key} came back from the store damaged (SHA-256 mismatch)")
+        saved.append(target)
+        if on_file is not None:
+            on_file(key, size)
+    return saved

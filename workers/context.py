@@ -1,0 +1,51 @@
+"""What a worker process (or the CLI) opens once: the store, the presets, the live-progress client."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+from pipeline.presets import Preset, load_presets
+from pipeline.probe import Limits
+from pipeline.storage import Storage, open_storage
+from workers.live import Live
+from workers.settings import Settings
+
+
+def open_store(settings: Settings) -> Storage:
+    return open_storage(settings.storage_url, settings.public_url,
+                        endpoint_url=settings.s3_endpoint_url,
+                        presign_endpoint_url=settings.s3_public_endpoint_url,
+                        region=settings.s3_region,
+                        presign_expiry=settings.presign_expiry,
+                        multipart_bytes=settings.multipart_mb * 1024 * 1024)
+
+
+@dataclass(frozen=True)
+class Context:
+    settings: Settings
+    storage: Storage
+    presets: dict[str, Preset]
+    live: Live
+    limits: Limits
+
+    @property
+    def raw_cache(self) -> Path:
+        return self.settings.scratch / "raw"
+
+    @property
+    def scratch(self) -> Path:
+        path = self.settings.scratch / "work"
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+
+@cache
+def context() -> Context:
+    """This process's context (opened on first use, after the worker forked)."""
+    from workers.app import settings
+
+    return Context(settings=settings, storage=open_store(settings),
+                   presets=load_presets(settings.presets_dir), live=Live(settings.broker_url),
+                   limits=Limits())

@@ -1,0 +1,120 @@
+"""Live progress in Redis: what operators and ``submit --wait`` watch. Never the only copy of anything.
+
+    storymedia:job:<job>        hash: story, state, reason, assets, updated, asset:<order> -> JSON
+    storymedia:attempts:<job>:<order>:<stage>   executions of one stage of one asset (poison files)
+    storymedia:claim:<story>:<fingerprint>      the job already running this exact submission
+    storymedia:lock:manifest:<story>            one manifest writer per story at a time
+
+Everything expires after a week. Losing all of it loses no work: ``reconcile`` finds unfinished
+jobs in the object store. Progress writes are best effort: a Redis hiccup never fails a render.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+import redis
+
+KEEP = 7 * 86400
+
+
+@dataclass
+class JobView:
+    job: str
+    story: str
+    state: str
+    reason: str
+    updated: float
+    assets: dict[int, dict[str, Any]] = field(default_factory=dict)
+
+
+class Live:
+    def __init__(self, url: str) -> None:
+        self.redis = redis.Redis.from_url(url, socket_timeout=10, socket_connect_timeout=5,
+                                          health_check_interval=25, decode_responses=True)
+
+    @staticmethod
+    def _job(job: str) -> str:
+        return f"storymedia:job:{job}"
+
+    def job_state(self, job: str, story: str, state: str, reason: str = "",
+                  assets: list[tuple[int, str]] | None = None) -> None:
+        fields: Any = {"story": story, "state": state, "reason": reason, "updated": time.time()}
+        for order, name in assets or ():
+            fields[f"asset:{order}"] = json.dumps({"file": name, "stage": "pending", "done": 0, "total": 0})
+        with contextlib.suppress(redis.RedisError):
+            pipe = self.redis.pipeline()
+            pipe.hset(self._job(job), mapping=fields)
+            pipe.expire(self._job(job), KEEP)
+            pipe.set(f"storymedia:story:{story}", job, ex=KEEP)
+            pipe.execute()
+
+    def asset(self, job: str, order: int, stage: str, done: int = 0, total: int = 0, **extra: Any) -> None:
+        key = self._job(job)
+        with contextlib.suppress(redis.RedisError):
+            current = self.redis.hget(key, f"asset:{order}")
+            value = json.loads(current) if current else {}
+            value.update(stage=stage, done=done, total=total, **extra)
+            self.redis.hset(key, mapping={f"asset:{order}": json.dumps(value), "updated": time.time()})
+
+    def read(self, job: str) -> JobView | None:
+        data = cast(dict[str, str], self.redis.hgetall(self._job(job)))
+        if not data:
+            return None
+        view = JobView(job=job, story=data.get("story", ""), state=data.get("state", ""),
+                       reason=data.get("reason", ""), updated=float(data.get("updated", 0)))
+        for name, value in data.items():
+            if name.startswith("asset:"):
+                view.assets[int(name[6:])] = json.loads(value)
+        return view
+
+    def latest_job(self, story: str) -> str | None:
+        value = self.redis.get(f"storymedia:story:{story}")
+        return str(value) if value else None
+
+    def attempt(self, job: str, order: int, stage: str) -> int:
+        """Count one more execution; returns the count (1 when Redis cannot tell)."""
+        key = f"storymedia:attempts:{job}:{order}:{stage}"
+        try:
+            pipe = self.redis.pipeline()
+            pipe.incr(key)
+            pipe.expire(key, KEEP)
+            count, _ = pipe.execute()
+            return int(count)
+        except redis.RedisError:
+            return 1
+
+    def claim(self, story: str, fingerprint: str, job: str, ttl: int) -> str:
+        """Claim this exact submission for ``job``; returns the job that holds it (maybe another)."""
+        key = f"storymedia:claim:{story}:{fingerprint}"
+        if self.redis.set(key, job, nx=True, ex=ttl):
+            return job
+        holder = self.redis.get(key)
+        return str(holder) if holder else job
+
+    def hold(self, story: str, fingerprint: str, job: str, ttl: int) -> None:
+        with contextlib.suppress(redis.RedisError):
+            self.redis.set(f"storymedia:claim:{story}:{fingerprint}", job, ex=ttl)
+
+    def release(self, story: str, fingerprint: str, job: str) -> None:
+        key = f"storymedia:claim:{story}:{fingerprint}"
+        with contextlib.suppress(redis.RedisError):
+            if self.redis.get(key) == job:
+                self.redis.delete(key)
+
+    @contextlib.contextmanager
+    def manifest_lock(self, story: str, timeout: float) -> Iterator[None]:
+        lock = self.redis.lock(f"storymedia:lock:manifest:{story}", timeout=timeout,
+                               blocking_timeout=timeout)
+        if not lock.acquire():
+            raise redis.RedisError(f"another manifest of {story} is being written")
+        try:
+            yield
+        finally:
+            with contextlib.suppress(redis.RedisError):
+                lock.release()

@@ -1,0 +1,59 @@
+"""Reconcile: find the jobs the broker forgot and put them back on the queues.
+
+The object store is the truth. A job record without ``done.json`` is unfinished; it is re-enqueued
+when Redis has no live state for it (Redis restarted empty, its messages and chords are gone) or
+when its live state has not moved for ``stale_after`` seconds (a lost chord, a crashed worker whose
+message sits unacked). Re-enqueueing is always safe: every stage skips what is recorded.
+Incomplete multipart uploads older than ``stale_after`` are aborted (a killed worker cannot).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import dataclass, field
+
+from pipeline import jobs
+from pipeline.errors import PipelineError
+from workers.app import app, queue
+from workers.context import Context
+
+
+@dataclass
+class Reconciled:
+    requeued: list[tuple[str, str, str]] = field(default_factory=list)
+    """(story, job, why)"""
+    waiting: list[tuple[str, str, str]] = field(default_factory=list)
+    """Unfinished jobs that are still moving: (story, job, state)."""
+    aborted_uploads: int = 0
+
+
+def enqueue(job: jobs.Job, ctx: Context) -> None:
+    """Queue the job's first stage (the canvas grows from there)."""
+    ctx.live.job_state(job.id, job.story_id, "queued",
+                       assets=[(a.order, a.file.rsplit("/", 1)[-1]) for a in job.assets])
+    app.send_task("storymedia.start", kwargs={"story_id": job.story_id, "job_id": job.id},
+                  queue=queue("io", job.breaking))
+
+
+def reconcile(ctx: Context, stale_after: float | None = None, dry_run: bool = False) -> Reconciled:
+    stale_after = ctx.settings.stale_after if stale_after is None else stale_after
+    found = Reconciled()
+    now = time.time()
+    for story_id, job_id in jobs.unfinished_jobs(ctx.storage):
+        view = ctx.live.read(job_id)
+        if view is None:
+            why = "the broker has no trace of it"
+        elif now - view.updated >= stale_after:
+            why = f"no progress for {now - view.updated:.0f} s ({view.state})"
+        else:
+            found.waiting.append((story_id, job_id, view.state))
+            continue
+        found.requeued.append((story_id, job_id, why))
+        if not dry_run:
+            enqueue(jobs.read_job(ctx.storage, story_id, job_id), ctx)
+    abort = getattr(ctx.storage, "abort_incomplete_uploads", None)
+    if abort is not None and not dry_run:
+        with contextlib.suppress(PipelineError):
+            found.aborted_uploads = int(abort("", older_than=stale_after))
+    return found

@@ -1,0 +1,125 @@
+"""Cluster settings, read once from the environment (the CLI's flags set the same variables).
+
+Every variable the cluster reads is listed in ``ENV``; docker-compose.yml sets only these (a test
+checks it). Durations are seconds.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline.errors import PipelineError
+
+ENV = {
+    "STORYMEDIA_BROKER_URL": "Redis URL of the broker and live progress (redis://host:6379/0)",
+    "STORYMEDIA_STORAGE_URL": "where raws, renditions, job records and manifests go (s3://bucket/prefix"
+                              " or file:///path)",
+    "STORYMEDIA_S3_ENDPOINT_URL": "S3 endpoint the workers use (SeaweedFS, Garage, AWS...)",
+    "STORYMEDIA_S3_PUBLIC_ENDPOINT_URL": "S3 endpoint editors' browsers use: presigned URLs are made for it",
+    "STORYMEDIA_S3_REGION": "S3 region (default: the AWS variables', else us-east-1)",
+    "STORYMEDIA_S3_MULTIPART_MB": "files larger than this go up in parts of this size (default 16)",
+    "STORYMEDIA_PUBLIC_URL": "base URL for manifest URLs (a CDN in front of the bucket); default: keys",
+    "STORYMEDIA_PRESIGN_EXPIRY": "lifetime of presigned URLs (default 3600)",
+    "STORYMEDIA_PRESETS": "preset folder (default: the bundled presets/)",
+    "STORYMEDIA_SCRATCH": "local scratch and raw cache folder of a worker (default: the temp folder)",
+    "STORYMEDIA_TIME_LIMIT": "hard time limit of one task; the worker process is killed (default 11400)",
+    "STORYMEDIA_SOFT_TIME_LIMIT": "soft limit: ffmpeg is stopped and the task retried or failed"
+                                  " (default: hard limit - 600)",
+    "STORYMEDIA_VISIBILITY_TIMEOUT": "a message not acked in this time is delivered again; must be"
+                                     " above the hard time limit (default 14400)",
+    "STORYMEDIA_MAX_ATTEMPTS": "runs of one asset before it is set aside as a poison file (default 3)",
+    "STORYMEDIA_RESTORE_INTERVAL": "how often unacked messages of dead workers are looked for (default 30)",
+    "STORYMEDIA_SOFT_SHUTDOWN_TIMEOUT": "on SIGTERM, seconds running tasks get before they are requeued"
+                                        " (default 25)",
+    "STORYMEDIA_MAX_MEMORY_MB": "a worker process is replaced after a task once it uses this much"
+                                " (default 3000)",
+    "STORYMEDIA_STALE_AFTER": "reconcile re-enqueues a job with no progress for this long"
+                              " (default: 2 x hard time limit)",
+    "STORYMEDIA_RECONCILE_EVERY": "beat: seconds between reconcile runs (default 600)",
+}
+
+
+class ConfigError(PipelineError):
+    """The cluster settings cannot work (a worker refuses to start with them)."""
+
+    code = "config"
+
+
+def _number(name: str, default: float) -> float:
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError as exc:
+        raise ConfigError(f"{name}={text!r} is not a number of seconds") from exc
+    if value <= 0:
+        raise ConfigError(f"{name} must be above 0 (got {text})")
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    broker_url: str
+    storage_url: str
+    s3_endpoint_url: str | None
+    s3_public_endpoint_url: str | None
+    s3_region: str | None
+    multipart_mb: int
+    public_url: str | None
+    presign_expiry: int
+    presets_dir: Path | None
+    scratch: Path
+    time_limit: float
+    soft_time_limit: float
+    visibility_timeout: float
+    max_attempts: int
+    restore_interval: float
+    soft_shutdown_timeout: float
+    max_memory_mb: int
+    stale_after: float
+    reconcile_every: float
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        env = os.environ
+        hard = _number("STORYMEDIA_TIME_LIMIT", 3 * 3600 + 600)
+        soft = _number("STORYMEDIA_SOFT_TIME_LIMIT", max(hard - 600, hard * 0.8))
+        presets = env.get("STORYMEDIA_PRESETS")
+        return cls(
+            broker_url=env.get("STORYMEDIA_BROKER_URL", "redis://127.0.0.1:6379/0"),
+            storage_url=env.get("STORYMEDIA_STORAGE_URL", "file://" + str(Path("store").resolve())),
+            s3_endpoint_url=env.get("STORYMEDIA_S3_ENDPOINT_URL") or None,
+            s3_public_endpoint_url=env.get("STORYMEDIA_S3_PUBLIC_ENDPOINT_URL") or None,
+            s3_region=env.get("STORYMEDIA_S3_REGION") or None,
+            multipart_mb=int(_number("STORYMEDIA_S3_MULTIPART_MB", 16)),
+            public_url=env.get("STORYMEDIA_PUBLIC_URL") or None,
+            presign_expiry=int(_number("STORYMEDIA_PRESIGN_EXPIRY", 3600)),
+            presets_dir=Path(presets) if presets else None,
+            scratch=Path(env.get("STORYMEDIA_SCRATCH") or Path(tempfile.gettempdir()) / "storymedia"),
+            time_limit=hard,
+            soft_time_limit=soft,
+            visibility_timeout=_number("STORYMEDIA_VISIBILITY_TIMEOUT", 4 * 3600),
+            max_attempts=int(_number("STORYMEDIA_MAX_ATTEMPTS", 3)),
+            restore_interval=_number("STORYMEDIA_RESTORE_INTERVAL", 30),
+            soft_shutdown_timeout=_number("STORYMEDIA_SOFT_SHUTDOWN_TIMEOUT", 25),
+            max_memory_mb=int(_number("STORYMEDIA_MAX_MEMORY_MB", 3000)),
+            stale_after=_number("STORYMEDIA_STALE_AFTER", 2 * hard),
+            reconcile_every=_number("STORYMEDIA_RECONCILE_EVERY", 600),
+        )
+
+    def check(self) -> None:
+        """Refuse settings under which a long task would be delivered twice, or never stopped."""
+        if self.soft_time_limit >= self.time_limit:
+            raise ConfigError(f"STORYMEDIA_SOFT_TIME_LIMIT ({self.soft_time_limit:.0f} s) must be below"
+                              f" STORYMEDIA_TIME_LIMIT ({self.time_limit:.0f} s)")
+        if self.visibility_timeout <= self.time_limit:
+            raise ConfigError(
+                f"STORYMEDIA_VISIBILITY_TIMEOUT ({self.visibility_timeout:.0f} s) must be above"
+                f" STORYMEDIA_TIME_LIMIT ({self.time_limit:.0f} s): Redis would hand a task that is"
+                " still running to a second worker")
+        if not self.broker_url.startswith(("redis://", "rediss://")):
+            raise ConfigError(f"STORYMEDIA_BROKER_URL must be a redis:// URL (got {self.broker_url!r})")

@@ -1,0 +1,278 @@
+"""Thin Celery tasks: ids in, one pipeline call, a small JSON result out.
+
+One flat canvas per job, one chord level at a time::
+
+    start(job)                                    io        skips assets already recorded
+      chord(probe(asset) for each asset)          probe     bad input is recorded as failed HERE
+        -> plan(job)                              manifest
+             chord(render(asset) for each ok)     image | video   render AND store (no shared disk)
+               -> write_manifest(job)             manifest  verifies every object, then writes
+
+Every stage reads the job record and the asset results from the object store and writes its own
+result there, so a redelivered or re-enqueued task redoes only what is missing. Bad input is a
+result (the story completes as ``partial``); only infrastructure errors raise, and those retry with
+backoff a bounded number of times. An asset that keeps killing its worker or running past the time
+limit is set aside after ``STORYMEDIA_MAX_ATTEMPTS`` runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import time
+from typing import Any
+
+import redis
+from celery import Task, chord, group
+from celery.exceptions import SoftTimeLimitExceeded
+from celery.utils.log import get_task_logger
+
+from pipeline import jobs, manifest
+from pipeline.asset import AssetWork, failed_entry, process_asset
+from pipeline.errors import PipelineError, StorageError
+from pipeline.keys import asset_id
+from pipeline.probe import ImageInfo, probe
+from workers.app import app, queue
+from workers.context import Context, context
+
+log = get_task_logger(__name__)
+HOST = socket.gethostname()
+
+
+class Stage(Task):  # type: ignore[misc]
+    """Common settings: late acks, requeue on a lost worker, bounded retries of infrastructure errors."""
+
+    abstract = True
+    acks_late = True
+    reject_on_worker_lost = True
+    autoretry_for = (StorageError, redis.RedisError, ConnectionError)
+    retry_backoff = 2
+    retry_backoff_max = 120
+    retry_jitter = True
+    max_retries = 6
+
+    def on_failure(self, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
+        job, story = kwargs.get("job_id"), kwargs.get("story_id")
+        if job and story:
+            reason = exc.reason if isinstance(exc, PipelineError) else f"{type(exc).__name__}: {exc}"
+            context().live.job_state(job, story, "stalled",
+                                     f"{self.name} gave up: {reason}; `storymedia reconcile` resumes it")
+
+
+def _work(ctx: Context, job: jobs.Job, order: int) -> AssetWork:
+    """The asset's work item, with its raw file fetched into this worker's cache."""
+    entry = job.assets[order - 1]
+    asset = job.story.assets[order - 1]
+    path = jobs.fetch_raw(ctx.storage, entry.sha256, ctx.raw_cache)
+    subtitles = (jobs.fetch_raw(ctx.storage, entry.subtitles_sha256, ctx.raw_cache)
+                 if entry.subtitles_sha256 else None)
+    known = manifest.renditions_by_key(manifest.read_current(ctx.storage, job.story_id))
+    return AssetWork(order=order, path=path, asset=asset, story=job.story.story,
+                     presets=tuple(ctx.presets[name] for name in job.story.asset_presets(asset)
+                                   if name in ctx.presets),
+                     known=known, subtitles=subtitles)
+
+
+def _preset_mismatch(ctx: Context, job: jobs.Job) -> str | None:
+    wrong = [f"{label} (this worker has {ctx.presets[name].label if name in ctx.presets else 'none'})"
+             for name, label in job.presets.items()
+             if name not in ctx.presets or ctx.presets[name].label != label]
+    if not wrong:
+        return None
+    return (f"the job needs presets {', '.join(wrong)}: update the worker's presets or submit the"
+            " story again")
+
+
+def _record_failure(ctx: Context, job: jobs.Job, work: AssetWork, code: str, reason: str,
+                    retryable: bool, attempts: int) -> dict[str, Any]:
+    entry = failed_entry(work, code, reason, retryable)
+    jobs.write_asset_result(ctx.storage, job.story_id, job.id, jobs.AssetResult(
+        order=work.order, entry=entry, attempts=attempts, worker=HOST))
+    ctx.live.asset(job.id, work.order, "failed", 1, 1, reason=reason)
+    return {"order": work.order, "kind": "failed"}
+
+
+@app.task(base=Stage, bind=True, name="storymedia.start")
+def start(self: Stage, *, story_id: str, job_id: str) -> dict[str, Any]:
+    """Fan a job out: probe every asset that has no result yet."""
+    ctx = context()
+    job = jobs.read_job(ctx.storage, story_id, job_id)
+    if jobs.read_done(ctx.storage, story_id, job_id):
+        return {"job": job_id, "already": "done"}
+    recorded = jobs.read_asset_results(ctx.storage, story_id, job_id)
+    todo = [a.order for a in job.assets if a.order not in recorded]
+    ctx.live.job_state(job_id, story_id, "running",
+                       assets=[(a.order, a.file.rsplit("/", 1)[-1]) for a in job.assets
+                               if a.order in todo])
+    ids = {"story_id": story_id, "job_id": job_id}
+    if not todo:
+        write_manifest.apply_async(kwargs=ids, queue=queue("manifest", job.breaking))
+    else:
+        chord(group(probe_asset.si(order=order, **ids).set(queue=queue("probe", job.breaking))
+                    for order in todo),
+              plan.s(**ids).set(queue=queue("manifest", job.breaking))).apply_async()
+    return {"job": job_id, "assets": len(todo)}
+
+
+@app.task(base=Stage, bind=True, name="storymedia.probe")
+def probe_asset(self: Stage, *, story_id: str, job_id: str, order: int) -> dict[str, Any]:
+    """Read and check one raw file; a file we cannot use is recorded as failed, with the reason."""
+    ctx = context()
+    job = jobs.read_job(ctx.storage, story_id, job_id)
+    ctx.live.asset(job_id, order, "probing", 0, 1)
+    work = _work(ctx, job, order)
+    attempts = ctx.live.attempt(job_id, order, "probe")
+    mismatch = _preset_mismatch(ctx, job)
+    if mismatch:
+        return _record_failure(ctx, job, work, "preset-mismatch", mismatch, True, attempts)
+    if attempts > ctx.settings.max_attempts:
+        return _record_failure(ctx, job, work, "poison",
+                               f"reading this file stopped the worker {attempts - 1} times; it was set"
+                               " aside", False, attempts)
+    try:
+        info = probe(work.path, ctx.limits)
+    except PipelineError as exc:
+        if exc.retryable:
+            raise
+        return _record_failure(ctx, job, work, exc.code, exc.reason, exc.retryable, attempts)
+    kind = "image" if isinstance(info, ImageInfo) else info.kind
+    ctx.live.asset(job_id, order, "queued", 0, 1, kind=kind)
+    return {"order": order, "kind": kind}
+
+
+@app.task(base=Stage, bind=True, name="storymedia.plan")
+def plan(self: Stage, probes: list[dict[str, Any]], *, story_id: str, job_id: str) -> dict[str, Any]:
+    """Send each probed asset to the queue for its kind; the manifest follows them."""
+    ctx = context()
+    job = jobs.read_job(ctx.storage, story_id, job_id)
+    ids = {"story_id": story_id, "job_id": job_id}
+    renders = [render.si(order=p["order"], **ids).set(
+                   queue=queue("image" if p["kind"] == "image" else "video", job.breaking))
+               for p in probes if p["kind"] in ("image", "video", "audio")]
+    final = write_manifest.si(**ids).set(queue=queue("manifest", job.breaking))
+    if renders:
+        chord(group(renders), final).apply_async()
+    else:
+        final.apply_async()
+    return {"job": job_id, "renders": len(renders)}
+
+
+@app.task(base=Stage, bind=True, name="storymedia.render")
+def render(self: Stage, *, story_id: str, job_id: str, order: int) -> dict[str, Any]:
+    """Render one asset's missing renditions and store each one; record the asset's result."""
+    ctx = context()
+    existing = jobs.read_asset_result(ctx.storage, story_id, job_id, order)
+    if existing is not None:
+        return {"order": order, "status": existing.entry["status"], "skipped": True}
+    job = jobs.read_job(ctx.storage, story_id, job_id)
+    attempts = ctx.live.attempt(job_id, order, "render")
+    work = _work(ctx, job, order)
+    limit = ctx.settings.soft_time_limit
+    if attempts > ctx.settings.max_attempts:
+        _record_failure(ctx, job, work, "poison",
+                        f"this file stopped its worker or ran past the {limit:.0f} s time limit"
+                        f" {attempts - 1} times; it was set aside (see the worker logs)", False, attempts)
+        return {"order": order, "status": "failed"}
+    prefix = f"renditions/{asset_id(job.assets[order - 1].sha256)}/"
+    if attempts > 1:
+        _abort_uploads(ctx, prefix)   # what an earlier, interrupted run left half-sent
+    last = [0.0]
+
+    def progress(stage: str, done: int, total: int) -> None:
+        now = time.monotonic()
+        if stage == "rendering" and 0 < done < total and now - last[0] < 0.5:
+            return
+        last[0] = now
+        ctx.live.asset(job_id, order, stage, done, total, attempts=attempts, worker=HOST)
+
+    try:
+        outcome = process_asset(work, ctx.storage, ctx.limits, scratch_root=ctx.scratch,
+                                progress=progress)
+    except SoftTimeLimitExceeded:
+        if attempts < ctx.settings.max_attempts:
+            log.warning("asset %s of job %s ran past the soft time limit; retrying", order, job_id)
+            raise self.retry(countdown=5, max_retries=ctx.settings.max_attempts) from None
+        _record_failure(ctx, job, work, "time-limit",
+                        f"rendering took longer than the {limit:.0f} s time limit {attempts} times;"
+                        " it was stopped and set aside", False, attempts)
+        return {"order": order, "status": "failed"}
+    except StorageError:
+        _abort_uploads(ctx, prefix)
+        raise
+    jobs.write_asset_result(ctx.storage, story_id, job_id, jobs.AssetResult(
+        order=order, entry=outcome.entry, attempts=attempts, seconds=round(outcome.seconds, 2),
+        worker=HOST, rendered=outcome.rendered, reused=outcome.reused,
+        diagnostics=outcome.diagnostics))
+    return {"order": order, "status": outcome.entry["status"], "rendered": outcome.rendered}
+
+
+def _abort_uploads(ctx: Context, prefix: str) -> None:
+    abort = getattr(ctx.storage, "abort_incomplete_uploads", None)
+    if abort is not None:
+        with contextlib.suppress(PipelineError):
+            abort(prefix)
+
+
+def _objects(entry: dict[str, Any]) -> list[tuple[str, str]]:
+    found = []
+    source = entry.get("source", {})
+    if entry["status"] == "done" and source.get("key"):
+        found.append((source["key"], source["sha256"]))
+    for rendition in entry.get("renditions", []):
+        found.append((rendition["key"], rendition["sha256"]))
+        for part in [*rendition.get("segments", []), *rendition.get("sheets", [])]:
+            found.append((part["key"], part["sha256"]))
+    return found
+
+
+@app.task(base=Stage, bind=True, name="storymedia.manifest")
+def write_manifest(self: Stage, *, story_id: str, job_id: str) -> dict[str, Any]:
+    """Check every object the job made against its SHA-256, then write the manifest, last."""
+    ctx = context()
+    job = jobs.read_job(ctx.storage, story_id, job_id)
+    done = jobs.read_done(ctx.storage, story_id, job_id)
+    if done:
+        return {"job": job_id, "status": done["status"], "already": True}
+    results = jobs.read_asset_results(ctx.storage, story_id, job_id)
+    missing = [a.order for a in job.assets if a.order not in results]
+    damaged = [order for order, result in results.items()
+               if not all(ctx.storage.exists(key, sha) for key, sha in _objects(result.entry))]
+    for order in damaged:
+        jobs.drop_asset_result(ctx.storage, story_id, job_id, order)
+    if missing or damaged:
+        rounds = ctx.live.attempt(job_id, 0, "manifest")
+        reason = (f"assets {', '.join(map(str, sorted(missing + damaged)))} are not finished or their"
+                  " objects do not check out")
+        if rounds > ctx.settings.max_attempts:
+            raise StorageError(reason + f"; gave up after {rounds - 1} rounds")
+        ctx.live.job_state(job_id, story_id, "running", reason + "; running them again")
+        start.apply_async(kwargs={"story_id": story_id, "job_id": job_id},
+                          queue=queue("io", job.breaking), countdown=2)
+        return {"job": job_id, "rerun": sorted(missing + damaged)}
+    for result in results.values():
+        if result.entry["status"] == "done":
+            _abort_uploads(ctx, f"renditions/{result.entry['id']}/")
+    entries = [results[a.order].entry for a in job.assets]
+    with ctx.live.manifest_lock(story_id, timeout=300):
+        current = manifest.read_current(ctx.storage, story_id)
+        newer = current is not None and jobs.later(str(current.get("job", "")), job_id)
+        if newer:   # a later submission of the story already wrote its manifest: keep it
+            status, version = manifest.story_status(entries), int(current["version"])  # type: ignore[index]
+        else:
+            written = manifest.write(ctx.storage, job.story, entries, job_id)
+            status, version = str(written.document["status"]), written.version
+        jobs.mark_done(ctx.storage, story_id, job_id, status, version, superseded=newer)
+    ctx.live.job_state(job_id, story_id, status)
+    ctx.live.release(story_id, job.fingerprint, job_id)
+    log.info("story %s job %s: %s, manifest v%s", story_id, job_id, status, version)
+    return {"job": job_id, "status": status, "version": version}
+
+
+@app.task(base=Stage, bind=True, name="storymedia.reconcile")
+def reconcile_task(self: Stage) -> dict[str, Any]:
+    """Beat: re-enqueue jobs without a manifest and without recent progress."""
+    from workers.reconcile import reconcile
+
+    found = reconcile(context())
+    return {"requeued": [f"{story}/{job}" for story, job, _ in found.requeued],
+            "aborted_uploads": found.aborted_uploads}

@@ -1,0 +1,144 @@
+"""A real cluster for tests: a Redis server, the S3 server, and `storymedia worker` processes.
+
+Workers are the real command (``storymedia worker``, which execs Celery's prefork worker), so
+signals, pool children and ffmpeg grandchildren are the ones production has.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from tests.servers import RedisServer
+
+STORYMEDIA = str(Path(sys.executable).with_name("storymedia"))
+
+
+def wait_for(condition: Callable[[], Any], timeout: float, what: str, every: float = 0.2) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+class Worker:
+    def __init__(self, cluster: Cluster, queues: str, concurrency: int, name: str,
+                 env: dict[str, str]) -> None:
+        self.name = name
+        self.log = cluster.root / f"worker-{name}-{int(time.time() * 1000)}.log"
+        self._handle = self.log.open("w")
+        self.process = subprocess.Popen(
+            [STORYMEDIA, "worker", "--queues", queues, "--concurrency", str(concurrency),
+             "--name", f"{name}@test", "--loglevel", "INFO"],
+            env=env, stdout=self._handle, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def wait_ready(self, timeout: float = 60) -> Worker:
+        def ready() -> bool:
+            if self.process.poll() is not None:
+                raise AssertionError(f"worker {self.name} exited:\n{self.text()[-3000:]}")
+            return " ready." in self.text()
+        wait_for(ready, timeout, f"worker {self.name} to be ready")
+        return self
+
+    def pool(self) -> list[psutil.Process]:
+        with contextlib.suppress(psutil.Error):
+            return psutil.Process(self.process.pid).children()
+        return []
+
+    def rendering_child(self) -> psutil.Process | None:
+        """The pool process that is running ffmpeg right now."""
+        for child in self.pool():
+            with contextlib.suppress(psutil.Error):
+                if any(g.name() == "ffmpeg" for g in child.children(recursive=True)):
+                    return child
+        return None
+
+    def kill_all(self) -> None:
+        """kill -9 of the worker and its whole process group (pool children, ffmpeg)."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+    def terminate(self) -> None:
+        self.process.send_signal(signal.SIGTERM)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGQUIT)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.kill_all()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)   # ffmpeg left behind by a crash
+        self._handle.close()
+
+
+class Cluster:
+    """One test's cluster: its own Redis, a prefix of the shared S3 bucket, its own workers."""
+
+    def __init__(self, root: Path, redis: RedisServer, s3_env: dict[str, str], prefix: str,
+                 settings: dict[str, str] | None = None) -> None:
+        self.root = root
+        self.redis = redis
+        self.storage_url = f"{s3_env['STORYMEDIA_STORAGE_URL'].rstrip('/')}/{prefix}"
+        self.env = {
+            **os.environ, **s3_env,
+            "STORYMEDIA_BROKER_URL": redis.url,
+            "STORYMEDIA_STORAGE_URL": self.storage_url,
+            "STORYMEDIA_SCRATCH": str(root / "scratch"),
+            "STORYMEDIA_S3_MULTIPART_MB": "5",
+            "STORYMEDIA_TIME_LIMIT": "120",
+            "STORYMEDIA_SOFT_TIME_LIMIT": "100",
+            "STORYMEDIA_VISIBILITY_TIMEOUT": "150",
+            "STORYMEDIA_RESTORE_INTERVAL": "2",
+            "STORYMEDIA_SOFT_SHUTDOWN_TIMEOUT": "1",
+            "NO_COLOR": "1", "COLUMNS": "200",
+            **(settings or {}),
+        }
+        self.workers: list[Worker] = []
+
+    def worker(self, queues: str = "probe,image,video,io,manifest", concurrency: int = 2,
+               name: str = "w", **settings: str) -> Worker:
+        worker = Worker(self, queues, concurrency, f"{name}{len(self.workers)}",
+                        {**self.env, **settings, "STORYMEDIA_SCRATCH": str(self.root / f"scratch-{name}")})
+        self.workers.append(worker)
+        return worker
+
+    def cli(self, *args: str, timeout: float = 300, **settings: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([STORYMEDIA, *args], env={**self.env, **settings}, capture_output=True,
+                              text=True, timeout=timeout, check=False)
+
+    def storage(self) -> Any:
+        from pipeline.storage import open_storage
+
+        return open_storage(self.storage_url, endpoint_url=self.env["STORYMEDIA_S3_ENDPOINT_URL"])
+
+    def status(self, job: str) -> dict[str, Any]:
+        done = self.cli("status", job, "--json")
+        assert done.returncode == 0, done.stdout + done.stderr
+        loaded: dict[str, Any] = json.loads(done.stdout)
+        return loaded
+
+    def logs(self) -> str:
+        return "\n".join(f"--- {w.name}\n{w.text()[-4000:]}" for w in self.workers)
+
+    def close(self) -> None:
+        for worker in self.workers:
+            worker.stop()

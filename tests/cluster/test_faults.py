@@ -1,0 +1,251 @@
+"""The cluster under faults: real Redis, real SeaweedFS, real `storymedia worker` processes.
+
+Every scenario ends the same way: the story is complete (or ``partial`` only for a poison asset),
+every object the manifest names is downloaded and matches its SHA-256, the store holds no
+rendition the manifest does not name, no multipart upload is left open, and the number of times
+each asset was rendered is what the fault explains.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis as redis_client
+
+from tests.cluster.harness import STORYMEDIA, Cluster, wait_for
+from tests.cluster.stories import small_story
+from tests.servers import RedisServer
+
+pytestmark = pytest.mark.cluster
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    with RedisServer(tmp_path / "redis-root") as server:
+        yield server
+
+
+@pytest.fixture
+def cluster(tmp_path: Path, redis_server: RedisServer, s3_env: dict[str, str],
+            request: pytest.FixtureRequest) -> Iterator[Cluster]:
+    name = re.sub(r"[^a-z0-9-]+", "-", request.node.name.lower())[:40]
+    made = Cluster(tmp_path, redis_server, s3_env, f"cluster/{name}-{uuid.uuid4().hex[:6]}")
+    yield made
+    report = getattr(request.node, "report_call", None)
+    if report is not None and report.failed:
+        print(made.logs())
+        print("--- redis\n" + redis_server.log_tail())
+    made.close()
+
+
+def job_of(result: subprocess.CompletedProcess[str]) -> str:
+    found = re.search(r"Job (\S+) for story", result.stdout)
+    assert found, result.stdout + result.stderr
+    return found.group(1)
+
+
+def objects(document: dict[str, Any]) -> dict[str, str]:
+    """Every key the manifest names (raws, renditions, HLS segments, sprite sheets) -> SHA-256."""
+    found = {}
+    for asset in document["assets"]:
+        if asset["status"] == "done":
+            found[asset["source"]["key"]] = asset["source"]["sha256"]
+        for rendition in asset["renditions"]:
+            found[rendition["key"]] = rendition["sha256"]
+            for part in [*rendition.get("segments", []), *rendition.get("sheets", [])]:
+                found[part["key"]] = part["sha256"]
+    return found
+
+
+def verify_store(cluster: Cluster, story_id: str, status: str = "complete") -> dict[str, Any]:
+    """The manifest's promises, checked against the store byte for byte."""
+    storage = cluster.storage()
+    document = json.loads(storage.get_bytes(f"stories/{story_id}/manifest.json"))
+    assert document["status"] == status, json.dumps(document["summary"])
+    named = objects(document)
+    for key, sha in named.items():
+        assert hashlib.sha256(storage.get_bytes(key)).hexdigest() == sha, key
+    stored = set(storage.list("renditions/"))
+    assert stored == {k for k in named if k.startswith("renditions/")}, "orphan or missing renditions"
+    assert storage.incomplete_uploads() == []
+    versions = [k for k in storage.list(f"stories/{story_id}/") if re.search(r"manifest\.v\d+\.json$", k)]
+    assert versions == [f"stories/{story_id}/manifest.v1.json"], versions
+    return document
+
+
+def attempts(cluster: Cluster, job: str) -> dict[str, int]:
+    state = cluster.status(job)
+    return {Path(row["file"]).name: row["attempts"] for row in state["assets"]}
+
+
+def wait_rendering_clip(cluster: Cluster, timeout: float = 60) -> Any:
+    """Wait until some worker's pool process is running ffmpeg for the clip; return (worker, child)."""
+    def found() -> Any:
+        for worker in cluster.workers:
+            child = worker.rendering_child()
+            if child is not None:
+                return worker, child
+        return None
+    return wait_for(found, timeout, "a pool process running ffmpeg", every=0.1)
+
+
+def finish(cluster: Cluster, job: str, timeout: float = 180) -> dict[str, Any]:
+    def finished() -> dict[str, Any] | None:
+        state = cluster.status(job)
+        return state if state["done"] else None
+    return wait_for(finished, timeout, f"job {job} to finish", every=1)
+
+
+def test_kill_9_of_a_pool_child_mid_render_reruns_it_once(cluster: Cluster, tmp_path: Path) -> None:
+    story = small_story(tmp_path / "story")
+    worker = cluster.worker(concurrency=2).wait_ready()
+    job = job_of(cluster.cli("submit", str(story)))
+    _, child = wait_rendering_clip(cluster)
+    child.kill()                              # the OOM killer, or a segfault in a decoder
+    state = finish(cluster, job)
+    assert state["state"] == "complete"
+    verify_store(cluster, "cluster-test")
+    assert attempts(cluster, job) == {"anh-01.jpg": 1, "anh-02.jpg": 1, "clip.mp4": 2}
+    assert "WorkerLostError" in worker.text() or "Process" in worker.text()
+
+
+def test_kill_9_of_the_whole_worker_then_a_restart_completes(cluster: Cluster, tmp_path: Path) -> None:
+    story = small_story(tmp_path / "story")
+    fast = {"STORYMEDIA_TIME_LIMIT": "40", "STORYMEDIA_SOFT_TIME_LIMIT": "35",
+            "STORYMEDIA_VISIBILITY_TIMEOUT": "45"}
+    worker = cluster.worker(concurrency=2, **fast).wait_ready()
+    job = job_of(cluster.cli("submit", str(story)))
+    wait_rendering_clip(cluster)
+    worker.kill_all()                          # the machine lost power
+    started = time.monotonic()
+    cluster.worker(concurrency=2, **fast).wait_ready()
+    state = finish(cluster, job, timeout=180)
+    assert state["state"] == "complete"
+    verify_store(cluster, "cluster-test")
+    assert attempts(cluster, job)["clip.mp4"] == 2
+    # The unacked message comes back once the visibility timeout has passed, not hours later.
+    assert time.monotonic() - started < 45 + 60
+
+
+def test_sigterm_requeues_the_running_task_at_once(cluster: Cluster, tmp_path: Path,
+                                                   redis_server: RedisServer) -> None:
+    story = small_story(tmp_path / "story", clip_seconds=10)
+    worker = cluster.worker(concurrency=2).wait_ready()
+    job = job_of(cluster.cli("submit", str(story)))
+    wait_rendering_clip(cluster)
+    stopped = time.monotonic()
+    worker.terminate()                          # docker stop, a deploy, a scale-down
+    worker.process.wait(timeout=30)
+    took = time.monotonic() - stopped
+    broker = redis_client.Redis.from_url(redis_server.url)
+    assert broker.llen("video") == 1, "the running render is back on its queue"
+    assert took < 15, f"the worker took {took:.1f} s to hand its work back"
+    cluster.worker(concurrency=2).wait_ready()
+    state = finish(cluster, job)
+    assert state["state"] == "complete"
+    verify_store(cluster, "cluster-test")
+    assert attempts(cluster, job)["clip.mp4"] == 2
+    assert "Initiating Soft Shutdown" in worker.text() or "Cold shutdown" in worker.text()
+
+
+def test_redis_killed_and_restarted_with_aof_completes(cluster: Cluster, tmp_path: Path,
+                                                       redis_server: RedisServer) -> None:
+    story = small_story(tmp_path / "story")
+    cluster.worker(concurrency=2).wait_ready()
+    job = job_of(cluster.cli("submit", str(story)))
+    wait_rendering_clip(cluster)
+    redis_server.kill()
+    time.sleep(1)
+    redis_server.start()                         # same port, same AOF
+    state = finish(cluster, job)
+    assert state["state"] == "complete"
+    verify_store(cluster, "cluster-test")
+    assert attempts(cluster, job) == {"anh-01.jpg": 1, "anh-02.jpg": 1, "clip.mp4": 1}
+
+
+def test_redis_state_lost_then_reconcile_completes(cluster: Cluster, tmp_path: Path,
+                                                   redis_server: RedisServer) -> None:
+    story = small_story(tmp_path / "story")
+    cluster.worker(concurrency=2).wait_ready()
+    job = job_of(cluster.cli("submit", str(story)))
+    wait_rendering_clip(cluster)
+    redis_server.kill()
+    redis_server.wipe()                          # the disk went with it: queues, chords, progress
+    redis_server.start()
+    time.sleep(8)
+    storage = cluster.storage()
+    assert not storage.exists(f"stories/cluster-test/jobs/{job}/done.json"), "nothing can finish it"
+    dry = cluster.cli("reconcile", "--dry-run")
+    assert dry.returncode == 0 and f"would re-enqueue cluster-test job {job}" in dry.stdout, dry.stdout
+    done = cluster.cli("reconcile")
+    assert done.returncode == 0 and "1 job(s) re-enqueued" in done.stdout, done.stdout + done.stderr
+    state = finish(cluster, job)
+    assert state["state"] == "complete"
+    verify_store(cluster, "cluster-test")
+
+
+def test_s3_stopped_mid_upload_is_retried_and_leaves_nothing_half_written(
+        cluster: Cluster, tmp_path: Path, s3_server: Any) -> None:
+    story = small_story(tmp_path / "story", clip_seconds=8, clip_size="1920x1080")
+    worker = cluster.worker(concurrency=2).wait_ready()
+    job = job_of(cluster.cli("submit", str(story)))
+    wait_rendering_clip(cluster)
+    s3_server.stop()
+    time.sleep(12)                                # longer than boto3's own retries
+    s3_server.start()
+    state = finish(cluster, job, timeout=240)
+    assert state["state"] == "complete"
+    verify_store(cluster, "cluster-test")
+    assert "Retry" in worker.text() or "retry" in worker.text()
+
+
+def test_the_same_story_submitted_twice_at_once_runs_once(cluster: Cluster, tmp_path: Path) -> None:
+    story = small_story(tmp_path / "story")
+    cluster.worker(concurrency=2).wait_ready()
+    both = [subprocess.Popen([STORYMEDIA, "submit", str(story)], env=cluster.env, text=True,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(2)]
+    results = [subprocess.CompletedProcess(p.args, p.wait(120), *p.communicate()) for p in both]
+    jobs = {job_of(r) for r in results}
+    assert len(jobs) == 1, [r.stdout for r in results]
+    assert any("already running" in r.stdout for r in results)
+    (job,) = jobs
+    state = finish(cluster, job)
+    assert state["state"] == "complete"
+    verify_store(cluster, "cluster-test")
+    storage = cluster.storage()
+    records = [k for k in storage.list("stories/cluster-test/jobs/") if k.count("/") == 3]
+    assert records == [f"stories/cluster-test/jobs/{job}.json"]
+    assert attempts(cluster, job) == {"anh-01.jpg": 1, "anh-02.jpg": 1, "clip.mp4": 1}
+
+
+def test_a_poison_file_is_set_aside_after_bounded_attempts(cluster: Cluster, tmp_path: Path) -> None:
+    """A clip that always runs past the time limit, and a truncated photo: the rest completes."""
+    story = small_story(tmp_path / "story", clip_seconds=30, clip_size="1920x1080", truncated=True)
+    limits = {"STORYMEDIA_SOFT_TIME_LIMIT": "3", "STORYMEDIA_TIME_LIMIT": "8",
+              "STORYMEDIA_VISIBILITY_TIMEOUT": "12", "STORYMEDIA_MAX_ATTEMPTS": "2"}
+    worker = cluster.worker(concurrency=2, **limits).wait_ready()
+    result = cluster.cli("submit", str(story), "--wait", "--quiet", timeout=180)
+    assert result.returncode == 2, result.stdout + result.stderr
+    job = job_of(result)
+    assert "Status: partial" in result.stdout
+    document = verify_store(cluster, "cluster-test", status="partial")
+    by_file = {a["filename"]: a for a in document["assets"]}
+    assert by_file["clip.mp4"]["status"] == "failed"
+    assert by_file["clip.mp4"]["error"]["code"] == "time-limit"
+    assert "time limit 2 times" in by_file["clip.mp4"]["error"]["reason"]
+    assert by_file["hong.jpg"]["status"] == "failed"
+    assert by_file["hong.jpg"]["error"]["code"] in ("truncated", "corrupt", "unreadable")
+    assert by_file["anh-01.jpg"]["status"] == by_file["anh-02.jpg"]["status"] == "done"
+    assert attempts(cluster, job) == {"anh-01.jpg": 1, "anh-02.jpg": 1, "clip.mp4": 2, "hong.jpg": 1}
+    time.sleep(1)
+    leftovers = subprocess.run(["pgrep", "-f", f"scratch-w.*{tmp_path.name}"], capture_output=True, text=True)
+    assert leftovers.stdout.strip() == "" or worker.rendering_child() is None

@@ -59,5 +59,8 @@ class Storage(Protocol):
     def list(self, prefix: str = "") -> Iterator[str]:
         """Keys under ``prefix``, sorted."""
 
+    def delete(self, key: str) -> None:
+        """Remove ``key``; a key that is not there is not an error."""
+
     def public_url(self, key: str) -> str:
         """The URL an editor uses for ``key`` (relative key when no public base is set)."""

@@ -115,6 +115,12 @@ class LocalStorage:
         except FileNotFoundError as exc:
             raise StorageError(f"{key} is not in the store") from exc
 
+    def delete(self, key: str) -> None:
+        try:
+            self._path(key).unlink(missing_ok=True)
+        except OSError as exc:
+            raise StorageError(f"cannot delete {key}: {exc.strerror or exc}") from exc
+
     def list(self, prefix: str = "") -> Iterator[str]:
         keys = []
         for dirpath, _dirs, files in os.walk(self.root):

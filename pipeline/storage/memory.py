@@ -53,6 +53,9 @@ class MemoryStorage:
     def download(self, key: str, path: Path) -> None:
         path.write_bytes(self.get_bytes(key))
 
+    def delete(self, key: str) -> None:
+        self.objects.pop(key, None)
+
     def list(self, prefix: str = "") -> Iterator[str]:
         return iter(sorted(k for k in self.objects if k.startswith(prefix)))
 

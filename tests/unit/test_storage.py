@@ -54,6 +54,14 @@ def test_download(storage, tmp_path: Path) -> None:
     assert (tmp_path / "copy").read_bytes() == b"raw"
 
 
+def test_delete_and_missing_key_is_not_an_error(storage) -> None:
+    storage.put_bytes("raw/ab/abc", b"raw", content_type="image/jpeg")
+    storage.delete("raw/ab/abc")
+    storage.delete("raw/ab/abc")
+    assert storage.head("raw/ab/abc") is None
+    assert list(storage.list()) == []
+
+
 @pytest.mark.parametrize("key", ["../escape", "/abs", "a/../../b", ""])
 def test_local_refuses_keys_leaving_the_root(tmp_path: Path, key: str) -> None:
     with pytest.raises(StorageError):

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.errors import StorageError
-from pipeline.storage import LocalStorage, MemoryStorage, open_storage
+from pipeline.storage import LocalStorage, MemoryStorage, S3Storage, open_storage
 
 
 @pytest.fixture(params=["local", "memory"])
@@ -80,6 +80,19 @@ def test_open_storage_by_scheme(tmp_path: Path) -> None:
     assert isinstance(open_storage("memory://"), MemoryStorage)
     with pytest.raises(StorageError, match="unknown storage URL scheme 'ftp'"):
         open_storage("ftp://example/bucket")
+
+
+def test_open_storage_s3_needs_no_server_to_open() -> None:
+    store = open_storage("s3://media/news/prod/", "https://cdn.example/", endpoint_url="http://127.0.0.1:9",
+                         region="eu-west-1", presign_expiry=600, multipart_bytes=8 << 20)
+    assert isinstance(store, S3Storage)
+    assert store.presign_expiry == 600
+    assert (store.transfer_config.multipart_threshold, store.transfer_config.multipart_chunksize) == (8 << 20, 8 << 20)
+    assert (store.bucket, store.prefix, store.url) == ("media", "news/prod", "s3://media/news/prod")
+    assert store.public_url("renditions/a.jpg") == "https://cdn.example/renditions/a.jpg"
+    assert open_storage("s3://media").url == "s3://media"
+    with pytest.raises(StorageError, match="no bucket"):
+        open_storage("s3:///prefix")
 
 
 def test_public_url(tmp_path: Path) -> None:

@@ -1,0 +1,300 @@
+"""S3Storage against a real SeaweedFS server: the storage contract, integrity, and failures."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from pipeline.errors import StorageError
+from pipeline.storage import IMMUTABLE, NO_CACHE, S3Storage, Storage, open_storage
+from tests.servers import SeaweedS3, free_ports
+
+pytestmark = pytest.mark.cluster
+
+MiB = 1 << 20
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def object_key(storage: S3Storage, key: str) -> str:
+    return f"{storage.prefix}/{key}"
+
+
+def test_is_a_storage_and_open_storage_builds_it(s3_server: SeaweedS3, s3_storage: S3Storage) -> None:
+    assert isinstance(s3_storage, Storage)
+    assert s3_storage.url == f"s3://media/{s3_storage.prefix}"
+    opened = open_storage(f"s3://media/{s3_storage.prefix}", endpoint_url=s3_server.endpoint)
+    assert isinstance(opened, S3Storage)
+    s3_storage.put_bytes("a.txt", b"same store", content_type="text/plain")
+    assert opened.get_bytes("a.txt") == b"same store"
+
+
+def test_put_file_skips_the_same_sha_and_records_headers(s3_server: SeaweedS3, s3_storage: S3Storage,
+                                                         tmp_path: Path) -> None:
+    raw = s3_server.client()
+    source = tmp_path / "a.jpg"
+    source.write_bytes(b"jpeg bytes")
+    key = "renditions/x/web@1/a.jpg"
+    assert s3_storage.put_file(key, source, sha256=sha(b"jpeg bytes"), content_type="image/jpeg") is True
+
+    head = raw.head_object(Bucket="media", Key=object_key(s3_storage, key))
+    assert head["ContentType"] == "image/jpeg"
+    assert head["CacheControl"] == IMMUTABLE
+    assert head["Metadata"] == {"sha256": sha(b"jpeg bytes")}
+    info = s3_storage.head(key)
+    assert info is not None
+    assert (info.key, info.bytes, info.sha256, info.content_type) == (key, 10, sha(b"jpeg bytes"), "image/jpeg")
+
+    # Put different bytes behind its back under the same recorded SHA-256: a skipped put leaves them.
+    raw.put_object(Bucket="media", Key=object_key(s3_storage, key), Body=b"marker",
+                   Metadata={"sha256": sha(b"jpeg bytes")})
+    assert s3_storage.put_file(key, source, sha256=sha(b"jpeg bytes"), content_type="image/jpeg") is False
+    assert s3_storage.put_bytes(key, b"jpeg bytes", content_type="image/jpeg") is False
+    assert s3_storage.get_bytes(key) == b"marker", "skipped: not uploaded again"
+
+    assert s3_storage.exists(key, sha(b"jpeg bytes"))
+    assert not s3_storage.exists(key, sha(b"other"))
+    assert s3_storage.put_bytes(key, b"new bytes", content_type="image/jpeg") is True
+    assert s3_storage.get_bytes(key) == b"new bytes"
+
+
+def test_missing_keys(s3_storage: S3Storage, tmp_path: Path) -> None:
+    assert s3_storage.head("raw/missing") is None
+    assert not s3_storage.exists("raw/missing")
+    with pytest.raises(StorageError, match="raw/missing is not in the store"):
+        s3_storage.get_bytes("raw/missing")
+    with pytest.raises(StorageError, match="raw/missing is not in the store"):
+        s3_storage.download("raw/missing", tmp_path / "copy")
+    assert list(tmp_path.iterdir()) == [], "a failed download leaves no file behind"
+    with pytest.raises(StorageError, match="invalid key"):
+        s3_storage.put_bytes("../escape", b"x", content_type="text/plain")
+
+
+def test_missing_bucket(s3_server: SeaweedS3, s3_env: dict[str, str]) -> None:
+    storage = S3Storage("no-such-bucket", endpoint_url=s3_server.endpoint)
+    assert storage.head("a.txt") is None, "HEAD cannot tell a missing bucket from a missing key"
+    with pytest.raises(StorageError, match="no such bucket no-such-bucket"):
+        storage.get_bytes("a.txt")
+    with pytest.raises(StorageError, match="no such bucket no-such-bucket"):
+        list(storage.list())
+
+
+def test_multipart_upload_round_trip(s3_server: SeaweedS3, s3_env: dict[str, str],
+                                     s3_storage: S3Storage, tmp_path: Path) -> None:
+    storage = S3Storage("media", s3_storage.prefix, endpoint_url=s3_server.endpoint,
+                        multipart_threshold=5 * MiB, multipart_chunksize=5 * MiB)
+    data = os.urandom(12 * MiB + 12345)
+    source = tmp_path / "clip.mp4"
+    source.write_bytes(data)
+    assert storage.put_file("raw/clip.mp4", source, sha256=sha(data), content_type="video/mp4") is True
+
+    head = s3_server.client().head_object(Bucket="media", Key=object_key(storage, "raw/clip.mp4"))
+    assert head["ETag"].strip('"').endswith("-3"), "uploaded in three 5 MiB parts"
+    info = storage.head("raw/clip.mp4")
+    assert info is not None
+    assert (info.bytes, info.sha256) == (len(data), sha(data)), "the full-file SHA-256, not a composite"
+
+    storage.download("raw/clip.mp4", tmp_path / "copy.mp4")
+    assert (tmp_path / "copy.mp4").read_bytes() == data
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4", "copy.mp4"], "no temporary files"
+    assert storage.put_file("raw/clip.mp4", source, sha256=sha(data), content_type="video/mp4") is False
+
+
+def test_replace_list_and_delete(s3_server: SeaweedS3, s3_storage: S3Storage) -> None:
+    s3_storage.put_bytes("stories/s/b.json", b"1", content_type="application/json")
+    s3_storage.put_bytes("stories/s/a.json", b"1", content_type="application/json")
+    s3_storage.put_bytes("stories/t/c.json", b"1", content_type="application/json")
+    s3_storage.replace("stories/s/manifest.json", b"{}", content_type="application/json")
+    s3_storage.replace("stories/s/manifest.json", b'{"v": 2}', content_type="application/json")
+    assert s3_storage.get_bytes("stories/s/manifest.json") == b'{"v": 2}'
+    head = s3_server.client().head_object(Bucket="media",
+                                          Key=object_key(s3_storage, "stories/s/manifest.json"))
+    assert (head["CacheControl"], head["Metadata"]) == (NO_CACHE, {"sha256": sha(b'{"v": 2}')})
+
+    assert list(s3_storage.list("stories/s/")) == ["stories/s/a.json", "stories/s/b.json",
+                                                   "stories/s/manifest.json"]
+    assert list(s3_storage.list()) == ["stories/s/a.json", "stories/s/b.json",
+                                       "stories/s/manifest.json", "stories/t/c.json"]
+    assert list(s3_storage.list("raw/")) == []
+    other = S3Storage("media", s3_storage.prefix + "-other", endpoint_url=s3_server.endpoint)
+    assert list(other.list()) == [], "a neighbouring prefix is not listed"
+
+    s3_storage.delete("stories/s/a.json")
+    s3_storage.delete("stories/s/a.json")  # missing: not an error
+    assert s3_storage.head("stories/s/a.json") is None
+    assert list(s3_storage.list("stories/s/")) == ["stories/s/b.json", "stories/s/manifest.json"]
+
+
+def test_many_keys_are_paginated(s3_server: SeaweedS3, s3_storage: S3Storage) -> None:
+    raw = s3_server.client()
+    keys = [f"raw/{i:04d}" for i in range(1003)]
+    for key in keys:
+        raw.put_object(Bucket="media", Key=object_key(s3_storage, key), Body=b"")
+    assert raw.list_objects_v2(Bucket="media", Prefix=s3_storage.prefix + "/")["IsTruncated"]
+    assert list(s3_storage.list("raw/")) == keys
+
+
+def test_presigned_get_and_a_tampered_signature(s3_server: SeaweedS3, s3_env: dict[str, str],
+                                                s3_storage: S3Storage) -> None:
+    s3_storage.put_bytes("renditions/a.jpg", b"picture", content_type="image/jpeg")
+    url = s3_storage.presign("renditions/a.jpg", expires_in=60)
+    assert url.startswith(f"{s3_server.endpoint}/media/{s3_storage.prefix}/renditions/a.jpg?")
+    with urllib.request.urlopen(url, timeout=10) as response:
+        assert response.read() == b"picture"
+        assert response.headers["Content-Type"] == "image/jpeg"
+
+    signature = url.rsplit("X-Amz-Signature=", 1)[1][:64]
+    tampered = url.replace(signature, signature[:-1] + ("0" if signature[-1] != "0" else "1"))
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(tampered, timeout=10)
+    assert refused.value.code == 403
+
+    # Signed for the host the browser uses (here "localhost" instead of 127.0.0.1).
+    browser_endpoint = s3_server.endpoint.replace("127.0.0.1", "localhost")
+    public = S3Storage("media", s3_storage.prefix, endpoint_url=s3_server.endpoint,
+                       presign_endpoint_url=browser_endpoint)
+    url = public.presign("renditions/a.jpg")
+    assert url.startswith(browser_endpoint) and "X-Amz-Expires=3600" in url
+    with urllib.request.urlopen(url, timeout=10) as response:
+        assert response.read() == b"picture"
+
+
+def test_wrong_credentials_are_refused(s3_server: SeaweedS3, s3_env: dict[str, str], s3_storage: S3Storage,
+                                       monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    s3_storage.put_bytes("a.txt", b"x", content_type="text/plain")
+    source = tmp_path / "b.txt"
+    source.write_bytes(b"y")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "not-the-secret")
+    storage = S3Storage("media", s3_storage.prefix, endpoint_url=s3_server.endpoint, max_attempts=1)
+    for call in (lambda: storage.head("a.txt"), lambda: storage.get_bytes("a.txt"),
+                 lambda: storage.put_bytes("b.txt", b"y", content_type="text/plain"),
+                 lambda: storage.put_file("b.txt", source, sha256=sha(b"y"), content_type="text/plain"),
+                 lambda: list(storage.list())):
+        with pytest.raises(StorageError, match=r"access denied to bucket media.*AWS_SECRET_ACCESS_KEY"):
+            call()
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "unknown-key")
+    storage = S3Storage("media", s3_storage.prefix, endpoint_url=s3_server.endpoint, max_attempts=1)
+    with pytest.raises(StorageError, match="access denied to bucket media") as denied:
+        storage.replace("a.txt", b"z", content_type="text/plain")
+    assert denied.value.retryable and denied.value.__cause__ is not None
+    assert s3_storage.get_bytes("a.txt") == b"x"
+
+
+def test_no_server_is_a_clear_error(s3_env: dict[str, str]) -> None:
+    endpoint = f"http://127.0.0.1:{free_ports(1)[0]}"
+    storage = S3Storage("media", endpoint_url=endpoint, max_attempts=1, connect_timeout=1)
+    with pytest.raises(StorageError, match=rf"cannot reach the object store at {endpoint}/? \(connection refused\)"):
+        storage.get_bytes("a.txt")
+    with pytest.raises(StorageError, match="cannot reach"):
+        storage.head("a.txt")
+
+
+def test_paused_server_times_out_then_recovers(s3_server: SeaweedS3, s3_env: dict[str, str],
+                                               s3_storage: S3Storage) -> None:
+    s3_storage.put_bytes("a.txt", b"before", content_type="text/plain")
+    storage = S3Storage("media", s3_storage.prefix, endpoint_url=s3_server.endpoint, max_attempts=2,
+                        connect_timeout=1, read_timeout=1)
+    s3_server.pause()
+    try:
+        started = time.monotonic()
+        with pytest.raises(StorageError, match="did not answer in time"):
+            storage.get_bytes("a.txt")
+        assert time.monotonic() - started < 10
+    finally:
+        s3_server.resume()
+    assert storage.get_bytes("a.txt") == b"before"
+    storage.replace("a.txt", b"after", content_type="text/plain")
+    assert s3_storage.get_bytes("a.txt") == b"after"
+
+
+def test_incomplete_uploads_are_listed_and_aborted(s3_server: SeaweedS3, s3_storage: S3Storage) -> None:
+    raw = s3_server.client()
+    key = object_key(s3_storage, "raw/big.mov")
+    upload = raw.create_multipart_upload(Bucket="media", Key=key)
+    raw.upload_part(Bucket="media", Key=key, UploadId=upload["UploadId"], PartNumber=1,
+                    Body=b"x" * (5 * MiB))
+    assert s3_storage.incomplete_uploads() == [("raw/big.mov", upload["UploadId"])]
+    assert s3_storage.head("raw/big.mov") is None, "an incomplete upload is no object"
+    assert list(s3_storage.list()) == []
+    assert s3_storage.abort_incomplete_uploads() == 1
+    assert s3_storage.incomplete_uploads() == []
+    assert s3_storage.abort_incomplete_uploads() == 0
+
+
+def test_ensure_bucket_creates_it_with_the_lifecycle_rule(s3_server: SeaweedS3,
+                                                          s3_env: dict[str, str]) -> None:
+    storage = S3Storage("fresh-bucket", "p", endpoint_url=s3_server.endpoint)
+    storage.ensure_bucket()
+    storage.ensure_bucket()  # idempotent
+    raw = s3_server.client()
+    raw.head_bucket(Bucket="fresh-bucket")
+    rules = raw.get_bucket_lifecycle_configuration(Bucket="fresh-bucket")["Rules"]
+    assert [r["AbortIncompleteMultipartUpload"] for r in rules] == [{"DaysAfterInitiation": 1}]
+    storage.put_bytes("a.txt", b"x", content_type="text/plain")
+    assert storage.get_bytes("a.txt") == b"x"
+
+
+def _parts_stored(raw, key: str) -> int:
+    uploads = raw.list_multipart_uploads(Bucket="media", Prefix=key).get("Uploads", [])
+    if not uploads:
+        return 0
+    return len(raw.list_parts(Bucket="media", Key=key, UploadId=uploads[0]["UploadId"]).get("Parts", []))
+
+
+def test_server_killed_during_a_multipart_upload(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """kill -9 mid-upload: the put fails; after the restart no object and, once aborted, no upload."""
+    with SeaweedS3(tmp_path / "server") as server:
+        for name, value in server.env.items():
+            monkeypatch.setenv(name, value)
+        storage = S3Storage("media", "killed", endpoint_url=server.endpoint, multipart_threshold=5 * MiB,
+                            multipart_chunksize=5 * MiB, max_attempts=2, connect_timeout=1,
+                            read_timeout=5)
+        data = os.urandom(40 * MiB)
+        source = tmp_path / "clip.mov"
+        source.write_bytes(data)
+        outcome: list[BaseException | bool] = []
+
+        def upload() -> None:
+            try:
+                outcome.append(storage.put_file("raw/clip.mov", source, sha256=sha(data),
+                                                content_type="video/quicktime"))
+            except BaseException as exc:
+                outcome.append(exc)
+
+        raw = server.client(retries={"max_attempts": 1})
+        thread = threading.Thread(target=upload)
+        thread.start()
+        deadline = time.monotonic() + 20
+        while not _parts_stored(raw, "killed/raw/clip.mov"):  # kill once a part is on the server
+            assert thread.is_alive() and time.monotonic() < deadline, f"not killed mid-upload: {outcome}"
+            time.sleep(0.005)
+        server.kill()
+        started = time.monotonic()
+        thread.join(60)
+        assert not thread.is_alive()
+        assert time.monotonic() - started < 30
+        assert len(outcome) == 1 and isinstance(outcome[0], StorageError), outcome
+        assert "cannot reach the object store" in str(outcome[0]) or "dropped the connection" in str(outcome[0])
+
+        server.start()
+        assert storage.head("raw/clip.mov") is None, "no partial object is visible"
+        assert list(storage.list()) == []
+        assert [key for key, _ in storage.incomplete_uploads()] == ["raw/clip.mov"], \
+            "s3transfer could not abort it: the server was gone"
+        assert storage.abort_incomplete_uploads() == 1
+        assert storage.incomplete_uploads() == []
+        # And the same put works now.
+        assert storage.put_file("raw/clip.mov", source, sha256=sha(data), content_type="video/quicktime")
+        assert storage.head("raw/clip.mov").sha256 == sha(data)
+        # This throwaway server need not stop gracefully: after big uploads weed's volume server
+        # can sit in SIGTERM for the whole grace period (see tests/servers.py).
+        server.kill()

@@ -25,6 +25,7 @@ import logging
 import os
 import re
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
@@ -296,22 +297,28 @@ class S3Storage:
         return str(url)
 
     # -- upkeep --------------------------------------------------------------------------------
-    def incomplete_uploads(self) -> builtins.list[tuple[str, str]]:
-        """Multipart uploads under the prefix that were started and never completed nor aborted."""
+    def incomplete_uploads(self, prefix: str = "", older_than: float = 0.0
+                           ) -> builtins.list[tuple[str, str]]:
+        """Multipart uploads under ``prefix`` that were started at least ``older_than`` seconds ago
+        and never completed nor aborted: (key, upload id)."""
+        cutoff = time.time() - older_than
+
         def collect() -> list[tuple[str, str]]:
             found: list[tuple[str, str]] = []
             paginator = self._client.get_paginator("list_multipart_uploads")
-            for page in paginator.paginate(Bucket=self.bucket, Prefix=self._root):
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=self._root + prefix):
                 found.extend((self._relative(str(u["Key"])), str(u["UploadId"]))
-                             for u in page.get("Uploads", []))
+                             for u in page.get("Uploads", [])
+                             if not older_than or u["Initiated"].timestamp() <= cutoff)
             return sorted(found)
 
         return self._call("cannot list incomplete uploads in", self.url, collect)
 
-    def abort_incomplete_uploads(self) -> int:
-        """Abort every incomplete multipart upload under the prefix; returns how many."""
+    def abort_incomplete_uploads(self, prefix: str = "", older_than: float = 0.0) -> int:
+        """Abort the incomplete multipart uploads under ``prefix`` started at least ``older_than``
+        seconds ago (a worker killed mid-upload cannot); returns how many."""
         aborted = 0
-        for key, upload_id in self.incomplete_uploads():
+        for key, upload_id in self.incomplete_uploads(prefix, older_than):
             object_key = self._key(key)
             try:
                 self._client.abort_multipart_upload(Bucket=self.bucket, Key=object_key,

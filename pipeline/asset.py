@@ -137,7 +137,7 @@ def _reusable(plan: _Plan, work: AssetWork, storage: Storage) -> dict[str, Any] 
     entry = work.known.get(plan.key)
     if entry is None or not storage.exists(plan.key, entry["sha256"]):
         return None
-    parts = [*entry.get("segments", []), *entry.get("sheets", [])]
+    parts = [*entry.get("segments", []), *entry.get("playlists", []), *entry.get("sheets", [])]
     if not all(storage.exists(part["key"], part["sha256"]) for part in parts):
         return None
     return {**entry, "url": storage.public_url(plan.key)}

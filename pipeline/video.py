@@ -116,6 +116,8 @@ def _package(out: OutputPlan, files: dict[str, Path], folder: Path, gop_seconds:
                       "iframe_playlist": f"{prefix}{r.name}/iframes.m3u8"} for r in rungs],
         "segments": [{"key": key, "bytes": path.stat().st_size, "sha256": file_sha256(path)}
                      for key, path, mime in extras if not mime.endswith("mpegurl")],
+        "playlists": [{"key": key, "bytes": path.stat().st_size, "sha256": file_sha256(path)}
+                      for key, path, mime in extras if mime.endswith("mpegurl")],
     }
     if level is not None and math.isfinite(level.integrated) and level.integrated > -70:
         facts["loudness"] = {"integrated": level.integrated, "true_peak": level.true_peak}

@@ -161,7 +161,8 @@ def pull(ctx: Context, story_id: str, preset: str, dest: Path,
     wanted = []
     for rendition in picked:
         wanted.append((rendition["key"], rendition["sha256"], rendition["bytes"]))
-        for part in [*rendition.get("segments", []), *rendition.get("sheets", [])]:
+        for part in [*rendition.get("segments", []), *rendition.get("playlists", []),
+                         *rendition.get("sheets", [])]:
             wanted.append((part["key"], part["sha256"], part.get("bytes", 0)))
     saved = []
     for key, sha, size in wanted:

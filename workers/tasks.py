@@ -220,7 +220,8 @@ def _objects(entry: dict[str, Any]) -> list[tuple[str, str]]:
         found.append((source["key"], source["sha256"]))
     for rendition in entry.get("renditions", []):
         found.append((rendition["key"], rendition["sha256"]))
-        for part in [*rendition.get("segments", []), *rendition.get("sheets", [])]:
+        for part in [*rendition.get("segments", []), *rendition.get("playlists", []),
+                         *rendition.get("sheets", [])]:
             found.append((part["key"], part["sha256"]))
     return found
 

@@ -61,7 +61,8 @@ def objects(document: dict[str, Any]) -> dict[str, str]:
             found[asset["source"]["key"]] = asset["source"]["sha256"]
         for rendition in asset["renditions"]:
             found[rendition["key"]] = rendition["sha256"]
-            for part in [*rendition.get("segments", []), *rendition.get("sheets", [])]:
+            for part in [*rendition.get("segments", []), *rendition.get("playlists", []),
+                         *rendition.get("sheets", [])]:
                 found[part["key"]] = part["sha256"]
     return found
 

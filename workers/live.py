@@ -57,6 +57,8 @@ class Live:
     def asset(self, job: str, order: int, stage: str, done: int = 0, total: int = 0, **extra: Any) -> None:
         key = self._job(job)
         with contextlib.suppress(redis.RedisError):
+            if not self.redis.exists(key):
+                return   # Redis lost the job (restarted empty): leave it for reconcile to see
             current = self.redis.hget(key, f"asset:{order}")
             value = json.loads(current) if current else {}
             value.update(stage=stage, done=done, total=total, **extra)

@@ -36,10 +36,10 @@ def _guard(action: Callable[[], int]) -> int:
     try:
         return action()
     except (InvalidStory, InvalidPreset) as exc:
-        err.print(f"[bold red]error:[/] {exc.reason}", markup=True, highlight=False)
+        err.print(f"[bold red]error:[/] {exc.reason}", markup=True, highlight=False, soft_wrap=True)
         return EXIT_INVALID
     except PipelineError as exc:
-        err.print(f"[bold red]error:[/] {exc.reason}", markup=True, highlight=False)
+        err.print(f"[bold red]error:[/] {exc.reason}", markup=True, highlight=False, soft_wrap=True)
         return EXIT_ERROR
     except KeyboardInterrupt:
         err.print("interrupted")

@@ -41,3 +41,20 @@ def run_cli(*args: str, cwd: Path | None = None, timeout: float = 600) -> subpro
         text = rss.read().strip()
     result.peak_mb = int(text) / 1024 if text else float("nan")  # type: ignore[attr-defined]
     return result
+
+
+@pytest.fixture(scope="session")
+def sample_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, subprocess.CompletedProcess[str]]:
+    """The bundled sample story (examples/thanh-hoa) made and run embedded once per session:
+    (story folder, out folder, the `storymedia run` result). The cluster test compares with it."""
+    import shutil
+
+    example = REPO / "examples" / "thanh-hoa"
+    root = tmp_path_factory.mktemp("thanh-hoa")
+    shutil.copy(example / "story.toml", root / "story.toml")
+    shutil.copy(example / "clip-thanh-hoa.vi.srt", root / "clip-thanh-hoa.vi.srt")
+    made = subprocess.run([sys.executable, str(example / "make_media.py"), "--out", str(root / "media")],
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert made.returncode == 0, made.stdout + made.stderr
+    out = root / "out"
+    return root, out, run_cli("run", str(root / "story.toml"), "--out", str(out))

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -18,17 +16,10 @@ pytestmark = pytest.mark.e2e
 EXAMPLE = REPO / "examples" / "thanh-hoa"
 
 
-@pytest.fixture(scope="module")
-def sample(tmp_path_factory) -> tuple[Path, Path, subprocess.CompletedProcess[str]]:
-    root = tmp_path_factory.mktemp("thanh-hoa")
-    shutil.copy(EXAMPLE / "story.toml", root / "story.toml")
-    shutil.copy(EXAMPLE / "clip-thanh-hoa.vi.srt", root / "clip-thanh-hoa.vi.srt")
-    made = subprocess.run([sys.executable, str(EXAMPLE / "make_media.py"), "--out", str(root / "media")],
-                          capture_output=True, text=True, timeout=300, check=False)
-    assert made.returncode == 0, made.stdout + made.stderr
-    out = root / "out"
-    result = run_cli("run", str(root / "story.toml"), "--out", str(out))
-    return root, out, result
+@pytest.fixture
+def sample(sample_run: tuple[Path, Path, subprocess.CompletedProcess[str]]
+           ) -> tuple[Path, Path, subprocess.CompletedProcess[str]]:
+    return sample_run
 
 
 def _manifest(out: Path) -> dict:

@@ -36,6 +36,9 @@ class Submitted:
 
 def submit(ctx: Context, story_file: Path, story: Story, presets: dict[str, Preset], *,
            breaking: bool = False, on_uploaded: jobs.Uploaded | None = None) -> Submitted:
+    ensure = getattr(ctx.storage, "ensure_bucket", None)
+    if ensure is not None:
+        ensure()   # the bucket, and a rule that expires abandoned multipart uploads
     staged = jobs.stage(story_file, story, presets, ctx.storage, on_uploaded)
     story_id = story.story.id
     job_id = jobs.new_job_id()

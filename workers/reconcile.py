@@ -1,8 +1,9 @@
 """Reconcile: find the jobs the broker forgot and put them back on the queues.
 
 The object store is the truth. A job record without ``done.json`` is unfinished; it is re-enqueued
-when Redis has no live state for it (Redis restarted empty, its messages and chords are gone) or
-when its live state has not moved for ``stale_after`` seconds (a lost chord, a crashed worker whose
+when Redis has no live state for it (Redis restarted empty, its messages and chords are gone), when
+a stage gave up on it (``stalled``: the store was down through every retry), or when its live
+state has not moved for ``stale_after`` seconds (a lost chord, a crashed worker whose
 message sits unacked). Re-enqueueing is always safe: every stage skips what is recorded.
 Incomplete multipart uploads older than ``stale_after`` are aborted (a killed worker cannot).
 """
@@ -44,6 +45,8 @@ def reconcile(ctx: Context, stale_after: float | None = None, dry_run: bool = Fa
         view = ctx.live.read(job_id)
         if view is None:
             why = "the broker has no trace of it"
+        elif view.state == "stalled":
+            why = f"it stalled: {view.reason}"
         elif now - view.updated >= stale_after:
             why = f"no progress for {now - view.updated:.0f} s ({view.state})"
         else:

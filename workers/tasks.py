@@ -196,7 +196,8 @@ def render(self: Stage, *, story_id: str, job_id: str, order: int) -> dict[str, 
                         f"rendering took longer than the {limit:.0f} s time limit {attempts} times;"
                         " it was stopped and set aside", False, attempts)
         return {"order": order, "status": "failed"}
-    except StorageError:
+    except StorageError as exc:
+        log.warning("asset %s of job %s: %s; the render will be retried", order, job_id, exc.reason)
         _abort_uploads(ctx, prefix)
         raise
     jobs.write_asset_result(ctx.storage, story_id, job_id, jobs.AssetResult(

@@ -149,12 +149,11 @@ XDCAM = ["-c:v", "mpeg2video", "-profile:v", "0", "-level:v", "2", "-pix_fmt", "
 
 
 def x264(gop: int, level: str | None) -> list[str]:
-    """x264 as our graph sets it: veryfast, High, closed 2 s GOPs, our threads per encoder (on
-    slices, for byte-identical re-renders), BT.709 tags."""
+    """x264 as our graph sets it: veryfast, High, closed 2 s GOPs, our threads per encoder (one,
+    for byte-identical re-renders), BT.709 tags."""
     return ["-c:v", "libx264", "-preset", "veryfast", "-profile:v", "high",
             *(["-level:v", level] if level else []),
             "-g", str(gop), "-keyint_min", str(gop), "-sc_threshold", "0", "-threads", str(X264_THREADS),
-            "-x264-params", "sliced-threads=1",
             "-color_primaries", "bt709", "-color_trc", "bt709", "-colorspace", "bt709"]
 
 

@@ -158,12 +158,11 @@ def _video_for(plan: OutputPlan, branch: BranchPlan, stream: Stream) -> Stream:
     return stream.filter("setfield", "prog").filter("format", "yuv420p")
 
 
-X264_THREADS = 2
-"""Per x264 encoder: one graph feeds up to a dozen of them at once, so each needs few threads;
-x264's default (1.5 x cores) only multiplies the frames held in flight. The threads work on
-slices of one frame, not on several frames: with frame threads, x264's VBV (our maxrate) depends
-on thread timing and the same input gives different bytes on every run; with slice threads a
-re-render is byte-identical, so a rendition's bytes, like its key, depend only on its inputs."""
+X264_THREADS = 1
+"""Per x264 encoder: one graph feeds up to a dozen of them at once, which keeps the cores busy.
+One thread each also makes a re-render byte-identical: with several threads (on frames or on
+slices) x264's VBV, which enforces our maxrate, depends on thread timing, and the same input gave
+different bytes on every run. So a rendition's bytes, like its key, depend only on its inputs."""
 
 
 def _x264(fps: Fraction, gop_seconds: float, preset: str, profile: str,
@@ -171,7 +170,6 @@ def _x264(fps: Fraction, gop_seconds: float, preset: str, profile: str,
     gop = max(1, round(float(fps) * gop_seconds))
     return {"c:v": "libx264", "preset": preset, "profile:v": profile, "level:v": level,
             "g": gop, "keyint_min": gop, "sc_threshold": 0, "threads": X264_THREADS,
-            "x264-params": "sliced-threads=1",
             "color_primaries": "bt709",
             "color_trc": "bt709", "colorspace": "bt709"}
 

@@ -7,6 +7,7 @@ submitted again while it is still running attaches to the running job instead of
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -113,20 +114,45 @@ def status(ctx: Context, story_id: str, job_id: str) -> JobStatus:
     return JobStatus(story=story_id, job=job_id, state=state, reason=reason, assets=rows, done=done)
 
 
+def _live_rows(job: jobs.Job, view: JobView) -> list[dict[str, Any]]:
+    rows = []
+    for item in job.assets:
+        live = view.assets.get(item.order, {})
+        rows.append({"order": item.order, "file": item.file, "state": live.get("stage", "pending"),
+                     "done": live.get("done", 0), "total": live.get("total", 0),
+                     "attempts": live.get("attempts", 0), "worker": live.get("worker", "")})
+    return rows
+
+
 def follow(ctx: Context, story_id: str, job_id: str, on_update: Callable[[JobStatus], None],
-           every: float = 0.5, timeout: float | None = None) -> JobStatus:
-    """Poll until the job is finished (``done.json`` exists); call ``on_update`` each time."""
+           every: float = 0.5, timeout: float | None = None, store_every: float = 5.0) -> JobStatus:
+    """Follow a job until it is finished (``done.json`` exists), calling ``on_update`` as it moves.
+
+    Progress comes from Redis every ``every`` seconds (one small read); the object store is asked
+    only when Redis says the job ended, or every ``store_every`` seconds in case Redis lost it."""
     started = time.monotonic()
+    job: jobs.Job | None = None
+    asked = 0.0
     while True:
+        # (an attached submission may look before the first one has written the record)
+        with contextlib.suppress(PipelineError):
+            job = job or jobs.read_job(ctx.storage, story_id, job_id)
         try:
-            current = status(ctx, story_id, job_id)
-        except PipelineError:
-            current = None   # the job record may not be visible yet, or the store hiccuped
-        if current is not None:
-            on_update(current)
-            if current.done:
-                return current
-        if timeout is not None and time.monotonic() - started > timeout:
+            view: JobView | None = ctx.live.read(job_id)
+        except Exception:  # the broker is away: the store still answers, less often
+            view = None
+        if job is not None and view is not None:
+            on_update(JobStatus(story=story_id, job=job_id, state=view.state, reason=view.reason,
+                                assets=_live_rows(job, view), done=None))
+        now = time.monotonic()
+        ended = view is not None and view.state in jobs.FINAL_STATES
+        if job is not None and (ended or now - asked >= store_every):
+            asked = now
+            if jobs.read_done(ctx.storage, story_id, job_id):
+                final = status(ctx, story_id, job_id)
+                on_update(final)
+                return final
+        if timeout is not None and now - started > timeout:
             raise StorageError(f"job {job_id} did not finish within {timeout:.0f} s"
                                f" (see `storymedia status {job_id}`)")
         time.sleep(every)

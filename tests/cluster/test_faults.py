@@ -182,7 +182,7 @@ def test_redis_state_lost_then_reconcile_completes(cluster: Cluster, tmp_path: P
     redis_server.kill()
     redis_server.wipe()                          # the disk went with it: queues, chords, progress
     redis_server.start()
-    time.sleep(8)
+    time.sleep(5)
     storage = cluster.storage()
     assert not storage.exists(f"stories/cluster-test/jobs/{job}/done.json"), "nothing can finish it"
     dry = cluster.cli("reconcile", "--dry-run")

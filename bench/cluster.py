@@ -94,15 +94,6 @@ TASK_LINE = re.compile(r"^\[(?P<at>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}): \w+/[^
 and ``... INFO/ForkPoolWorker-1] Task storymedia.render[id] succeeded in 12.3s: {...}``."""
 
 
-class S3Server(SeaweedS3):
-    """``weed mini`` whose glog files go to its own folder (``$TMPDIR``), not to /tmp."""
-
-    def _environment(self) -> dict[str, str]:
-        logs = self.root / "tmp"
-        logs.mkdir(parents=True, exist_ok=True)
-        return {**super()._environment(), "TMPDIR": str(logs)}
-
-
 def machine_busy() -> float:
     """CPU-seconds the whole machine has been busy (all processes, steal included): /proc/stat."""
     try:
@@ -434,7 +425,7 @@ def run_benchmark(repeat: int, folder: Path) -> int:
     story = make_sample(folder)
     raw_mb = sum(p.stat().st_size for p in (folder / "media").iterdir()) / MB
     redis = RedisServer(folder / "redis")
-    s3 = S3Server(folder / "s3")
+    s3 = SeaweedS3(folder / "s3")
     results: dict[str, list[Measurement]] = {c: [] for c in CONFIGS}
     try:
         redis.start()

@@ -307,6 +307,9 @@ class SeaweedS3(_Server):
     def _environment(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items()
                if not k.startswith("AWS_") and k not in ("S3_BUCKET", "S3_TABLE_BUCKET")}
+        logs = self.root / "tmp"   # weed writes a glog file into $TMPDIR on every start
+        logs.mkdir(parents=True, exist_ok=True)
+        env["TMPDIR"] = str(logs)
         return env
 
     def start(self, timeout: float = 30.0) -> None:

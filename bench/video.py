@@ -149,8 +149,8 @@ XDCAM = ["-c:v", "mpeg2video", "-profile:v", "0", "-level:v", "2", "-pix_fmt", "
 
 
 def x264(gop: int, level: str | None) -> list[str]:
-    """x264 as our graph sets it: veryfast, High, closed 2 s GOPs, our threads per encoder (one,
-    for byte-identical re-renders), BT.709 tags."""
+    """x264 as our graph sets it: veryfast, High, closed 2 s GOPs, our threads per encoder,
+    BT.709 tags."""
     return ["-c:v", "libx264", "-preset", "veryfast", "-profile:v", "high",
             *(["-level:v", level] if level else []),
             "-g", str(gop), "-keyint_min", str(gop), "-sc_threshold", "0", "-threads", str(X264_THREADS),

@@ -223,6 +223,13 @@ def read_asset_results(storage: Storage, story_id: str, job_id: str) -> dict[int
     return found
 
 
+def recorded_orders(storage: Storage, story_id: str, job_id: str) -> set[int]:
+    """The assets with a recorded result, from one listing (no reads)."""
+    prefix = f"{job_dir(story_id, job_id)}/assets/"
+    return {int(key.rsplit("/", 1)[-1].split(".", 1)[0]) for key in storage.list(prefix)
+            if key.endswith(".json")}
+
+
 def drop_asset_result(storage: Storage, story_id: str, job_id: str, order: int) -> None:
     storage.delete(asset_result_key(story_id, job_id, order))
 

@@ -6,7 +6,7 @@ Queues (one pool per queue kind; no broker priorities — on Redis they are emul
     image      render and store one photo's renditions
     video      render and store one clip's or audio file's renditions (ffmpeg)
     io         start a job, reconcile, clean up incomplete uploads
-    manifest   plan a job's renders, verify every object, write the manifest
+    manifest   verify every object of a job, write the manifest
 
 Breaking news (a story flag) travels the same stages on its own queues, ``breaking-<stage>``, so a
 fast-lane worker is never stuck behind an evening's archive work.
@@ -48,9 +48,10 @@ def configure(app: Celery, settings: Settings) -> None:
     }
     app.conf.update(
         broker_url=settings.broker_url,
-        result_backend=settings.broker_url,
+        # No result backend: every stage records its result in the object store, which is also
+        # where the fan-in to the manifest is decided (see workers.tasks). Progress is in Redis.
+        task_ignore_result=True,
         broker_transport_options=transport,
-        result_backend_transport_options={"visibility_timeout": vt},
         visibility_timeout=vt,
         broker_connection_retry_on_startup=True,
         task_serializer="json", result_serializer="json", accept_content=["json"],
@@ -58,7 +59,6 @@ def configure(app: Celery, settings: Settings) -> None:
         task_reject_on_worker_lost=True,
         task_acks_on_failure_or_timeout=True,
         worker_prefetch_multiplier=1,
-        task_track_started=True,
         worker_send_task_events=True,
         task_send_sent_event=True,
         task_soft_time_limit=settings.soft_time_limit,
@@ -68,7 +68,6 @@ def configure(app: Celery, settings: Settings) -> None:
         worker_max_tasks_per_child=20,
         worker_max_memory_per_child=settings.max_memory_mb * 1024,
         worker_cancel_long_running_tasks_on_connection_loss=False,
-        result_expires=3 * 86400,
         task_default_queue="io",
         task_queues=[Queue(name) for name in QUEUES],  # type: ignore[no-untyped-call]
         task_create_missing_queues=False,

@@ -1,9 +1,9 @@
 """Reconcile: find the jobs the broker forgot and put them back on the queues.
 
 The object store is the truth. A job record without ``done.json`` is unfinished; it is re-enqueued
-when Redis has no live state for it (Redis restarted empty, its messages and chords are gone), when
+when Redis has no live state for it (Redis restarted empty and its messages are gone), when
 a stage gave up on it (``stalled``: the store was down through every retry), or when its live
-state has not moved for ``stale_after`` seconds (a lost chord, a crashed worker whose
+state has not moved for ``stale_after`` seconds (a lost message, a crashed worker whose
 message sits unacked). Re-enqueueing is always safe: every stage skips what is recorded.
 Incomplete multipart uploads older than ``stale_after`` are aborted (a killed worker cannot).
 """

@@ -1,18 +1,28 @@
 """Thin Celery tasks: ids in, one pipeline call, a small JSON result out.
 
-One flat canvas per job, one chord level at a time::
+One flat fan-out per job, and a fan-in kept in the object store, not in the broker::
 
-    start(job)                                    io        skips assets already recorded
-      chord(probe(asset) for each asset)          probe     bad input is recorded as failed HERE
-        -> plan(job)                              manifest
-             chord(render(asset) for each ok)     image | video   render AND store (no shared disk)
-               -> write_manifest(job)             manifest  verifies every object, then writes
+    start(job)                        io              queues a probe for every asset not yet recorded
+      probe(asset)                    probe           bad input is recorded as failed HERE; a usable
+                                                      file goes straight on to its render queue
+        render(asset)                 image | video   render AND store (no shared disk), record result
+          -> write_manifest(job)      manifest        queued by whichever stage records the job's
+                                                      last asset; verifies every object, then writes
+
+Why no Celery chord: a chord's join lives in the result backend (Redis). A task that finished while
+Redis was restarting could not store its result, the chord turned into a ``ChordError`` and the
+story hung until ``reconcile`` (reproduced three times out of three with ``kill -9`` of Redis and
+a restart with AOF). Here the join is the store's list of asset results: each stage records its
+asset, then lists the job's results, and the one that sees all of them queues the manifest. Two
+stages finishing together may both queue it; ``write_manifest`` is idempotent under the story's
+manifest lock. No task result is stored anywhere.
 
 Every stage reads the job record and the asset results from the object store and writes its own
 result there, so a redelivered or re-enqueued task redoes only what is missing. Bad input is a
 result (the story completes as ``partial``); only infrastructure errors raise, and those retry with
 backoff a bounded number of times. An asset that keeps killing its worker or running past the time
-limit is set aside after ``STORYMEDIA_MAX_ATTEMPTS`` runs.
+limit is set aside after ``STORYMEDIA_MAX_ATTEMPTS`` runs. Messages sent from a task wait for a
+restarting broker (``PUBLISH_RETRY``) rather than fail the task.
 """
 
 from __future__ import annotations
@@ -23,7 +33,7 @@ import time
 from typing import Any
 
 import redis
-from celery import Task, chord, group
+from celery import Task
 from celery.exceptions import SoftTimeLimitExceeded
 from celery.utils.log import get_task_logger
 
@@ -37,6 +47,8 @@ from workers.context import Context, context
 
 log = get_task_logger(__name__)
 HOST = socket.gethostname()
+PUBLISH_RETRY = {"max_retries": 12, "interval_start": 0.5, "interval_step": 1, "interval_max": 5}
+"""About 50 s of a broker that is down (a Redis restart) before sending a message gives up."""
 
 
 class Stage(Task):  # type: ignore[misc]
@@ -89,7 +101,21 @@ def _record_failure(ctx: Context, job: jobs.Job, work: AssetWork, code: str, rea
     jobs.write_asset_result(ctx.storage, job.story_id, job.id, jobs.AssetResult(
         order=work.order, entry=entry, attempts=attempts, worker=HOST))
     ctx.live.asset(job.id, work.order, "failed", 1, 1, reason=reason)
+    _fan_in(ctx, job)
     return {"order": work.order, "kind": "failed"}
+
+
+def _send(task: Any, job: jobs.Job, stage: str, countdown: float = 0, **kwargs: Any) -> None:
+    task.apply_async(kwargs={"story_id": job.story_id, "job_id": job.id, **kwargs},
+                     queue=queue(stage, job.breaking), countdown=countdown or None,
+                     retry=True, retry_policy=PUBLISH_RETRY)
+
+
+def _fan_in(ctx: Context, job: jobs.Job) -> None:
+    """Queue the manifest once every asset of the job has a recorded result."""
+    recorded = jobs.recorded_orders(ctx.storage, job.story_id, job.id)
+    if all(a.order in recorded for a in job.assets):
+        _send(write_manifest, job, "manifest")
 
 
 @app.task(base=Stage, bind=True, name="storymedia.start")
@@ -104,20 +130,23 @@ def start(self: Stage, *, story_id: str, job_id: str) -> dict[str, Any]:
     ctx.live.job_state(job_id, story_id, "running",
                        assets=[(a.order, a.file.rsplit("/", 1)[-1]) for a in job.assets
                                if a.order in todo])
-    ids = {"story_id": story_id, "job_id": job_id}
     if not todo:
-        write_manifest.apply_async(kwargs=ids, queue=queue("manifest", job.breaking))
-    else:
-        chord(group(probe_asset.si(order=order, **ids).set(queue=queue("probe", job.breaking))
-                    for order in todo),
-              plan.s(**ids).set(queue=queue("manifest", job.breaking))).apply_async()
+        _send(write_manifest, job, "manifest")
+    for order in todo:
+        _send(probe_asset, job, "probe", order=order)
     return {"job": job_id, "assets": len(todo)}
 
 
 @app.task(base=Stage, bind=True, name="storymedia.probe")
 def probe_asset(self: Stage, *, story_id: str, job_id: str, order: int) -> dict[str, Any]:
-    """Read and check one raw file; a file we cannot use is recorded as failed, with the reason."""
+    """Read and check one raw file; a file we cannot use is recorded as failed, with the reason.
+
+    A usable file goes on to the render queue for its kind at once: a photo does not wait for the
+    story's clips to be probed.
+    """
     ctx = context()
+    if jobs.read_asset_result(ctx.storage, story_id, job_id, order) is not None:
+        return {"order": order, "kind": "recorded"}
     job = jobs.read_job(ctx.storage, story_id, job_id)
     ctx.live.asset(job_id, order, "probing", 0, 1)
     work = _work(ctx, job, order)
@@ -137,34 +166,19 @@ def probe_asset(self: Stage, *, story_id: str, job_id: str, order: int) -> dict[
         return _record_failure(ctx, job, work, exc.code, exc.reason, exc.retryable, attempts)
     kind = "image" if isinstance(info, ImageInfo) else info.kind
     ctx.live.asset(job_id, order, "queued", 0, 1, kind=kind)
+    _send(render, job, "image" if kind == "image" else "video", order=order)
     return {"order": order, "kind": kind}
-
-
-@app.task(base=Stage, bind=True, name="storymedia.plan")
-def plan(self: Stage, probes: list[dict[str, Any]], *, story_id: str, job_id: str) -> dict[str, Any]:
-    """Send each probed asset to the queue for its kind; the manifest follows them."""
-    ctx = context()
-    job = jobs.read_job(ctx.storage, story_id, job_id)
-    ids = {"story_id": story_id, "job_id": job_id}
-    renders = [render.si(order=p["order"], **ids).set(
-                   queue=queue("image" if p["kind"] == "image" else "video", job.breaking))
-               for p in probes if p["kind"] in ("image", "video", "audio")]
-    final = write_manifest.si(**ids).set(queue=queue("manifest", job.breaking))
-    if renders:
-        chord(group(renders), final).apply_async()
-    else:
-        final.apply_async()
-    return {"job": job_id, "renders": len(renders)}
 
 
 @app.task(base=Stage, bind=True, name="storymedia.render")
 def render(self: Stage, *, story_id: str, job_id: str, order: int) -> dict[str, Any]:
     """Render one asset's missing renditions and store each one; record the asset's result."""
     ctx = context()
-    existing = jobs.read_asset_result(ctx.storage, story_id, job_id, order)
-    if existing is not None:
-        return {"order": order, "status": existing.entry["status"], "skipped": True}
     job = jobs.read_job(ctx.storage, story_id, job_id)
+    existing = jobs.read_asset_result(ctx.storage, story_id, job_id, order)
+    if existing is not None:   # a redelivery: the work is recorded, make sure the fan-in happened
+        _fan_in(ctx, job)
+        return {"order": order, "status": existing.entry["status"], "skipped": True}
     attempts = ctx.live.attempt(job_id, order, "render")
     work = _work(ctx, job, order)
     limit = ctx.settings.soft_time_limit
@@ -204,6 +218,7 @@ def render(self: Stage, *, story_id: str, job_id: str, order: int) -> dict[str, 
         order=order, entry=outcome.entry, attempts=attempts, seconds=round(outcome.seconds, 2),
         worker=HOST, rendered=outcome.rendered, reused=outcome.reused,
         diagnostics=outcome.diagnostics))
+    _fan_in(ctx, job)
     return {"order": order, "status": outcome.entry["status"], "rendered": outcome.rendered}
 
 
@@ -229,33 +244,31 @@ def _objects(entry: dict[str, Any]) -> list[tuple[str, str]]:
 
 @app.task(base=Stage, bind=True, name="storymedia.manifest")
 def write_manifest(self: Stage, *, story_id: str, job_id: str) -> dict[str, Any]:
-    """Check every object the job made against its SHA-256, then write the manifest, last."""
+    """Check every object the job made against its SHA-256, then write the manifest, last.
+
+    Runs under the story's manifest lock from the first check to ``done.json``, so two copies of
+    this task (two stages finished together, or a redelivery) write one manifest version.
+    """
     ctx = context()
     job = jobs.read_job(ctx.storage, story_id, job_id)
-    done = jobs.read_done(ctx.storage, story_id, job_id)
-    if done:
-        return {"job": job_id, "status": done["status"], "already": True}
-    results = jobs.read_asset_results(ctx.storage, story_id, job_id)
-    missing = [a.order for a in job.assets if a.order not in results]
-    damaged = [order for order, result in results.items()
-               if not all(ctx.storage.exists(key, sha) for key, sha in _objects(result.entry))]
-    for order in damaged:
-        jobs.drop_asset_result(ctx.storage, story_id, job_id, order)
-    if missing or damaged:
-        rounds = ctx.live.attempt(job_id, 0, "manifest")
-        reason = (f"assets {', '.join(map(str, sorted(missing + damaged)))} are not finished or their"
-                  " objects do not check out")
-        if rounds > ctx.settings.max_attempts:
-            raise StorageError(reason + f"; gave up after {rounds - 1} rounds")
-        ctx.live.job_state(job_id, story_id, "running", reason + "; running them again")
-        start.apply_async(kwargs={"story_id": story_id, "job_id": job_id},
-                          queue=queue("io", job.breaking), countdown=2)
-        return {"job": job_id, "rerun": sorted(missing + damaged)}
-    for result in results.values():
-        if result.entry["status"] == "done":
-            _abort_uploads(ctx, f"renditions/{result.entry['id']}/")
-    entries = [results[a.order].entry for a in job.assets]
+    if jobs.read_done(ctx.storage, story_id, job_id):
+        return {"job": job_id, "already": True}
     with ctx.live.manifest_lock(story_id, timeout=300):
+        done = jobs.read_done(ctx.storage, story_id, job_id)
+        if done:
+            return {"job": job_id, "status": done["status"], "already": True}
+        results = jobs.read_asset_results(ctx.storage, story_id, job_id)
+        missing = [a.order for a in job.assets if a.order not in results]
+        if missing:   # being rendered again (see below): the last of them queues this task anew
+            return {"job": job_id, "waiting": missing}
+        damaged = [order for order, result in results.items()
+                   if not all(ctx.storage.exists(key, sha) for key, sha in _objects(result.entry))]
+        if damaged:
+            return _rerun(ctx, job, damaged)
+        for result in results.values():
+            if result.entry["status"] == "done":
+                _abort_uploads(ctx, f"renditions/{result.entry['id']}/")
+        entries = [results[a.order].entry for a in job.assets]
         current = manifest.read_current(ctx.storage, story_id)
         newer = current is not None and jobs.later(str(current.get("job", "")), job_id)
         if newer:   # a later submission of the story already wrote its manifest: keep it
@@ -268,6 +281,19 @@ def write_manifest(self: Stage, *, story_id: str, job_id: str) -> dict[str, Any]
     ctx.live.release(story_id, job.fingerprint, job_id)
     log.info("story %s job %s: %s, manifest v%s", story_id, job_id, status, version)
     return {"job": job_id, "status": status, "version": version}
+
+
+def _rerun(ctx: Context, job: jobs.Job, damaged: list[int]) -> dict[str, Any]:
+    """Objects went missing or changed since their asset was recorded: render those assets again."""
+    rounds = ctx.live.attempt(job.id, 0, "manifest")
+    reason = f"the objects of assets {', '.join(map(str, damaged))} do not check out"
+    if rounds > ctx.settings.max_attempts:
+        raise StorageError(reason + f"; gave up after {rounds - 1} rounds")
+    for order in damaged:
+        jobs.drop_asset_result(ctx.storage, job.story_id, job.id, order)
+    ctx.live.job_state(job.id, job.story_id, "running", reason + "; rendering them again")
+    _send(start, job, "io", countdown=2)
+    return {"job": job.id, "rerun": damaged}
 
 
 @app.task(base=Stage, bind=True, name="storymedia.reconcile")

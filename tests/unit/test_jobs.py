@@ -128,3 +128,13 @@ def test_settings_refuse_a_visibility_timeout_below_the_time_limit(monkeypatch: 
     monkeypatch.setenv("STORYMEDIA_TIME_LIMIT", "ten minutes")
     with pytest.raises(ConfigError, match="not a number"):
         Settings.from_env()
+
+
+
+def test_recorded_orders_lists_the_assets_with_a_result(tmp_path: Path) -> None:
+    storage = LocalStorage(tmp_path / "store")
+    for order in (1, 3):
+        jobs.write_asset_result(storage, "s", "j", jobs.AssetResult(order=order, entry={"status": "done"}))
+    storage.put_bytes("stories/s/jobs/j/assets/notes.txt", b"not a result", content_type="text/plain")
+    assert jobs.recorded_orders(storage, "s", "j") == {1, 3}
+    assert jobs.recorded_orders(storage, "s", "other") == set()

@@ -455,8 +455,9 @@ def reconcile(stale_after: float | None, dry_run: bool, broker_url: str | None,
               storage_url: str | None) -> None:
     """Find jobs without a final manifest and re-enqueue what is missing.
 
-    A job is re-enqueued when the broker has no live state for it (Redis lost its data) or when it
-    made no progress for --stale-after seconds. Safe to run at any time: finished work is skipped.
+    A job is re-enqueued when the broker has no live state for it (Redis lost its data), when it
+    made no progress for --stale-after seconds, or when every asset is recorded but its manifest
+    has not come for a minute. Safe to run at any time: finished work is skipped.
     """
     def body() -> int:
         from workers.reconcile import reconcile as run_reconcile

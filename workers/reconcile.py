@@ -4,7 +4,9 @@ The object store is the truth. A job record without ``done.json`` is unfinished;
 when Redis has no live state for it (Redis restarted empty and its messages are gone), when
 a stage gave up on it (``stalled``: the store was down through every retry), or when its live
 state has not moved for ``stale_after`` seconds (a lost message, a crashed worker whose
-message sits unacked). Re-enqueueing is always safe: every stage skips what is recorded.
+message sits unacked). A job whose every asset is recorded but whose manifest never came is
+re-enqueued after only ``READY_GRACE`` seconds: nothing is left to render, so there is nothing to
+wait for. Re-enqueueing is always safe: every stage skips what is recorded.
 Incomplete multipart uploads older than ``stale_after`` are aborted (a killed worker cannot).
 """
 
@@ -18,6 +20,9 @@ from pipeline import jobs
 from pipeline.errors import PipelineError
 from workers.app import app, queue
 from workers.context import Context
+
+READY_GRACE = 60.0
+"""Seconds a job with every asset recorded may wait for its manifest before reconcile queues it."""
 
 
 @dataclass
@@ -37,24 +42,33 @@ def enqueue(job: jobs.Job, ctx: Context) -> None:
                   queue=queue("io", job.breaking))
 
 
+def _all_recorded(ctx: Context, job: jobs.Job) -> bool:
+    recorded = jobs.recorded_orders(ctx.storage, job.story_id, job.id)
+    return all(a.order in recorded for a in job.assets)
+
+
 def reconcile(ctx: Context, stale_after: float | None = None, dry_run: bool = False) -> Reconciled:
     stale_after = ctx.settings.stale_after if stale_after is None else stale_after
     found = Reconciled()
     now = time.time()
     for story_id, job_id in jobs.unfinished_jobs(ctx.storage):
         view = ctx.live.read(job_id)
+        job = jobs.read_job(ctx.storage, story_id, job_id)
+        idle = now - view.updated if view is not None else 0.0
         if view is None:
             why = "the broker has no trace of it"
         elif view.state == "stalled":
             why = f"it stalled: {view.reason}"
-        elif now - view.updated >= stale_after:
-            why = f"no progress for {now - view.updated:.0f} s ({view.state})"
+        elif idle >= min(READY_GRACE, stale_after) and _all_recorded(ctx, job):
+            why = f"every asset is recorded but no manifest came for {idle:.0f} s"
+        elif idle >= stale_after:
+            why = f"no progress for {idle:.0f} s ({view.state})"
         else:
             found.waiting.append((story_id, job_id, view.state))
             continue
         found.requeued.append((story_id, job_id, why))
         if not dry_run:
-            enqueue(jobs.read_job(ctx.storage, story_id, job_id), ctx)
+            enqueue(job, ctx)
     abort = getattr(ctx.storage, "abort_incomplete_uploads", None)
     if abort is not None and not dry_run:
         with contextlib.suppress(PipelineError):

@@ -36,6 +36,7 @@ import redis
 from celery import Task
 from celery.exceptions import SoftTimeLimitExceeded
 from celery.utils.log import get_task_logger
+from kombu.exceptions import OperationalError
 
 from pipeline import jobs, manifest
 from pipeline.asset import AssetWork, failed_entry, process_asset
@@ -57,7 +58,7 @@ class Stage(Task):  # type: ignore[misc]
     abstract = True
     acks_late = True
     reject_on_worker_lost = True
-    autoretry_for = (StorageError, redis.RedisError, ConnectionError)
+    autoretry_for = (StorageError, redis.RedisError, ConnectionError, OperationalError)
     retry_backoff = 2
     retry_backoff_max = 120
     retry_jitter = True
@@ -106,9 +107,16 @@ def _record_failure(ctx: Context, job: jobs.Job, work: AssetWork, code: str, rea
 
 
 def _send(task: Any, job: jobs.Job, stage: str, countdown: float = 0, **kwargs: Any) -> None:
-    task.apply_async(kwargs={"story_id": job.story_id, "job_id": job.id, **kwargs},
-                     queue=queue(stage, job.breaking), countdown=countdown or None,
-                     retry=True, retry_policy=PUBLISH_RETRY)
+    """Queue the next stage of a job, waiting out a broker restart (``PUBLISH_RETRY``).
+
+    Each send opens its own broker connection: after Redis restarted, a pooled producer's channel
+    can be left half-closed and fail with an AttributeError inside kombu instead of reconnecting
+    (seen in the Redis-restart test). A few sends per asset make the extra connect negligible.
+    """
+    with app.connection_for_write() as connection:
+        task.apply_async(kwargs={"story_id": job.story_id, "job_id": job.id, **kwargs},
+                         queue=queue(stage, job.breaking), countdown=countdown or None,
+                         connection=connection, retry=True, retry_policy=PUBLISH_RETRY)
 
 
 def _fan_in(ctx: Context, job: jobs.Job) -> None:

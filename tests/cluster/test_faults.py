@@ -198,6 +198,34 @@ def test_redis_state_lost_then_reconcile_completes(cluster: Cluster, tmp_path: P
     assert runs["anh-01.jpg"] == runs["anh-02.jpg"] == 1 and runs["clip.mp4"] in (1, 2)
 
 
+def test_a_lost_manifest_message_is_requeued_by_reconcile_without_rerendering(
+        cluster: Cluster, tmp_path: Path, redis_server: RedisServer) -> None:
+    """Every asset is recorded but the message that should write the manifest is gone (say Redis
+    restarted without its AOF at that moment): reconcile sees a job with nothing left to render and
+    queues its manifest well before the stale-job threshold, without rendering anything again."""
+    from pipeline import jobs
+
+    story = small_story(tmp_path / "story")
+    cluster.worker(queues="probe,image,video,io", concurrency=2).wait_ready()   # no manifest worker yet
+    job = job_of(cluster.cli("submit", str(story)))
+    storage = cluster.storage()
+    wait_for(lambda: len(jobs.recorded_orders(storage, "cluster-test", job)) == 3, 120,
+             "every asset to be recorded")
+    broker = redis_client.Redis.from_url(redis_server.url)
+    wait_for(lambda: broker.llen("manifest") >= 1, 10, "the manifest message")
+    broker.delete("manifest")                    # the message is lost
+    time.sleep(3)
+    dry = cluster.cli("reconcile", "--dry-run", "--stale-after", "3")
+    assert dry.returncode == 0, dry.stdout + dry.stderr
+    assert "every asset is recorded but no manifest came" in dry.stdout, dry.stdout
+    assert cluster.cli("reconcile", "--stale-after", "3").returncode == 0
+    cluster.worker(queues="manifest,io", concurrency=1, name="m").wait_ready()
+    state = finish(cluster, job, timeout=60)
+    assert state["state"] == "complete"
+    verify_store(cluster, "cluster-test")
+    assert attempts(cluster, job) == {"anh-01.jpg": 1, "anh-02.jpg": 1, "clip.mp4": 1}
+
+
 def test_s3_down_while_a_clip_is_stored_is_retried_and_leaves_nothing_half_written(
         cluster: Cluster, tmp_path: Path, s3_server: Any) -> None:
     """The store goes away during the render: every put fails through boto3's retries, the task

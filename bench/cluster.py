@@ -63,24 +63,22 @@ import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import IO
 
 import psutil
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from tests.servers import RedisServer, SeaweedS3  # noqa: E402
+from machine import cpu_model, machine_busy, work_folder  # noqa: E402
+
+from tests.servers import STORYMEDIA, RedisServer, SeaweedS3, WorkerProcess  # noqa: E402
 
 EXAMPLE = REPO / "examples" / "thanh-hoa"
-STORYMEDIA = str(Path(sys.executable).with_name("storymedia"))
 QUEUES = "probe,image,video,io,manifest"
 CONFIGS = ("embedded", "cluster1", "cluster2")
 LABELS = {"embedded": "embedded (2 processes)", "cluster1": "cluster 1 process",
@@ -92,16 +90,6 @@ TASK_LINE = re.compile(r"^\[(?P<at>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}): \w+/[^
                        r"(?P<task>[\w.]+)\[[^\]]+\] (?P<what>received|succeeded in (?P<secs>[\d.]+)s)")
 """Celery's INFO lines: ``[2026-05-10 12:00:00,123: INFO/MainProcess] Task storymedia.probe[id] received``
 and ``... INFO/ForkPoolWorker-1] Task storymedia.render[id] succeeded in 12.3s: {...}``."""
-
-
-def machine_busy() -> float:
-    """CPU-seconds the whole machine has been busy (all processes, steal included): /proc/stat."""
-    try:
-        fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
-    except (OSError, IndexError):
-        return math.nan
-    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(v) for v in fields[:8])
-    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
 
 
 def tree_cpu(pids: list[int]) -> float:
@@ -211,45 +199,6 @@ def run_embedded(story: Path, out: Path, servers: dict[str, int]) -> Measurement
     return measured
 
 
-class Worker:
-    """One `storymedia worker` (Celery prefork) in a session of its own, logging to a file."""
-
-    def __init__(self, env: dict[str, str], concurrency: int, log: Path) -> None:
-        self.log = log
-        self._handle: IO[str] = log.open("w")
-        self.process = subprocess.Popen(
-            [STORYMEDIA, "worker", "--queues", QUEUES, "--concurrency", str(concurrency),
-             "--name", f"bench{concurrency}@%h", "--loglevel", "INFO"],
-            env=env, stdin=subprocess.DEVNULL, stdout=self._handle, stderr=subprocess.STDOUT,
-            start_new_session=True)
-
-    def text(self) -> str:
-        return self.log.read_text(errors="replace")
-
-    def wait_ready(self, timeout: float = 120.0) -> None:
-        deadline = time.monotonic() + timeout
-        while " ready." not in self.text():
-            if self.process.poll() is not None:
-                raise SystemExit(f"worker exited with {self.process.returncode}:\n{self.text()[-3000:]}")
-            if time.monotonic() > deadline:
-                raise SystemExit(f"worker not ready after {timeout:.0f} s:\n{self.text()[-3000:]}")
-            time.sleep(0.1)
-
-    def stop(self) -> None:
-        """SIGQUIT (Celery's cold shutdown), then SIGKILL of the whole session if it lingers."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGQUIT)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout=10)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGKILL)   # pool children or ffmpeg left behind
-        self._handle.close()
-
-
 def _log_time(stamp: str) -> float:
     return datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S,%f").timestamp()
 
@@ -287,9 +236,12 @@ def run_cluster(story: Path, root: Path, concurrency: int, redis: RedisServer, s
            "STORYMEDIA_STORAGE_URL": f"s3://{s3.bucket}/bench-{uuid.uuid4().hex}",
            "STORYMEDIA_SCRATCH": str(root / f"scratch-{tag}"), "TMPDIR": str(root / f"scratch-{tag}")}
     (root / f"scratch-{tag}").mkdir(parents=True, exist_ok=True)
-    worker = Worker(env, concurrency, root / f"worker-{tag}.log")
+    worker = WorkerProcess(env, QUEUES, concurrency, f"bench{concurrency}", root / f"worker-{tag}.log")
     try:
-        worker.wait_ready()
+        try:
+            worker.wait_ready(120)
+        except RuntimeError as exc:
+            raise SystemExit(str(exc)) from None
         wait_idle()
         argv = [STORYMEDIA, "submit", str(story), "--wait", "--quiet", "--timeout", f"{RUN_TIMEOUT_S:.0f}"]
         clock = Clock({"worker": worker.process.pid, **server_pids(redis, s3)})
@@ -352,25 +304,6 @@ def versions() -> str:
     weed = _first_line([str(Path(sys.executable).with_name("weed")), "version"])
     return (f"storymedia {__version__}; Python {sys.version.split()[0]}; celery {celery.__version__},"
             f" kombu {kombu.__version__}; {ffmpeg}; {redis}; weed {weed.removeprefix('version ')}")
-
-
-def cpu_model() -> str:
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return "?"
-
-
-@contextlib.contextmanager
-def work_folder(keep: str | None) -> Iterator[Path]:
-    if keep:
-        path = Path(keep)
-        path.mkdir(parents=True, exist_ok=True)
-        yield path
-    else:
-        with tempfile.TemporaryDirectory(prefix="storymedia-bench-cluster-") as name:
-            yield Path(name)
 
 
 def _sigterm(_signum: int, _frame: object) -> None:
@@ -462,7 +395,7 @@ def main() -> int:
         parser.error("--repeat must be at least 1")
     signal.signal(signal.SIGTERM, _sigterm)
     try:
-        with work_folder(args.keep) as folder:
+        with work_folder(args.keep, "cluster") as folder:
             return run_benchmark(args.repeat, folder)
     except KeyboardInterrupt:
         print("interrupted: servers, worker and temp folder cleaned up", file=sys.stderr)

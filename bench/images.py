@@ -59,10 +59,8 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from functools import partial
@@ -71,6 +69,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import PIL
+from machine import work_folder
 from PIL import Image, ImageDraw, ImageFilter
 
 from pipeline.asset import embedded_text
@@ -462,17 +461,6 @@ def verify(label: str, ours: Measurement, base: Measurement) -> list[str]:
     return lines
 
 
-@contextmanager
-def work_folder(keep: str | None) -> Iterator[Path]:
-    if keep:
-        path = Path(keep)
-        path.mkdir(parents=True, exist_ok=True)
-        yield path
-    else:
-        with tempfile.TemporaryDirectory(prefix="storymedia-bench-") as name:
-            yield Path(name)
-
-
 def run_benchmark(runs: int, folder: Path) -> int:
     sources_dir = _fresh_dir(folder / "sources")
     print(f"generating sources in {sources_dir} ...", file=sys.stderr)
@@ -555,7 +543,7 @@ def main() -> int:
         return 0
     if args.runs < 1:
         parser.error("--runs must be at least 1")
-    with work_folder(args.keep) as folder:
+    with work_folder(args.keep, "images") as folder:
         return run_benchmark(args.runs, folder)
 
 

@@ -84,13 +84,13 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from machine import machine_busy, work_folder
 
 from pipeline.ffmpeg import binary
 from pipeline.ffmpeg_graph import X264_THREADS, XDCAM_VIDEO
@@ -376,16 +376,6 @@ def baseline_files(out: Path) -> dict[str, Path]:
 # --- the child: one approach, timed ---------------------------------------------------------
 
 
-def machine_busy() -> float:
-    """CPU-seconds the whole machine has been busy (all processes, steal included): /proc/stat."""
-    try:
-        fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
-    except (OSError, IndexError):
-        return math.nan
-    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(v) for v in fields[:8])
-    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
-
-
 def _cpu(before: resource.struct_rusage, after: resource.struct_rusage) -> float:
     return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
@@ -645,17 +635,6 @@ def verify(results: dict[str, Measurement], duration: float) -> tuple[list[str],
     return lines, failed
 
 
-@contextmanager
-def work_folder(keep: str | None) -> Iterator[Path]:
-    if keep:
-        path = Path(keep)
-        path.mkdir(parents=True, exist_ok=True)
-        yield path
-    else:
-        with tempfile.TemporaryDirectory(prefix="storymedia-bench-video-") as name:
-            yield Path(name)
-
-
 def _version() -> str:
     done = subprocess.run([binary("ffmpeg"), "-hide_banner", "-version"], capture_output=True, text=True,
                           check=False)
@@ -760,7 +739,7 @@ def main() -> int:
         parser.error("--runs must be at least 1")
     if args.seconds < 5:
         parser.error("--seconds must be at least 5")
-    with work_folder(args.keep) as folder:
+    with work_folder(args.keep, "video") as folder:
         return run_benchmark(args.seconds, args.runs, folder)
 
 

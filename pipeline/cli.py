@@ -414,8 +414,12 @@ def worker(queues: str, concurrency: int | None, name: str | None, loglevel: str
 
         settings.check()
         os.environ["REMAP_SIGTERM"] = "SIGQUIT"   # SIGTERM -> soft shutdown, then requeue
+        # No mingle or gossip: we never revoke tasks, so a worker has nothing to learn from its
+        # neighbours at start-up (mingle costs a second), and gossip is all-to-all chatter on
+        # Redis. Events stay on for Flower and `celery events`.
         argv = [sys.executable, "-m", "celery", "--app", "workers.app", "worker", "--pool", "prefork",
                 "--queues", ",".join(wanted), "--loglevel", loglevel, "--events",
+                "--without-mingle", "--without-gossip",
                 "--hostname", name or f"{'+'.join(wanted)}@%h"]
         if concurrency:
             argv += ["--concurrency", str(concurrency)]

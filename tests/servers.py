@@ -20,7 +20,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Self
 
 STOP_GRACE_S = 10.0
 """Seconds a server gets to exit after SIGTERM before SIGKILL.
@@ -367,3 +367,59 @@ class SeaweedS3(_Server):
                 sock.unlink()
         if self._socket_tmp is not None:
             shutil.rmtree(self._socket_tmp, ignore_errors=True)
+
+
+STORYMEDIA = str(Path(sys.executable).with_name("storymedia"))
+
+
+class WorkerProcess:
+    """One ``storymedia worker`` (Celery prefork) in a session of its own, logging to a file.
+
+    The real command, so signals, pool children and ffmpeg grandchildren are the ones production
+    has. ``stop`` is Celery's cold shutdown, then SIGKILL of the whole session if anything lingers.
+    """
+
+    def __init__(self, env: dict[str, str], queues: str, concurrency: int, name: str, log: Path) -> None:
+        self.name = name
+        self.log = log
+        self._handle: IO[str] = log.open("w")
+        self.process = subprocess.Popen(
+            [STORYMEDIA, "worker", "--queues", queues, "--concurrency", str(concurrency),
+             "--name", f"{name}@%h", "--loglevel", "INFO"],
+            env=env, stdin=subprocess.DEVNULL, stdout=self._handle, stderr=subprocess.STDOUT,
+            start_new_session=True)
+
+    def text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def wait_ready(self, timeout: float = 60.0) -> Self:
+        deadline = time.monotonic() + timeout
+        while " ready." not in self.text():
+            if self.process.poll() is not None:
+                raise RuntimeError(f"worker {self.name} exited with {self.process.returncode}:\n"
+                                   f"{self.text()[-3000:]}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"worker {self.name} not ready after {timeout:.0f} s:\n"
+                                   f"{self.text()[-3000:]}")
+            time.sleep(0.1)
+        return self
+
+    def kill_all(self) -> None:
+        """kill -9 of the worker and its whole session (pool children, ffmpeg)."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+    def terminate(self) -> None:
+        self.process.send_signal(signal.SIGTERM)
+
+    def stop(self, timeout: float = 20.0) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGQUIT)
+            try:
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.kill_all()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)   # pool children or ffmpeg left behind
+        self._handle.close()

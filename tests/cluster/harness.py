@@ -9,9 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -19,9 +17,7 @@ from typing import Any
 
 import psutil
 
-from tests.servers import RedisServer
-
-STORYMEDIA = str(Path(sys.executable).with_name("storymedia"))
+from tests.servers import STORYMEDIA, RedisServer, WorkerProcess
 
 
 def wait_for(condition: Callable[[], Any], timeout: float, what: str, every: float = 0.2) -> Any:
@@ -34,28 +30,7 @@ def wait_for(condition: Callable[[], Any], timeout: float, what: str, every: flo
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
-class Worker:
-    def __init__(self, cluster: Cluster, queues: str, concurrency: int, name: str,
-                 env: dict[str, str]) -> None:
-        self.name = name
-        self.log = cluster.root / f"worker-{name}-{int(time.time() * 1000)}.log"
-        self._handle = self.log.open("w")
-        self.process = subprocess.Popen(
-            [STORYMEDIA, "worker", "--queues", queues, "--concurrency", str(concurrency),
-             "--name", f"{name}@test", "--loglevel", "INFO"],
-            env=env, stdout=self._handle, stderr=subprocess.STDOUT, start_new_session=True)
-
-    def text(self) -> str:
-        return self.log.read_text(errors="replace")
-
-    def wait_ready(self, timeout: float = 60) -> Worker:
-        def ready() -> bool:
-            if self.process.poll() is not None:
-                raise AssertionError(f"worker {self.name} exited:\n{self.text()[-3000:]}")
-            return " ready." in self.text()
-        wait_for(ready, timeout, f"worker {self.name} to be ready")
-        return self
-
+class Worker(WorkerProcess):
     def pool(self) -> list[psutil.Process]:
         with contextlib.suppress(psutil.Error):
             return psutil.Process(self.process.pid).children()
@@ -68,26 +43,6 @@ class Worker:
                 if any(g.name() == "ffmpeg" for g in child.children(recursive=True)):
                     return child
         return None
-
-    def kill_all(self) -> None:
-        """kill -9 of the worker and its whole process group (pool children, ffmpeg)."""
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait(timeout=10)
-
-    def terminate(self) -> None:
-        self.process.send_signal(signal.SIGTERM)
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGQUIT)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.kill_all()
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGKILL)   # ffmpeg left behind by a crash
-        self._handle.close()
 
 
 class Cluster:
@@ -116,8 +71,9 @@ class Cluster:
 
     def worker(self, queues: str = "probe,image,video,io,manifest", concurrency: int = 2,
                name: str = "w", **settings: str) -> Worker:
-        worker = Worker(self, queues, concurrency, f"{name}{len(self.workers)}",
-                        {**self.env, **settings, "STORYMEDIA_SCRATCH": str(self.root / f"scratch-{name}")})
+        label = f"{name}{len(self.workers)}"
+        worker = Worker({**self.env, **settings, "STORYMEDIA_SCRATCH": str(self.root / f"scratch-{name}")},
+                        queues, concurrency, label, self.root / f"worker-{label}-{int(time.time() * 1000)}.log")
         self.workers.append(worker)
         return worker
 
@@ -140,5 +96,7 @@ class Cluster:
         return "\n".join(f"--- {w.name}\n{w.text()[-4000:]}" for w in self.workers)
 
     def close(self) -> None:
+        """The test is over and its Redis goes with it: no need for a graceful shutdown."""
         for worker in self.workers:
+            worker.kill_all()
             worker.stop()

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 import redis as redis_client
 
-from tests.cluster.harness import STORYMEDIA, Cluster, wait_for
+from tests.cluster.harness import STORYMEDIA, Cluster, Worker, wait_for
 from tests.cluster.stories import small_story
 from tests.servers import RedisServer
 
@@ -99,6 +99,17 @@ def wait_rendering_clip(cluster: Cluster, timeout: float = 60) -> Any:
     return wait_for(found, timeout, "a pool process running ffmpeg", every=0.1)
 
 
+def rendering(cluster: Cluster, tmp_path: Path, clip_seconds: float = 6.0,
+              **settings: str) -> tuple[Worker, str, Any]:
+    """A worker, the small story submitted, and the moment its clip is being rendered:
+    (worker, job, the pool process running ffmpeg)."""
+    story = small_story(tmp_path / "story", clip_seconds=clip_seconds)
+    worker = cluster.worker(concurrency=2, **settings).wait_ready()
+    job = job_of(cluster.cli("submit", str(story)))
+    _, child = wait_rendering_clip(cluster)
+    return worker, job, child
+
+
 def finish(cluster: Cluster, job: str, timeout: float = 180) -> dict[str, Any]:
     def finished() -> dict[str, Any] | None:
         state = cluster.status(job)
@@ -107,10 +118,7 @@ def finish(cluster: Cluster, job: str, timeout: float = 180) -> dict[str, Any]:
 
 
 def test_kill_9_of_a_pool_child_mid_render_reruns_it_once(cluster: Cluster, tmp_path: Path) -> None:
-    story = small_story(tmp_path / "story")
-    worker = cluster.worker(concurrency=2).wait_ready()
-    job = job_of(cluster.cli("submit", str(story)))
-    _, child = wait_rendering_clip(cluster)
+    worker, job, child = rendering(cluster, tmp_path)
     child.kill()                              # the OOM killer, or a segfault in a decoder
     state = finish(cluster, job)
     assert state["state"] == "complete"
@@ -120,12 +128,9 @@ def test_kill_9_of_a_pool_child_mid_render_reruns_it_once(cluster: Cluster, tmp_
 
 
 def test_kill_9_of_the_whole_worker_then_a_restart_completes(cluster: Cluster, tmp_path: Path) -> None:
-    story = small_story(tmp_path / "story")
-    fast = {"STORYMEDIA_TIME_LIMIT": "40", "STORYMEDIA_SOFT_TIME_LIMIT": "35",
-            "STORYMEDIA_VISIBILITY_TIMEOUT": "45"}
-    worker = cluster.worker(concurrency=2, **fast).wait_ready()
-    job = job_of(cluster.cli("submit", str(story)))
-    wait_rendering_clip(cluster)
+    fast = {"STORYMEDIA_TIME_LIMIT": "24", "STORYMEDIA_SOFT_TIME_LIMIT": "20",
+            "STORYMEDIA_VISIBILITY_TIMEOUT": "28"}
+    worker, job, _ = rendering(cluster, tmp_path, clip_seconds=3, **fast)
     worker.kill_all()                          # the machine lost power
     started = time.monotonic()
     cluster.worker(concurrency=2, **fast).wait_ready()
@@ -134,15 +139,12 @@ def test_kill_9_of_the_whole_worker_then_a_restart_completes(cluster: Cluster, t
     verify_store(cluster, "cluster-test")
     assert attempts(cluster, job)["clip.mp4"] == 2
     # The unacked message comes back once the visibility timeout has passed, not hours later.
-    assert time.monotonic() - started < 45 + 60
+    assert time.monotonic() - started < 28 + 60
 
 
 def test_sigterm_requeues_the_running_task_at_once(cluster: Cluster, tmp_path: Path,
                                                    redis_server: RedisServer) -> None:
-    story = small_story(tmp_path / "story", clip_seconds=10)
-    worker = cluster.worker(concurrency=2).wait_ready()
-    job = job_of(cluster.cli("submit", str(story)))
-    wait_rendering_clip(cluster)
+    worker, job, _ = rendering(cluster, tmp_path, clip_seconds=10)
     stopped = time.monotonic()
     worker.terminate()                          # docker stop, a deploy, a scale-down
     worker.process.wait(timeout=30)
@@ -160,10 +162,7 @@ def test_sigterm_requeues_the_running_task_at_once(cluster: Cluster, tmp_path: P
 
 def test_redis_killed_and_restarted_with_aof_completes(cluster: Cluster, tmp_path: Path,
                                                        redis_server: RedisServer) -> None:
-    story = small_story(tmp_path / "story")
-    cluster.worker(concurrency=2).wait_ready()
-    job = job_of(cluster.cli("submit", str(story)))
-    wait_rendering_clip(cluster)
+    _, job, _ = rendering(cluster, tmp_path)
     redis_server.kill()
     time.sleep(6)                                # long enough for tasks to finish while it is down
     redis_server.start()                         # same port, same AOF
@@ -175,10 +174,7 @@ def test_redis_killed_and_restarted_with_aof_completes(cluster: Cluster, tmp_pat
 
 def test_redis_state_lost_then_reconcile_completes(cluster: Cluster, tmp_path: Path,
                                                    redis_server: RedisServer) -> None:
-    story = small_story(tmp_path / "story")
-    cluster.worker(concurrency=2).wait_ready()
-    job = job_of(cluster.cli("submit", str(story)))
-    wait_rendering_clip(cluster)
+    _, job, _ = rendering(cluster, tmp_path)
     redis_server.kill()
     redis_server.wipe()                          # the disk went with it: queues, progress
     redis_server.start()
@@ -231,10 +227,7 @@ def test_s3_down_while_a_clip_is_stored_is_retried_and_leaves_nothing_half_writt
     """The store goes away during the render: every put fails through boto3's retries, the task
     retries with backoff, and once the store is back the asset is redone and checked. (A server
     killed in the middle of one multipart upload: tests/cluster/test_s3_storage.py.)"""
-    story = small_story(tmp_path / "story")
-    worker = cluster.worker(concurrency=2).wait_ready()
-    job = job_of(cluster.cli("submit", str(story)))
-    wait_rendering_clip(cluster)
+    worker, job, _ = rendering(cluster, tmp_path)
     s3_server.stop()
     # down until the clip, rendered, fails to store its files through boto3's own retries and
     # its task is retried with backoff

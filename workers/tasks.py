@@ -140,7 +140,9 @@ def start(self: Stage, *, story_id: str, job_id: str) -> dict[str, Any]:
                                if a.order in todo])
     if not todo:
         _send(write_manifest, job, "manifest")
-    for order in todo:
+    # Biggest raw file first, as the embedded run does: the clip starts rendering at once and the
+    # photos fill the other processes around it.
+    for order in sorted(todo, key=lambda order: job.assets[order - 1].bytes, reverse=True):
         _send(probe_asset, job, "probe", order=order)
     return {"job": job_id, "assets": len(todo)}
 

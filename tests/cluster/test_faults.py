@@ -222,6 +222,33 @@ def test_a_lost_manifest_message_is_requeued_by_reconcile_without_rerendering(
     assert attempts(cluster, job) == {"anh-01.jpg": 1, "anh-02.jpg": 1, "clip.mp4": 1}
 
 
+def test_an_object_lost_before_the_manifest_is_rendered_again_first(
+        cluster: Cluster, tmp_path: Path, redis_server: RedisServer) -> None:
+    """Between a photo's render and the manifest, one of its renditions disappears from the store
+    (a lifecycle rule, an operator's mistake): write_manifest checks every object, finds it,
+    renders that photo again, and only then writes the manifest."""
+    from pipeline import jobs
+
+    story = small_story(tmp_path / "story")
+    cluster.worker(queues="probe,image,video,io", concurrency=2).wait_ready()   # no manifest worker yet
+    job = job_of(cluster.cli("submit", str(story)))
+    storage = cluster.storage()
+    wait_for(lambda: len(jobs.recorded_orders(storage, "cluster-test", job)) == 3, 120,
+             "every asset to be recorded")
+    photo = jobs.read_asset_result(storage, "cluster-test", job, 1)
+    assert photo is not None
+    lost = photo.entry["renditions"][0]["key"]
+    storage.delete(lost)
+    cluster.worker(queues="manifest", concurrency=1, name="m").wait_ready()
+    state = finish(cluster, job, timeout=120)
+    assert state["state"] == "complete"
+    document = verify_store(cluster, "cluster-test")
+    assert lost in objects(document)
+    assert attempts(cluster, job) == {"anh-01.jpg": 2, "anh-02.jpg": 1, "clip.mp4": 1}
+    manifest_log = cluster.workers[-1].text()
+    assert "rerun" in manifest_log and "[1]" in manifest_log, manifest_log[-2000:]
+
+
 def test_s3_down_while_a_clip_is_stored_is_retried_and_leaves_nothing_half_written(
         cluster: Cluster, tmp_path: Path, s3_server: Any) -> None:
     """The store goes away during the render: every put fails through boto3's retries, the task

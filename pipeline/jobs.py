@@ -230,6 +230,12 @@ def recorded_orders(storage: Storage, story_id: str, job_id: str) -> set[int]:
             if key.endswith(".json")}
 
 
+def all_recorded(storage: Storage, job: Job) -> bool:
+    """Every asset of the job has a result: nothing is left to render, the manifest can follow."""
+    recorded = recorded_orders(storage, job.story_id, job.id)
+    return all(a.order in recorded for a in job.assets)
+
+
 def drop_asset_result(storage: Storage, story_id: str, job_id: str, order: int) -> None:
     storage.delete(asset_result_key(story_id, job_id, order))
 

@@ -42,11 +42,6 @@ def enqueue(job: jobs.Job, ctx: Context) -> None:
                   queue=queue("io", job.breaking))
 
 
-def _all_recorded(ctx: Context, job: jobs.Job) -> bool:
-    recorded = jobs.recorded_orders(ctx.storage, job.story_id, job.id)
-    return all(a.order in recorded for a in job.assets)
-
-
 def reconcile(ctx: Context, stale_after: float | None = None, dry_run: bool = False) -> Reconciled:
     stale_after = ctx.settings.stale_after if stale_after is None else stale_after
     found = Reconciled()
@@ -59,7 +54,7 @@ def reconcile(ctx: Context, stale_after: float | None = None, dry_run: bool = Fa
             why = "the broker has no trace of it"
         elif view.state == "stalled":
             why = f"it stalled: {view.reason}"
-        elif idle >= min(READY_GRACE, stale_after) and _all_recorded(ctx, job):
+        elif idle >= min(READY_GRACE, stale_after) and jobs.all_recorded(ctx.storage, job):
             why = f"every asset is recorded but no manifest came for {idle:.0f} s"
         elif idle >= stale_after:
             why = f"no progress for {idle:.0f} s ({view.state})"

@@ -121,8 +121,7 @@ def _send(task: Any, job: jobs.Job, stage: str, countdown: float = 0, **kwargs: 
 
 def _fan_in(ctx: Context, job: jobs.Job) -> None:
     """Queue the manifest once every asset of the job has a recorded result."""
-    recorded = jobs.recorded_orders(ctx.storage, job.story_id, job.id)
-    if all(a.order in recorded for a in job.assets):
+    if jobs.all_recorded(ctx.storage, job):
         _send(write_manifest, job, "manifest")
 
 
@@ -133,7 +132,7 @@ def start(self: Stage, *, story_id: str, job_id: str) -> dict[str, Any]:
     job = jobs.read_job(ctx.storage, story_id, job_id)
     if jobs.read_done(ctx.storage, story_id, job_id):
         return {"job": job_id, "already": "done"}
-    recorded = jobs.read_asset_results(ctx.storage, story_id, job_id)
+    recorded = jobs.recorded_orders(ctx.storage, story_id, job_id)
     todo = [a.order for a in job.assets if a.order not in recorded]
     ctx.live.job_state(job_id, story_id, "running",
                        assets=[(a.order, a.file.rsplit("/", 1)[-1]) for a in job.assets

@@ -110,6 +110,20 @@ def rendering(cluster: Cluster, tmp_path: Path, clip_seconds: float = 6.0,
     return worker, job, child
 
 
+def recorded_without_manifest(cluster: Cluster, tmp_path: Path) -> tuple[str, Any]:
+    """The small story submitted to a worker that serves every queue but ``manifest``, once every
+    asset is recorded: (job, storage). The manifest message waits on its queue."""
+    from pipeline import jobs
+
+    story = small_story(tmp_path / "story")
+    cluster.worker(queues="probe,image,video,io", concurrency=2).wait_ready()
+    job = job_of(cluster.cli("submit", str(story)))
+    storage = cluster.storage()
+    wait_for(lambda: len(jobs.recorded_orders(storage, "cluster-test", job)) == 3, 120,
+             "every asset to be recorded")
+    return job, storage
+
+
 def finish(cluster: Cluster, job: str, timeout: float = 180) -> dict[str, Any]:
     def finished() -> dict[str, Any] | None:
         state = cluster.status(job)
@@ -199,14 +213,7 @@ def test_a_lost_manifest_message_is_requeued_by_reconcile_without_rerendering(
     """Every asset is recorded but the message that should write the manifest is gone (say Redis
     restarted without its AOF at that moment): reconcile sees a job with nothing left to render and
     queues its manifest well before the stale-job threshold, without rendering anything again."""
-    from pipeline import jobs
-
-    story = small_story(tmp_path / "story")
-    cluster.worker(queues="probe,image,video,io", concurrency=2).wait_ready()   # no manifest worker yet
-    job = job_of(cluster.cli("submit", str(story)))
-    storage = cluster.storage()
-    wait_for(lambda: len(jobs.recorded_orders(storage, "cluster-test", job)) == 3, 120,
-             "every asset to be recorded")
+    job, _ = recorded_without_manifest(cluster, tmp_path)
     broker = redis_client.Redis.from_url(redis_server.url)
     wait_for(lambda: broker.llen("manifest") >= 1, 10, "the manifest message")
     broker.delete("manifest")                    # the message is lost
@@ -229,12 +236,7 @@ def test_an_object_lost_before_the_manifest_is_rendered_again_first(
     renders that photo again, and only then writes the manifest."""
     from pipeline import jobs
 
-    story = small_story(tmp_path / "story")
-    cluster.worker(queues="probe,image,video,io", concurrency=2).wait_ready()   # no manifest worker yet
-    job = job_of(cluster.cli("submit", str(story)))
-    storage = cluster.storage()
-    wait_for(lambda: len(jobs.recorded_orders(storage, "cluster-test", job)) == 3, 120,
-             "every asset to be recorded")
+    job, storage = recorded_without_manifest(cluster, tmp_path)
     photo = jobs.read_asset_result(storage, "cluster-test", job, 1)
     assert photo is not None
     lost = photo.entry["renditions"][0]["key"]

@@ -349,6 +349,12 @@ class SeaweedS3(_Server):
                     with contextlib.suppress(client.exceptions.BucketAlreadyOwnedByYou):
                         client.create_bucket(Bucket=self.bucket)
                 client.head_bucket(Bucket=self.bucket)
+                # The S3 gateway answers before the volume server has registered with the master
+                # (after a restart, reads then fail with InternalError): ready means data moves.
+                key = ".storymedia-ready"
+                client.put_object(Bucket=self.bucket, Key=key, Body=b"ready")
+                client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+                client.delete_object(Bucket=self.bucket, Key=key)
                 return
             except (BotoCoreError, ClientError) as exc:
                 last = exc

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 from pipeline import subtitles
 from pipeline.avprobe import AVInfo
-from pipeline.errors import PipelineError, RenderError, UnsupportedMedia
+from pipeline.errors import LimitExceeded, PipelineError, RenderError, UnsupportedMedia
 from pipeline.image import Rendered, render_image
 from pipeline.keys import asset_id, raw_key
 from pipeline.metadata import EmbeddedText
@@ -245,8 +245,8 @@ def process_asset(work: AssetWork, storage: Storage, limits: Limits, scratch_roo
         entry["renditions"] = make(work, info, sha, storage, outcome, report, scratch_root)  # type: ignore[arg-type]
         report("done", 1, 1)
     except PipelineError as exc:
-        if exc.retryable:
-            raise
+        if exc.retryable and not isinstance(exc, LimitExceeded):
+            raise   # storage trouble: the executor retries or stops the run
         entry = _entry(work, sha, size, info)
         entry["status"] = "failed"
         entry["renditions"] = []

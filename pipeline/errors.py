@@ -6,10 +6,12 @@
     ├── UnsupportedMedia          the asset is not something we accept (type, size, pixels)  permanent
     ├── ProbeError                the asset claims a type but cannot be read (empty, truncated)  permanent
     ├── RenderError               producing a rendition failed                               permanent
+    ├── LimitExceeded             the work ran past a time or memory ceiling                 retryable
     └── StorageError              reading or writing the store failed                        transient
 
 ``retryable`` says whether running the same work again can help: bad input is permanent, storage
-trouble is transient. Only ``workers/`` turns ``retryable`` into retries; the embedded run reports it.
+trouble is transient, and a ceiling reached (time, memory, a crashed process) is never held against the
+producer: the asset fails with ``retryable`` set, and a published rendition is never withdrawn for it. Only ``workers/`` turns ``retryable`` into retries; the embedded run reports it.
 Library exceptions are re-raised as one of these ``from`` the original.
 """
 
@@ -72,6 +74,17 @@ class RenderError(PipelineError):
         super().__init__(reason, code=code)
         self.command = command or []
         self.log_tail = log_tail
+
+
+class LimitExceeded(PipelineError):
+    """The work on one asset ran past a time or memory ceiling, or its process died.
+
+    Not the producer's error: the asset fails (the rest of the story goes on) with ``retryable`` set,
+    and running it again with more time or memory may help.
+    """
+
+    code = "limit"
+    retryable = True
 
 
 class StorageError(PipelineError):

@@ -20,47 +20,83 @@ A story is TOML (or JSON with the same shape)::
 
 Everything is validated when loaded; every text is NFC-normalised; an error names the file, the
 field and what is wrong. Asset files are resolved against the story file's folder and must stay
-inside it.
+inside it; they are found on disk whatever Unicode normalisation their names were written in
+(see :func:`locate`). Subtitle files are parsed and checked when the story is loaded.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import tomllib
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import datetime
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Annotated, Any
 
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
+    ModelWrapValidatorHandler,
+    PrivateAttr,
     ValidationError,
     field_validator,
     model_validator,
 )
 
+from pipeline import subtitles
 from pipeline.errors import InvalidStory
 from pipeline.validation import describe
 
 SLUG = re.compile(r"[a-z0-9][a-z0-9-]{0,127}")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_NOT_TEXT = re.compile("[\ud800-\udfff\ufdd0-\ufdef\ufffe\uffff"
+                       + "".join(f"{chr(plane + 0xFFFE)}-{chr(plane + 0xFFFF)}"
+                                 for plane in range(0x10000, 0x110000, 0x10000)) + "]")
+"""Code points that are not characters: UTF-16 surrogate halves (only JSON's ``\\ud800`` escapes
+make them) and the Unicode noncharacters U+FDD0..U+FDEF and U+xxFFFE/U+xxFFFF of every plane.
+XML 1.0 forbids the surrogates, U+FFFE and U+FFFF and discourages the rest; strict XMP readers
+reject all of them, and story text goes into every photo's XMP."""
+
+
+def refused_character(text: str) -> str | None:
+    """Why ``text`` cannot be story text (a control character or a code point that is not a
+    character, which XMP cannot carry), or None when it can. Tab, CR and LF are allowed."""
+    control = _CONTROL.search(text)
+    if control:
+        return f"contains control characters (U+{ord(control.group()):04X}); remove them"
+    other = _NOT_TEXT.search(text)
+    if other:
+        code = ord(other.group())
+        what = "half of a UTF-16 surrogate pair" if 0xD800 <= code <= 0xDFFF else "a Unicode noncharacter"
+        return (f"contains U+{code:04X} ({what}, not a character: photo metadata cannot carry it);"
+                " remove it")
+    return None
+
+
+def _text_input(value: object) -> object:
+    """Refuse what cannot be text before pydantic reads the string (it cannot hold a surrogate)."""
+    if isinstance(value, str) and (reason := refused_character(value)):
+        raise ValueError(reason)
+    return value
 
 
 def nfc(text: str) -> str:
-    """NFC-normalise and trim ``text``; refuse control characters."""
+    """NFC-normalise and trim ``text``; refuse control characters and noncharacters."""
     text = unicodedata.normalize("NFC", text).strip()
-    if _CONTROL.search(text):
-        raise ValueError("contains control characters")
+    reason = refused_character(text)
+    if reason:
+        raise ValueError(reason)
     return text
 
 
-Text = Annotated[str, AfterValidator(nfc)]
-NonEmptyText = Annotated[str, AfterValidator(nfc), Field(min_length=1)]
+Text = Annotated[str, BeforeValidator(_text_input), AfterValidator(nfc)]
+NonEmptyText = Annotated[str, BeforeValidator(_text_input), AfterValidator(nfc), Field(min_length=1)]
 
 
 class _Strict(BaseModel):
@@ -97,6 +133,26 @@ class Asset(_Strict):
     """True when the source already carries a logo: no station logo is added."""
     poster_time: float | None = Field(default=None, ge=0)
     """Clips: the second the poster frame is taken from (default: 10 % in)."""
+    _written: dict[str, str] = PrivateAttr(default_factory=dict)
+    """``file`` and ``subtitles`` as the story spelled them, before NFC (see :func:`locate`)."""
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _keep_names_as_written(cls, data: Any, handler: ModelWrapValidatorHandler[Asset]) -> Asset:
+        asset = handler(data)
+        if isinstance(data, dict):
+            asset._written.update({key: data[key].strip() for key in ("file", "subtitles")
+                                   if isinstance(data.get(key), str)})
+        return asset
+
+    @property
+    def file_as_written(self) -> str:
+        """``file`` spelled as in the story file: the first spelling looked for on disk."""
+        return self._written.get("file", self.file)
+
+    @property
+    def subtitles_as_written(self) -> str | None:
+        return self._written.get("subtitles", self.subtitles) if self.subtitles is not None else None
 
     @field_validator("focus")
     @classmethod
@@ -161,13 +217,57 @@ def parse_story(data: dict[str, Any], source: str = "<story>") -> Story:
     try:
         return Story.model_validate(data)
     except ValidationError as exc:
-        raise InvalidStory(describe(exc, source)) from exc
+        # A field name may hold a lone surrogate (JSON escapes one): keep the reason printable.
+        reason = describe(exc, source).encode("utf-8", "backslashreplace").decode("utf-8")
+        raise InvalidStory(reason) from exc
+
+
+def _spellings(folder: Path, name: str) -> Iterator[str]:
+    """``name`` as written, in NFC, in NFD, then any entry of ``folder`` equal to it under NFC
+    (a name in neither form, e.g. written by a tool that composes only some marks)."""
+    tried = list(dict.fromkeys([name, unicodedata.normalize("NFC", name),
+                                unicodedata.normalize("NFD", name)]))
+    yield from tried
+    wanted = unicodedata.normalize("NFC", name)
+    try:
+        entries = sorted(os.listdir(folder))
+    except (OSError, ValueError):
+        return
+    yield from (entry for entry in entries
+                if entry not in tried and unicodedata.normalize("NFC", entry) == wanted)
+
+
+def locate(root: Path, rel: str) -> Path | None:
+    """The file that ``rel`` (a relative POSIX path) names under ``root``, or None if none does.
+
+    Each component is looked for as written, then in NFC, then in NFD, then by comparing NFC
+    forms: macOS and phones write names decomposed (NFD) while a story typed elsewhere, and every
+    name once the story is loaded, is composed (NFC); byte-wise they differ. ``..`` and absolute
+    paths name nothing. The path is not resolved: a symbolic link in it may point out of
+    ``root``, which the caller checks.
+    """
+    parts = PurePosixPath(rel).parts
+    if not parts or rel.startswith("/") or ".." in parts:
+        return None
+
+    def walk(folder: Path, rest: tuple[str, ...]) -> Path | None:
+        last = len(rest) == 1
+        for spelling in _spellings(folder, rest[0]):
+            candidate = folder / spelling
+            if os.path.lexists(candidate) if last else candidate.is_dir():
+                found = candidate if last else walk(candidate, rest[1:])
+                if found is not None:
+                    return found
+        return None
+
+    return walk(root, parts)
 
 
 def load_story(path: Path, known_presets: Iterable[str] | None = None) -> Story:
     """Read, validate and check a story file.
 
-    Checks that every asset file (and subtitle file) exists inside the story's folder and, when
+    Checks that every asset file (and subtitle file) exists inside the story's folder, that every
+    subtitle file parses within the limits of :mod:`pipeline.subtitles` and, when
     ``known_presets`` is given, that every preset named exists.
     """
     name = str(path)
@@ -191,14 +291,22 @@ def load_story(path: Path, known_presets: Iterable[str] | None = None) -> Story:
     problems = []
     known = set(known_presets) if known_presets is not None else None
     for index, asset in enumerate(story.assets):
-        for field_name, rel in (("file", asset.file), ("subtitles", asset.subtitles)):
-            if rel is None:
+        for field_name, rel, written in (("file", asset.file, asset.file_as_written),
+                                         ("subtitles", asset.subtitles, asset.subtitles_as_written)):
+            if rel is None or written is None:
                 continue
-            target = (root / rel).resolve()
-            if not target.is_relative_to(root):
-                problems.append(f"{name}: assets[{index}].{field_name}: {rel} leaves the story folder")
-            elif not target.is_file():
-                problems.append(f"{name}: assets[{index}].{field_name}: {rel} does not exist")
+            where = f"{name}: assets[{index}].{field_name}: {rel}"
+            found = locate(root, written)
+            target = found.resolve() if found is not None else None
+            if target is not None and not target.is_relative_to(root):
+                problems.append(f"{where} leaves the story folder")
+            elif target is None or not target.is_file():
+                problems.append(f"{where} does not exist")
+            elif field_name == "subtitles":
+                try:
+                    subtitles.load(target, where)
+                except InvalidStory as exc:
+                    problems.append(str(exc))
         if known is not None:
             for preset in story.asset_presets(asset):
                 if preset not in known:
@@ -213,5 +321,17 @@ def load_story(path: Path, known_presets: Iterable[str] | None = None) -> Story:
 
 
 def asset_path(story_file: Path, asset: Asset) -> Path:
-    """The absolute path of an asset's raw file."""
-    return (story_file.resolve().parent / asset.file).resolve()
+    """The absolute path of an asset's raw file, found as :func:`locate` finds it."""
+    root = story_file.resolve().parent
+    found = locate(root, asset.file_as_written)
+    return (found if found is not None else root / asset.file).resolve()
+
+
+def subtitles_path(story_file: Path, asset: Asset) -> Path | None:
+    """The absolute path of an asset's subtitle file (None when it has none), found as
+    :func:`locate` finds it."""
+    if asset.subtitles is None or asset.subtitles_as_written is None:
+        return None
+    root = story_file.resolve().parent
+    found = locate(root, asset.subtitles_as_written)
+    return (found if found is not None else root / asset.subtitles).resolve()

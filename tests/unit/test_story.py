@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.errors import InvalidStory
-from pipeline.story import load_story, parse_story
+from pipeline.story import asset_path, load_story, locate, parse_story, subtitles_path
 
 GOOD = {
     "story": {
@@ -112,3 +112,99 @@ def test_unparseable_toml_names_the_file(tmp_path: Path) -> None:
     bad.write_text("[story\nid=", encoding="utf-8")
     with pytest.raises(InvalidStory, match=r"story.toml: not valid TOML"):
         load_story(bad)
+
+
+NFC_NAME = unicodedata.normalize("NFC", "Ảnh 5 – Bà Tâm.jpg")
+NFD_NAME = unicodedata.normalize("NFD", NFC_NAME)
+MIXED_NAME = "Lê\u0323 Văn.jpg"      # ê + combining dot below: neither NFC nor NFD
+
+
+def _story_naming(folder: Path, file: str, subtitles: str | None = None) -> Path:
+    asset: dict[str, str] = {"file": file, "caption": "Bà Tâm"}
+    if subtitles is not None:
+        asset["subtitles"] = subtitles
+    story_file = folder / "story.json"
+    story_file.write_text(json.dumps({**GOOD, "assets": [asset]}, ensure_ascii=False), encoding="utf-8")
+    return story_file
+
+
+@pytest.mark.parametrize(("on_disk", "in_story"), [
+    (NFD_NAME, NFC_NAME),      # a phone's or a Mac's file named in a story typed on Windows
+    (NFC_NAME, NFD_NAME),      # the other way round
+    (MIXED_NAME, MIXED_NAME),  # exactly as written, though the model keeps the NFC form
+    (MIXED_NAME, unicodedata.normalize("NFC", MIXED_NAME)),   # neither form on disk: found by comparing normalised names
+], ids=["nfd-on-disk", "nfc-on-disk", "mixed-as-written", "mixed-on-disk"])
+def test_asset_file_is_found_whatever_its_normalisation(tmp_path: Path, on_disk: str, in_story: str) -> None:
+    folder = unicodedata.normalize("NFD", "Ảnh mới")      # folders are looked up the same way
+    (tmp_path / folder).mkdir()
+    (tmp_path / folder / on_disk).write_bytes(b"photo")
+    (tmp_path / folder / "phụ đề.srt").write_text("1\n00:00:01,000 --> 00:00:02,000\nXin chào\n",
+                                                   encoding="utf-8")
+    story_file = _story_naming(tmp_path, f"{unicodedata.normalize('NFC', 'Ảnh mới')}/{in_story}",
+                               subtitles=unicodedata.normalize("NFC", f"{folder}/phụ đề.srt"))
+    story = load_story(story_file)
+    asset = story.assets[0]
+    assert asset.file == unicodedata.normalize("NFC", f"Ảnh mới/{in_story}")   # the model keeps NFC
+    assert asset.caption == "Bà Tâm"
+    found = asset_path(story_file, asset)
+    assert found.read_bytes() == b"photo"
+    assert found.name == on_disk
+    assert subtitles_path(story_file, asset) == (tmp_path / folder / "phụ đề.srt").resolve()
+
+
+def test_the_name_as_written_wins_over_another_form(tmp_path: Path) -> None:
+    (tmp_path / MIXED_NAME).write_bytes(b"as written")
+    (tmp_path / unicodedata.normalize("NFC", MIXED_NAME)).write_bytes(b"nfc")
+    (tmp_path / unicodedata.normalize("NFD", MIXED_NAME)).write_bytes(b"nfd")
+    story_file = _story_naming(tmp_path, MIXED_NAME)
+    assert asset_path(story_file, load_story(story_file).assets[0]).read_bytes() == b"as written"
+    nfd_story = _story_naming(tmp_path, unicodedata.normalize("NFD", MIXED_NAME))
+    assert asset_path(nfd_story, load_story(nfd_story).assets[0]).read_bytes() == b"nfd"
+
+
+def test_locate_stays_in_the_folder_and_says_none_when_missing(tmp_path: Path) -> None:
+    (tmp_path / "a.jpg").write_bytes(b"x")
+    assert locate(tmp_path, "a.jpg") == tmp_path / "a.jpg"
+    assert locate(tmp_path, unicodedata.normalize("NFD", "ả.jpg")) is None
+    assert locate(tmp_path, "../a.jpg") is None
+    with pytest.raises(InvalidStory, match=r"assets\[0\]\.file: ảnh.jpg does not exist"):
+        load_story(_story_naming(tmp_path, unicodedata.normalize("NFD", "ảnh.jpg")))
+
+
+XML_FORBIDDEN = [
+    ("\ufffe", "U+FFFE"), ("\uffff", "U+FFFF"), ("\ufdd0", "U+FDD0"), ("\ufdef", "U+FDEF"),
+    ("\U0001fffe", "U+1FFFE"), ("\U0010ffff", "U+10FFFF"), ("\ud800", "U+D800"), ("\udfff", "U+DFFF"),
+    ("\x01", "U+0001"), ("\x1b", "U+001B"),
+]
+
+
+@pytest.mark.parametrize(("char", "code"), XML_FORBIDDEN, ids=[c for _ch, c in XML_FORBIDDEN])
+@pytest.mark.parametrize("field", ["story.title", "story.byline", "story.source", "story.copyright",
+                                   "assets.0.caption", "assets.0.credit", "assets.0.copyright",
+                                   "assets.0.lower_third"])
+def test_characters_xmp_cannot_carry_are_refused_with_the_field_named(field: str, char: str, code: str) -> None:
+    value: object = f"Bà Tâm{char} ở Thanh Hóa"
+    where = field.replace("assets.0", "assets[0]")
+    if field.endswith("lower_third"):
+        value, where = {"name": "Bà Tâm", "title": f"Chủ tịch{char}"}, "assets[0].lower_third.title"
+    with pytest.raises(InvalidStory) as caught:
+        parse_story(_with(field, value), "story.json")
+    message = str(caught.value)
+    assert f"story.json: {where}: " in message
+    assert code in message
+    message.encode("utf-8")          # printable: no lone surrogate in the reason itself
+
+
+def test_a_story_file_with_a_noncharacter_names_the_field(tmp_path: Path) -> None:
+    (tmp_path / "a.jpg").write_bytes(b"x")
+    story_file = tmp_path / "story.json"
+    doc = _with("assets.0.caption", "Bà Tâm\ud83d")       # JSON can escape a lone surrogate
+    doc["assets"][0]["file"] = "a.jpg"
+    story_file.write_text(json.dumps(doc), encoding="utf-8")
+    with pytest.raises(InvalidStory, match=r"story.json: assets\[0\]\.caption: .*U\+D83D"):
+        load_story(story_file)
+
+
+def test_tabs_and_new_lines_and_private_use_stay_allowed() -> None:
+    story = parse_story(_with("assets.0.caption", "Dòng một\nDòng hai\tcột \ue000 \U0001f600"))
+    assert story.assets[0].caption == "Dòng một\nDòng hai\tcột \ue000 \U0001f600"

@@ -1,8 +1,9 @@
 """One asset through the pipeline: hash, probe, plan, render what is missing, store, describe.
 
-``process_asset`` is the unit of work both executors run (the embedded process pool now, Celery
-workers later). It never raises for bad input: a failed asset comes back as a manifest entry
-with ``status: failed`` and a reason, so the rest of the story goes on.
+``process_asset`` is the unit of work both executors run (the embedded process pool and the Celery
+workers), on the raw file as stored in the private area (:mod:`pipeline.originals`); the
+renditions go to the public area. It never raises for bad input: a failed asset comes back as a
+manifest entry with ``status: failed`` and a reason, so the rest of the story goes on.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from pipeline import subtitles
 from pipeline.avprobe import AVInfo
 from pipeline.errors import LimitExceeded, PipelineError, RenderError, UnsupportedMedia
 from pipeline.image import Rendered, render_image
-from pipeline.keys import asset_id, raw_key
+from pipeline.keys import asset_id
 from pipeline.metadata import EmbeddedText
 from pipeline.plan import ImagePlan, plan_image
 from pipeline.presets import Preset
@@ -46,6 +47,8 @@ class AssetWork:
     """Rendition entries of the previous manifest by key: reused when the object checks out."""
     subtitles: Path | None = None
     """The asset's SRT/VTT file, if any."""
+    sha256: str | None = None
+    """The raw file's SHA-256 when already known (it was stored content-addressed): not hashed again."""
 
 
 @dataclass
@@ -73,11 +76,11 @@ def _entry(work: AssetWork, sha: str, size: int, info: MediaInfo | None) -> dict
     kind = "unknown"
     if isinstance(info, ImageInfo):
         kind = "image"
-        source.update(key=raw_key(sha), mime=info.mime, width=info.width, height=info.height,
+        source.update(mime=info.mime, width=info.width, height=info.height,
                       orientation=info.orientation)
     elif isinstance(info, AVInfo):
         kind = info.kind
-        source.update(key=raw_key(sha), mime=info.mime, **source_facts(info))
+        source.update(mime=info.mime, **source_facts(info))
     text = embedded_text(work.story, asset)
     return {
         "id": asset_id(sha), "kind": kind, "order": work.order,
@@ -232,15 +235,12 @@ def process_asset(work: AssetWork, storage: Storage, limits: Limits, scratch_roo
     started = time.monotonic()
     report("probing", 0, 1)
     size = work.path.stat().st_size
-    sha = file_sha256(work.path)
+    sha = work.sha256 or file_sha256(work.path)
     info: MediaInfo | None = None
     outcome = AssetOutcome(entry={})
     try:
         info = probe(work.path, limits)
         entry = _entry(work, sha, size, info)
-        if storage.put_file(raw_key(sha), work.path, sha256=sha, content_type=info.mime,
-                            cache_control=IMMUTABLE):
-            outcome.stored += 1
         make = _image_renditions if isinstance(info, ImageInfo) else _clip_renditions
         entry["renditions"] = make(work, info, sha, storage, outcome, report, scratch_root)  # type: ignore[arg-type]
         report("done", 1, 1)

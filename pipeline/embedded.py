@@ -21,10 +21,11 @@ from typing import Any
 from pipeline import jobs, manifest
 from pipeline.asset import AssetOutcome, AssetWork, failed_entry, process_asset
 from pipeline.errors import PipelineError
+from pipeline.keys import raw_key
 from pipeline.presets import Preset, load_presets
 from pipeline.probe import Limits
 from pipeline.storage import LocalStorage, Storage
-from pipeline.story import Story, asset_path, load_story
+from pipeline.story import Story, load_story
 from pipeline.text import require_raqm
 
 Event = tuple[int, str, int, int]
@@ -97,16 +98,18 @@ def prepare(story_file: Path, presets_dir: Path | None = None) -> tuple[Story, d
     return story, presets
 
 
-def plan_work(story_file: Path, story: Story, presets: dict[str, Preset],
+def plan_work(staged: jobs.Staged, private: LocalStorage, presets: dict[str, Preset],
               previous: dict[str, Any] | None) -> list[AssetWork]:
+    """One work item per asset, on the raw files as stored in the private area."""
     known = manifest.renditions_by_key(previous)
+    story = staged.story
     return [
-        AssetWork(order=index + 1, path=asset_path(story_file, asset), asset=asset,
+        AssetWork(order=item.order, path=private.root / raw_key(item.sha256), asset=asset,
                   story=story.story,
                   presets=tuple(presets[name] for name in story.asset_presets(asset)),
-                  known=known,
-                  subtitles=story_file.resolve().parent / asset.subtitles if asset.subtitles else None)
-        for index, asset in enumerate(story.assets)
+                  known=known, sha256=item.sha256,
+                  subtitles=private.root / raw_key(item.subtitles_sha256) if item.subtitles_sha256 else None)
+        for item, asset in zip(staged.assets, story.assets, strict=True)
     ]
 
 
@@ -128,15 +131,36 @@ def run_story(
     on_event: Callable[[Event], None] | None = None,
     story: Story | None = None,
     presets: dict[str, Preset] | None = None,
+    lock_timeout: float = 3600.0,
 ) -> RunReport:
-    """Process every asset of the story at ``story_file`` into ``out_dir`` and write its manifest."""
+    """Process every asset of the story at ``story_file`` into ``out_dir`` and write its manifest.
+
+    ``out_dir/public`` gets the renditions and manifests (what ``public_url`` serves);
+    ``out_dir/private`` the raw originals (camera metadata and all) and the per-story lock that
+    keeps two runs of one story from interleaving.
+    """
     require_raqm()
     if story is None or presets is None:
         story, presets = prepare(story_file, presets_dir)
-    limits = limits or Limits()
-    storage = LocalStorage(out_dir, public_url)
-    previous = manifest.read_current(storage, story.story.id)
-    work = plan_work(story_file, story, presets, previous)
+    public, private = areas(out_dir, public_url)
+    with private.exclusive(f"story-{story.story.id}", timeout=lock_timeout):
+        staged = jobs.stage(story_file, story, presets, private)
+        previous = manifest.read_current(public, story.story.id)
+        work = plan_work(staged, private, presets, previous)
+        outcomes = _execute(work, public, limits or Limits(), workers, on_event)
+        written = manifest.write(public, story, [o.entry for o in outcomes], jobs.new_job_id())
+    return RunReport(story=story, manifest_path=public.root / written.key, written=written,
+                     outcomes=outcomes)
+
+
+def areas(out_dir: Path, public_url: str | None = None) -> tuple[LocalStorage, LocalStorage]:
+    """The embedded run's two storage areas: ``out_dir/public`` and ``out_dir/private``."""
+    return LocalStorage(out_dir / "public", public_url), LocalStorage(out_dir / "private")
+
+
+def _execute(work: list[AssetWork], storage: Storage, limits: Limits, workers: int | None,
+             on_event: Callable[[Event], None] | None) -> list[AssetOutcome]:
+    """Run every work item in a process pool, biggest raw file first; outcomes in story order."""
     workers = max(1, min(workers or os.cpu_count() or 1, len(work)))
 
     # spawn: workers are fresh interpreters and direct children of this process (safe next to the
@@ -166,13 +190,8 @@ def run_story(
             futures: dict[int, Future[AssetOutcome]] = {
                 item.order: pool.submit(_run_one, item, storage, limits)
                 for item in sorted(work, key=lambda item: _size(item.path), reverse=True)}
-            outcomes = [_outcome(futures[item.order], item) for item in work]
+            return [_outcome(futures[item.order], item) for item in work]
     finally:
         stop.set()
         listener.join(timeout=5)
         events.close()
-
-    job = jobs.new_job_id()
-    written = manifest.write(storage, story, [o.entry for o in outcomes], job)
-    return RunReport(story=story, manifest_path=storage.root / written.key, written=written,
-                     outcomes=outcomes)

@@ -27,9 +27,10 @@ from typing import Any
 
 from pipeline.errors import StorageError
 from pipeline.keys import job_key, raw_key
+from pipeline.originals import store_original
 from pipeline.presets import Preset
 from pipeline.storage import NO_CACHE, Storage, file_sha256
-from pipeline.story import Story, asset_path, parse_story
+from pipeline.story import Story, parse_story
 
 JOB_SCHEMA = "storymedia/job@1"
 FINAL_STATES = ("complete", "partial", "failed")
@@ -103,13 +104,55 @@ class Job:
         }
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Job:
-        if data.get("schema") != JOB_SCHEMA:
-            raise StorageError(f"job record has an unknown schema {data.get('schema')!r}")
-        return cls(id=data["job"], story=parse_story(data["story"], f"job {data['job']}"),
-                   assets=tuple(JobAsset(**a) for a in data["assets"]), presets=data["presets"],
-                   fingerprint=data["fingerprint"], submitted_at=data["submitted_at"],
-                   breaking=bool(data["breaking"]))
+    def from_json(cls, data: Any, story_id: str | None = None) -> Job:
+        """A job record read back from the store, checked field by field before anything uses it:
+        a record is input like any other (a forged ``sha256`` of ``/some/worker/file`` must not
+        make a worker render that file)."""
+        if not isinstance(data, dict) or data.get("schema") != JOB_SCHEMA:
+            raise StorageError("job record has an unknown schema")
+        job_id = data.get("job")
+        if not isinstance(job_id, str) or not JOB_ID.fullmatch(job_id):
+            raise StorageError("job record has no valid job id")
+        where = f"job record {job_id}"
+        raw_story = data.get("story")
+        if not isinstance(raw_story, dict):
+            raise StorageError(f"{where} holds no story")
+        story = parse_story(raw_story, where)
+        if data.get("story_id") != story.story.id or (
+                story_id is not None and story_id != story.story.id):
+            raise StorageError(f"{where} does not belong to story {story_id or data.get('story_id')!r}")
+        raw_assets = data.get("assets")
+        if not isinstance(raw_assets, list) or len(raw_assets) != len(story.assets):
+            raise StorageError(f"{where}: its assets do not match its story")
+        assets = tuple(_job_asset(item, index + 1, where) for index, item in enumerate(raw_assets))
+        presets = data.get("presets")
+        if not isinstance(presets, dict) or not all(
+                isinstance(k, str) and isinstance(v, str) and PRESET_LABEL.fullmatch(v)
+                for k, v in presets.items()):
+            raise StorageError(f"{where}: presets are not name -> label")
+        fingerprint = data.get("fingerprint")
+        if not isinstance(fingerprint, str) or not SHA256.fullmatch(fingerprint):
+            raise StorageError(f"{where}: bad fingerprint")
+        return cls(id=job_id, story=story, assets=assets, presets=presets, fingerprint=fingerprint,
+                   submitted_at=str(data.get("submitted_at", "")), breaking=data.get("breaking") is True)
+
+
+SHA256 = re.compile(r"[0-9a-f]{64}")
+PRESET_LABEL = re.compile(r"[a-z][a-z0-9-]*@[0-9]+")
+
+
+def _job_asset(item: Any, order: int, where: str) -> JobAsset:
+    if not isinstance(item, dict) or set(item) - {"order", "file", "sha256", "bytes", "subtitles_sha256"}:
+        raise StorageError(f"{where}: asset {order} is not an asset entry")
+    subtitles = item.get("subtitles_sha256")
+    valid = (item.get("order") == order and isinstance(item.get("file"), str)
+             and isinstance(item.get("sha256"), str) and SHA256.fullmatch(item["sha256"])
+             and type(item.get("bytes")) is int and item["bytes"] >= 0
+             and (subtitles is None or (isinstance(subtitles, str) and SHA256.fullmatch(subtitles))))
+    if not valid:
+        raise StorageError(f"{where}: asset {order} is damaged or forged (order, SHA-256 or size)")
+    return JobAsset(order=order, file=item["file"], sha256=item["sha256"], bytes=item["bytes"],
+                    subtitles_sha256=subtitles)
 
 
 def _encode(document: dict[str, Any]) -> bytes:
@@ -137,29 +180,34 @@ class Staged:
 
 def stage(story_file: Path, story: Story, presets: dict[str, Preset], storage: Storage,
           on_uploaded: Uploaded | None = None) -> Staged:
-    """Upload the story's raw files (and subtitle files), each once by content."""
+    """Store the story's raw files (and subtitle files) in the private ``storage``, each once by
+    content, each opened once without following links (:mod:`pipeline.originals`)."""
     folder = story_file.resolve().parent
     assets = []
     sent = 0
     for index, asset in enumerate(story.assets):
-        path = asset_path(story_file, asset)
-        sha = file_sha256(path)
-        if storage.put_file(raw_key(sha), path, sha256=sha, content_type="application/octet-stream"):
-            sent += 1
+        name = f"{story_file}: assets[{index}].file"
+        raw = store_original(storage, folder, on_disk(folder, asset.file), name)
+        sent += raw.stored
         subs_sha = None
         if asset.subtitles:
-            subs = folder / asset.subtitles
-            subs_sha = file_sha256(subs)
-            storage.put_file(raw_key(subs_sha), subs, sha256=subs_sha, content_type="text/plain")
-        assets.append(JobAsset(order=index + 1, file=asset.file, sha256=sha, bytes=path.stat().st_size,
+            subs = store_original(storage, folder, on_disk(folder, asset.subtitles),
+                                  f"{story_file}: assets[{index}].subtitles", "text/plain")
+            subs_sha = subs.sha256
+        assets.append(JobAsset(order=index + 1, file=asset.file, sha256=raw.sha256, bytes=raw.bytes,
                                subtitles_sha256=subs_sha))
         if on_uploaded is not None:
-            on_uploaded(path.name, path.stat().st_size)
+            on_uploaded(asset.file.rsplit("/", 1)[-1], raw.bytes)
     used = {name for asset in story.assets for name in story.asset_presets(asset)}
     labels = {name: presets[name].label for name in sorted(used)}
     return Staged(story=story, assets=tuple(assets), presets=labels,
                   fingerprint=fingerprint(story, [(a.sha256, a.subtitles_sha256) for a in assets], labels),
                   uploaded=sent)
+
+
+def on_disk(folder: Path, relative: str) -> str:
+    """The asset's path as it is spelled on disk (a name written in NFD is found too)."""
+    return relative
 
 
 def record(storage: Storage, staged: Staged, job_id: str, breaking: bool) -> Job:
@@ -173,11 +221,13 @@ def record(storage: Storage, staged: Staged, job_id: str, breaking: bool) -> Job
 
 
 def read_job(storage: Storage, story_id: str, job_id: str) -> Job:
+    if not JOB_ID.fullmatch(job_id):
+        raise StorageError(f"{job_id!r} is not a job id")
     try:
         data = json.loads(storage.get_bytes(job_key(story_id, job_id)))
     except ValueError as exc:
         raise StorageError(f"job record {job_id} of {story_id} is not valid JSON") from exc
-    return Job.from_json(data)
+    return Job.from_json(data, story_id)
 
 
 def _read(storage: Storage, key: str) -> dict[str, Any] | None:
@@ -208,26 +258,42 @@ def write_asset_result(storage: Storage, story_id: str, job_id: str, result: Ass
                     content_type="application/json", cache_control=NO_CACHE)
 
 
+def _asset_result(data: Any, order: int | None, where: str) -> AssetResult:
+    """An asset result read back, checked: its order, and the fields it may have."""
+    fields = {"order", "entry", "attempts", "seconds", "worker", "rendered", "reused", "diagnostics"}
+    if (not isinstance(data, dict) or set(data) - fields or type(data.get("order")) is not int
+            or (order is not None and data["order"] != order) or not isinstance(data.get("entry"), dict)
+            or not isinstance(data["entry"].get("renditions", []), list)):
+        raise StorageError(f"{where} is damaged or forged")
+    return AssetResult(**data)
+
+
 def read_asset_result(storage: Storage, story_id: str, job_id: str, order: int) -> AssetResult | None:
-    data = _read(storage, asset_result_key(story_id, job_id, order))
-    return AssetResult(**data) if data else None
+    key = asset_result_key(story_id, job_id, order)
+    data = _read(storage, key)
+    return _asset_result(data, order, key) if data else None
 
 
 def read_asset_results(storage: Storage, story_id: str, job_id: str) -> dict[int, AssetResult]:
     prefix = f"{job_dir(story_id, job_id)}/assets/"
     found = {}
     for key in storage.list(prefix):
+        order = _order_of(key)
         data = _read(storage, key)
-        if data:
-            found[int(data["order"])] = AssetResult(**data)
+        if data and order is not None:
+            found[order] = _asset_result(data, order, key)
     return found
+
+
+def _order_of(key: str) -> int | None:
+    name = key.rsplit("/", 1)[-1]
+    return int(name[:4]) if re.fullmatch(r"\d{4}\.json", name) else None
 
 
 def recorded_orders(storage: Storage, story_id: str, job_id: str) -> set[int]:
     """The assets with a recorded result, from one listing (no reads)."""
     prefix = f"{job_dir(story_id, job_id)}/assets/"
-    return {int(key.rsplit("/", 1)[-1].split(".", 1)[0]) for key in storage.list(prefix)
-            if key.endswith(".json")}
+    return {order for key in storage.list(prefix) if (order := _order_of(key)) is not None}
 
 
 def all_recorded(storage: Storage, job: Job) -> bool:
@@ -272,7 +338,11 @@ def unfinished_jobs(storage: Storage) -> Iterator[tuple[str, str]]:
 
 
 def fetch_raw(storage: Storage, sha256: str, cache: Path, limit_bytes: int = 20 * 1024**3) -> Path:
-    """A local copy of a raw file, checked against its SHA-256 (kept in a per-worker cache)."""
+    """A local copy of a raw file, checked against its SHA-256 (kept in a per-worker cache).
+
+    The name must be a SHA-256 (64 hex digits): a cache path can never leave the cache."""
+    if not SHA256.fullmatch(sha256):
+        raise StorageError(f"{sha256[:80]!r} is not a SHA-256: refusing to look it up in the raw cache")
     cache.mkdir(parents=True, exist_ok=True)
     path = cache / sha256
     if path.is_file():

@@ -46,7 +46,8 @@ def run_cli(*args: str, cwd: Path | None = None, timeout: float = 600) -> subpro
 @pytest.fixture(scope="session")
 def sample_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, subprocess.CompletedProcess[str]]:
     """The bundled sample story (examples/thanh-hoa) made and run embedded once per session:
-    (story folder, out folder, the `storymedia run` result). The cluster test compares with it."""
+    (story folder, the public area of the out folder, the `storymedia run` result). The cluster
+    test compares with it."""
     import shutil
 
     example = REPO / "examples" / "thanh-hoa"
@@ -57,4 +58,4 @@ def sample_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, su
                           capture_output=True, text=True, timeout=300, check=False)
     assert made.returncode == 0, made.stdout + made.stderr
     out = root / "out"
-    return root, out, run_cli("run", str(root / "story.toml"), "--out", str(out))
+    return root, out / "public", run_cli("run", str(root / "story.toml"), "--out", str(out))

@@ -44,6 +44,11 @@ class Storage(Protocol):
                 cache_control: str = NO_CACHE) -> None:
         """Atomically replace ``key``: readers see the old or the new bytes, never a mix."""
 
+    def create(self, key: str, data: bytes, *, content_type: str,
+               cache_control: str = NO_CACHE) -> bool:
+        """Write ``key`` only if it does not exist yet, atomically (a racing writer cannot slip in
+        between the check and the write); False, and nothing written, when it exists."""
+
     def head(self, key: str) -> ObjectInfo | None:
         """Size, SHA-256 and type of ``key``, or None when absent."""
 

@@ -6,12 +6,15 @@ renamed into place, so a reader never sees half a file and a crash leaves no par
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import mimetypes
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
@@ -43,7 +46,11 @@ class LocalStorage:
             raise StorageError(f"invalid key {key!r}")
         return self.root / key
 
-    def _write_atomic(self, key: str, writer: Callable[[BinaryIO], object]) -> None:
+    def _write_atomic(self, key: str, writer: Callable[[BinaryIO], object], *,
+                      exclusive: bool = False) -> bool:
+        """Write to a temporary file beside the target, then move it into place: ``os.replace``, or
+        with ``exclusive`` a hard link, which fails when the target exists (create-only, atomic).
+        Returns False when ``exclusive`` and the target was already there."""
         target = self._path(key)
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -52,10 +59,16 @@ class LocalStorage:
                 with os.fdopen(fd, "wb") as handle:
                     writer(handle)
                 os.chmod(tmp, 0o644)
-                os.replace(tmp, target)
-            except BaseException:
+                if not exclusive:
+                    os.replace(tmp, target)
+                    return True
+                try:
+                    os.link(tmp, target)
+                except FileExistsError:
+                    return False
+                return True
+            finally:
                 Path(tmp).unlink(missing_ok=True)
-                raise
         except OSError as exc:
             raise StorageError(f"cannot write {key}: {exc.strerror or exc}") from exc
 
@@ -81,6 +94,36 @@ class LocalStorage:
     def replace(self, key: str, data: bytes, *, content_type: str,
                 cache_control: str = NO_CACHE) -> None:
         self._write_atomic(key, lambda handle: handle.write(data))
+
+    def create(self, key: str, data: bytes, *, content_type: str,
+               cache_control: str = NO_CACHE) -> bool:
+        return self._write_atomic(key, lambda handle: handle.write(data), exclusive=True)
+
+    @contextmanager
+    def exclusive(self, name: str, timeout: float = 600.0) -> Iterator[None]:
+        """Hold the lock file ``locks/<name>.lock`` (``flock``: released when the process ends,
+        however it ends); StorageError after ``timeout`` seconds of waiting for another holder."""
+        path = self._path(f"locks/{name}.lock")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            handle = path.open("a")
+        except OSError as exc:
+            raise StorageError(f"cannot open the lock {path}: {exc.strerror or exc}") from exc
+        with handle:
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise StorageError(f"another run holds {name} for more than {timeout:.0f} s;"
+                                           " wait for it to finish, then run again") from None
+                    time.sleep(0.1)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
     def head(self, key: str) -> ObjectInfo | None:
         path = self._path(key)

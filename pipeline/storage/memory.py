@@ -34,6 +34,14 @@ class MemoryStorage:
         self.objects[key] = (data, content_type)
         self.writes += 1
 
+    def create(self, key: str, data: bytes, *, content_type: str,
+               cache_control: str = NO_CACHE) -> bool:
+        if key in self.objects:
+            return False
+        self.objects[key] = (data, content_type)
+        self.writes += 1
+        return True
+
     def head(self, key: str) -> ObjectInfo | None:
         if key not in self.objects:
             return None

@@ -54,11 +54,9 @@ def job_of(result: subprocess.CompletedProcess[str]) -> str:
 
 
 def objects(document: dict[str, Any]) -> dict[str, str]:
-    """Every key the manifest names (raws, renditions, HLS segments, sprite sheets) -> SHA-256."""
+    """Every key the manifest names (renditions, HLS segments, sprite sheets) -> SHA-256."""
     found = {}
     for asset in document["assets"]:
-        if asset["status"] == "done":
-            found[asset["source"]["key"]] = asset["source"]["sha256"]
         for rendition in asset["renditions"]:
             found[rendition["key"]] = rendition["sha256"]
             for part in [*rendition.get("segments", []), *rendition.get("playlists", []),

@@ -29,7 +29,7 @@ def asset(file: str, caption: str = "Ảnh minh họa") -> str:
 
 
 def manifest_of(out: Path, story_id: str) -> dict:
-    return json.loads((out / "stories" / story_id / "manifest.json").read_text("utf-8"))
+    return json.loads((out / "public" / "stories" / story_id / "manifest.json").read_text("utf-8"))
 
 
 def snapshot(root: Path) -> dict[str, tuple[int, int]]:
@@ -92,7 +92,7 @@ def test_bad_inputs_fail_alone_and_the_rest_completes(bad_story: Path, tmp_path:
     # Failed assets leave nothing behind; every listed rendition exists with its checksum.
     for entry in doc["assets"]:
         for rendition in entry["renditions"]:
-            assert (out / rendition["key"]).stat().st_size == rendition["bytes"]
+            assert (out / "public" / rendition["key"]).stat().st_size == rendition["bytes"]
 
 
 def test_invalid_story_exits_1_with_one_clear_line(tmp_path: Path) -> None:
@@ -135,7 +135,7 @@ def test_rerun_redoes_nothing_and_a_changed_caption_redoes_one_asset(tmp_path: P
     assert "13 renditions made, 13 reused" in third.stdout
     doc = manifest_of(out, "bad-inputs-2023")
     assert doc["version"] == 2
-    assert (out / "stories" / "bad-inputs-2023" / "manifest.v1.json").is_file()
+    assert (out / "public" / "stories" / "bad-inputs-2023" / "manifest.v1.json").is_file()
     assert doc["assets"][1]["caption"] == "Hai, đã sửa"
 
 
@@ -148,11 +148,11 @@ def test_deleted_rendition_is_made_again(tmp_path: Path) -> None:
     out = tmp_path / "out"
     assert run_cli("run", str(story), "--out", str(out)).returncode == 0
     victim = manifest_of(out, "bad-inputs-2023")["assets"][0]["renditions"][0]
-    (out / victim["key"]).write_bytes(b"damaged")
+    (out / "public" / victim["key"]).write_bytes(b"damaged")
     again = run_cli("run", str(story), "--out", str(out))
     assert again.returncode == 0
     assert "1 renditions made, 12 reused" in again.stdout
-    assert (out / victim["key"]).stat().st_size == victim["bytes"]
+    assert (out / "public" / victim["key"]).stat().st_size == victim["bytes"]
 
 
 def test_presets_command_lists_every_preset() -> None:

@@ -30,7 +30,7 @@ from pipeline.keys import job_key, raw_key
 from pipeline.originals import store_original
 from pipeline.presets import Preset
 from pipeline.storage import NO_CACHE, Storage, file_sha256
-from pipeline.story import Story, parse_story
+from pipeline.story import Story, locate, parse_story
 
 JOB_SCHEMA = "storymedia/job@1"
 FINAL_STATES = ("complete", "partial", "failed")
@@ -187,11 +187,11 @@ def stage(story_file: Path, story: Story, presets: dict[str, Preset], storage: S
     sent = 0
     for index, asset in enumerate(story.assets):
         name = f"{story_file}: assets[{index}].file"
-        raw = store_original(storage, folder, on_disk(folder, asset.file), name)
+        raw = store_original(storage, folder, on_disk(folder, asset.file_as_written), name)
         sent += raw.stored
         subs_sha = None
-        if asset.subtitles:
-            subs = store_original(storage, folder, on_disk(folder, asset.subtitles),
+        if asset.subtitles_as_written:
+            subs = store_original(storage, folder, on_disk(folder, asset.subtitles_as_written),
                                   f"{story_file}: assets[{index}].subtitles", "text/plain")
             subs_sha = subs.sha256
         assets.append(JobAsset(order=index + 1, file=asset.file, sha256=raw.sha256, bytes=raw.bytes,
@@ -207,7 +207,8 @@ def stage(story_file: Path, story: Story, presets: dict[str, Preset], storage: S
 
 def on_disk(folder: Path, relative: str) -> str:
     """The asset's path as it is spelled on disk (a name written in NFD is found too)."""
-    return relative
+    found = locate(folder, relative)
+    return found.relative_to(folder).as_posix() if found is not None else relative
 
 
 def record(storage: Storage, staged: Staged, job_id: str, breaking: bool) -> Job:

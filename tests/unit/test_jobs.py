@@ -138,3 +138,51 @@ def test_recorded_orders_lists_the_assets_with_a_result(tmp_path: Path) -> None:
     storage.put_bytes("stories/s/jobs/j/assets/notes.txt", b"not a result", content_type="text/plain")
     assert jobs.recorded_orders(storage, "s", "j") == {1, 3}
     assert jobs.recorded_orders(storage, "s", "other") == set()
+
+
+def _recorded(story_file: Path, tmp_path: Path, presets) -> tuple[LocalStorage, jobs.Job]:
+    storage = LocalStorage(tmp_path / "store")
+    staged = jobs.stage(story_file, load_story(story_file, presets), presets, storage)
+    return storage, jobs.record(storage, staged, jobs.new_job_id(), breaking=False)
+
+
+@pytest.mark.parametrize(("forge", "words"), [
+    (lambda d: d["assets"][0].update(sha256="/some/worker/file"), "damaged or forged"),
+    (lambda d: d["assets"][0].update(sha256="../" * 20 + "etc/passwd"), "damaged or forged"),
+    (lambda d: d["assets"][1].update(order=7), "damaged or forged"),
+    (lambda d: d["assets"].append(dict(d["assets"][0])), "do not match its story"),
+    (lambda d: d["assets"][0].update(subtitles_sha256="/etc/shadow"), "damaged or forged"),
+    (lambda d: d["assets"][0].update(bytes=-1), "damaged or forged"),
+    (lambda d: d.update(story_id="other-story"), "does not belong"),
+    (lambda d: d["story"]["story"].update(id="other-story"), "does not belong"),
+    (lambda d: d.update(job="../../x"), "no valid job id"),
+    (lambda d: d["presets"].update(web="../web"), "presets"),
+])
+def test_a_forged_job_record_is_refused_on_read(story_file: Path, tmp_path: Path, presets, forge,
+                                                words: str) -> None:
+    import json
+
+    storage, job = _recorded(story_file, tmp_path, presets)
+    data = json.loads(storage.get_bytes(job.key))
+    forge(data)
+    storage.replace(job.key, json.dumps(data).encode(), content_type="application/json")
+    with pytest.raises(StorageError, match=words):
+        jobs.read_job(storage, "thu-nghiem", job.id)
+
+
+def test_the_raw_cache_refuses_a_name_that_is_not_a_sha256(tmp_path: Path) -> None:
+    outside = tmp_path / "secret.txt"
+    outside.write_text("worker-local file")
+    storage = LocalStorage(tmp_path / "store")
+    for name in (str(outside), "../secret.txt", "a" * 63 + "/", "A" * 64):
+        with pytest.raises(StorageError, match="not a SHA-256"):
+            jobs.fetch_raw(storage, name, tmp_path / "cache")
+
+
+def test_a_forged_asset_result_is_refused(story_file: Path, tmp_path: Path, presets) -> None:
+    storage, job = _recorded(story_file, tmp_path, presets)
+    key = jobs.asset_result_key("thu-nghiem", job.id, 1)
+    storage.replace(key, b'{"order": 2, "entry": {"status": "done", "renditions": []}}',
+                    content_type="application/json")
+    with pytest.raises(StorageError, match="damaged or forged"):
+        jobs.read_asset_result(storage, "thu-nghiem", job.id, 1)

@@ -83,3 +83,91 @@ def test_raqm_missing_is_a_clear_error(monkeypatch) -> None:
     monkeypatch.setattr(features, "check", lambda name: False)
     with pytest.raises(RenderError, match="libraqm is missing"):
         text.require_raqm()
+
+
+def test_versions_follow_the_highest_version_file_when_manifest_json_is_lost() -> None:
+    """v1, v2, manifest.json deleted, a new run: v3 (v1 was overwritten and called current before)."""
+    store = MemoryStorage()
+    manifest.write(store, STORY, [entry(1)], "job1")
+    manifest.write(store, STORY, [entry(1), entry(2)], "job2")
+    v1 = store.get_bytes("stories/s-2023/manifest.v1.json")
+    store.delete("stories/s-2023/manifest.json")
+    third = manifest.write(store, STORY, [entry(2)], "job3")
+    assert (third.version, third.changed) == (3, True)
+    assert store.get_bytes("stories/s-2023/manifest.v1.json") == v1
+    assert json.loads(store.get_bytes("stories/s-2023/manifest.json"))["version"] == 3
+
+
+def test_unchanged_content_restores_a_lost_manifest_json() -> None:
+    store = MemoryStorage()
+    manifest.write(store, STORY, [entry(1)], "job1")
+    manifest.write(store, STORY, [entry(1), entry(2)], "job2")
+    store.delete("stories/s-2023/manifest.json")
+    same = manifest.write(store, STORY, [entry(1), entry(2)], "job3")
+    assert (same.version, same.changed) == (2, False)
+    assert json.loads(store.get_bytes("stories/s-2023/manifest.json"))["version"] == 2
+    assert manifest.versions(store, "s-2023") == [1, 2]
+
+
+class RacingStorage(MemoryStorage):
+    """Another writer creates the next version between our look and our write (once)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.raced = False
+
+    def create(self, key: str, data: bytes, **kwargs) -> bool:
+        if not self.raced and key.endswith("manifest.v2.json"):
+            self.raced = True
+            other = manifest.build(STORY, [entry(2)], "other-job", 2)
+            super().create(key, manifest.encode(other), **kwargs)
+        return super().create(key, data, **kwargs)
+
+
+def test_a_version_file_is_never_replaced_by_a_racing_writer() -> None:
+    store = RacingStorage()
+    manifest.write(store, STORY, [entry(1)], "job1")
+    mine = manifest.write(store, STORY, [entry(1), entry(2)], "job2")
+    assert mine.version == 3, "the loser goes on from the winner's version"
+    assert json.loads(store.get_bytes("stories/s-2023/manifest.v2.json"))["job"] == "other-job"
+    assert json.loads(store.get_bytes("stories/s-2023/manifest.v3.json"))["job"] == "job2"
+
+
+@pytest.mark.parametrize(("code", "retryable"), [("out-of-memory", True), ("time-limit", True),
+                                                 ("worker-crashed", True), ("truncated", False)])
+def test_a_failed_rerun_keeps_what_was_published(code: str, retryable: bool) -> None:
+    store = MemoryStorage()
+    manifest.write(store, STORY, [entry(1), entry(2)], "job1")
+    failed = entry(2, failed=True)
+    failed["error"] = {"code": code, "reason": "không đủ bộ nhớ", "retryable": retryable}
+    written = manifest.write(store, STORY, [entry(1), failed], "job2")
+    doc = written.document
+    manifest.validate(doc)
+    kept = doc["assets"][1]
+    assert kept["status"] == "done" and kept["renditions"] == [rendition(2)], "never publishes less"
+    assert kept["update_failed"] == failed["error"]
+    assert doc["status"] == "partial" and doc["summary"]["updates_failed"] == 1
+    # The next good run clears the mark.
+    again = manifest.write(store, STORY, [entry(1), entry(2)], "job3").document
+    assert "update_failed" not in again["assets"][1] and again["status"] == "complete"
+
+
+def test_a_manifest_read_back_is_checked_against_the_schema() -> None:
+    store = MemoryStorage()
+    doc = manifest.build(STORY, [entry(1)], "job1", 1)
+    doc["assets"][0]["renditions"][0]["key"] = "renditions/../../../home/x/.bashrc"
+    store.replace("stories/s-2023/manifest.json", manifest.encode(doc), content_type="application/json")
+    from pipeline.errors import StorageError
+
+    with pytest.raises(StorageError, match=r"not a valid manifest: assets/0/renditions/0/key"):
+        manifest.read(store, "stories/s-2023/manifest.json")
+    assert manifest.read_current(store, "s-2023") is None, "nothing is reused from it"
+
+
+@pytest.mark.parametrize("key", ["raw/ab/" + "a" * 64, "stories/s/jobs/j.json", "renditions/../x",
+                                 "renditions/a/../../x", "/etc/passwd", "renditions/./a"])
+def test_the_schema_allows_only_public_rendition_keys(key: str) -> None:
+    doc = manifest.build(STORY, [entry(1)], "job1", 1)
+    doc["assets"][0]["renditions"][0]["key"] = key
+    with pytest.raises(jsonschema.ValidationError):
+        manifest.validate(doc)

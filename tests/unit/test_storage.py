@@ -99,3 +99,47 @@ def test_public_url(tmp_path: Path) -> None:
     assert LocalStorage(tmp_path).public_url("renditions/a.jpg") == "renditions/a.jpg"
     store = LocalStorage(tmp_path, "https://cdn.example/media/")
     assert store.public_url("renditions/a.jpg") == "https://cdn.example/media/renditions/a.jpg"
+
+
+@pytest.mark.parametrize("make", [LocalStorage, lambda _path: MemoryStorage()])
+def test_create_writes_only_when_absent(tmp_path: Path, make) -> None:
+    store = make(tmp_path)
+    assert store.create("stories/s/manifest.v1.json", b"first", content_type="application/json")
+    assert not store.create("stories/s/manifest.v1.json", b"second", content_type="application/json")
+    assert store.get_bytes("stories/s/manifest.v1.json") == b"first"
+
+
+def test_local_create_has_one_winner_among_racing_processes(tmp_path: Path) -> None:
+    import concurrent.futures
+
+    with concurrent.futures.ProcessPoolExecutor(4) as pool:
+        won = list(pool.map(_create, [tmp_path] * 8, [f"writer {n}".encode() for n in range(8)]))
+    assert sum(won) == 1
+    assert LocalStorage(tmp_path).get_bytes("k/v.json") == f"writer {won.index(True)}".encode()
+    assert [p.name for p in (tmp_path / "k").iterdir()] == ["v.json"], "no temporary file left"
+
+
+def _create(root: Path, data: bytes) -> bool:
+    return LocalStorage(root).create("k/v.json", data, content_type="application/json")
+
+
+def test_local_exclusive_lock_waits_then_times_out(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time; from pathlib import Path; from pipeline.storage import LocalStorage\n"
+        f"with LocalStorage(Path({str(tmp_path)!r})).exclusive('story-s'):\n"
+        "    print('held', flush=True); time.sleep(30)\n")], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        with pytest.raises(StorageError, match="another run holds story-s"), \
+                LocalStorage(tmp_path).exclusive("story-s", timeout=0.5):
+            pass
+    finally:
+        holder.kill()
+        holder.wait()
+        if holder.stdout is not None:
+            holder.stdout.close()
+    with LocalStorage(tmp_path).exclusive("story-s", timeout=5):
+        pass   # released when its holder died, however it died

@@ -168,3 +168,22 @@ def test_a_symlinked_folder_in_the_story_is_refused_with_a_reason(story: Path, t
     assert result.returncode == 1, result.stdout + result.stderr
     assert "linked/a.jpg is (or passes through) a symbolic link" in result.stderr
     assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_a_file_name_written_in_nfd_on_disk_is_found_and_processed(tmp_path: Path) -> None:
+    import unicodedata
+
+    name = "Ảnh 5 – Bà Tâm.jpg"
+    media = tmp_path / "media"
+    media.mkdir()
+    photo((1200, 800), 5).save(media / unicodedata.normalize("NFD", name), quality=90)
+    assert not (media / unicodedata.normalize("NFC", name)).exists(), "the disk holds the NFD spelling only"
+    story = tmp_path / "story.toml"
+    story.write_text(story_text((f"media/{unicodedata.normalize('NFC', name)}", "Bà Lê Thị Minh Tâm")),
+                     encoding="utf-8")
+    out = tmp_path / "out"
+    result = run_cli("run", str(story), "--out", str(out))
+    assert result.returncode == 0, result.stdout + result.stderr
+    entry = current(out)["assets"][0]
+    assert entry["status"] == "done" and entry["filename"] == unicodedata.normalize("NFC", name)
+    assert entry["caption"] == unicodedata.normalize("NFC", "Bà Lê Thị Minh Tâm")

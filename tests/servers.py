@@ -12,6 +12,7 @@ import atexit
 import contextlib
 import json
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -181,17 +182,23 @@ class _Server:
 
 
 class RedisServer(_Server):
-    """``redis-server`` on 127.0.0.1, data in ``root/"redis"``; AOF with fsync on every write."""
+    """``redis-server`` on 127.0.0.1, data in ``root/"redis"``; AOF with fsync on every write.
+
+    It requires a password, as the compose file's Redis does (``requirepass``): a random one per
+    server unless one is given, and ``url`` carries it, so every test talks to Redis the way a
+    worker in production does (and a client without it gets ``NOAUTH``).
+    """
 
     name = "redis"
 
-    def __init__(self, root: Path, *, appendonly: bool = True) -> None:
+    def __init__(self, root: Path, *, appendonly: bool = True, password: str | None = None) -> None:
         super().__init__(root)
         self.appendonly = appendonly
+        self.password = password or secrets.token_hex(16)
         self.data_dir = self.root / "redis"
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.port = free_ports(1)[0]
-        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.url = f"redis://:{self.password}@127.0.0.1:{self.port}/0"
 
     def _command(self) -> list[str]:
         binary = shutil.which("redis-server")
@@ -200,14 +207,25 @@ class RedisServer(_Server):
         return [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.data_dir),
                 "--save", "", "--appendonly", "yes" if self.appendonly else "no",
                 "--appendfsync", "always", "--maxmemory-policy", "noeviction",
-                "--protected-mode", "no"]
+                "--protected-mode", "no", "--requirepass", self.password]
 
     def ping(self, timeout: float = 1.0) -> bool:
-        """True when the server answers PING with PONG (not while it is still loading the AOF)."""
+        """True when the server answers PING with PONG (not while it is still loading the AOF).
+
+        It logs in first (``AUTH``), so ``True`` also means that the password works.
+        """
+        secret = self.password.encode()
+        request = b"*2\r\n$4\r\nAUTH\r\n$%d\r\n%s\r\n*1\r\n$4\r\nPING\r\n" % (len(secret), secret)
         try:
             with socket.create_connection(("127.0.0.1", self.port), timeout=timeout) as sock:
-                sock.sendall(b"*1\r\n$4\r\nPING\r\n")
-                return sock.recv(64).startswith(b"+PONG")
+                sock.sendall(request)
+                replies = b""
+                while replies.count(b"\r\n") < 2:
+                    chunk = sock.recv(256)
+                    if not chunk:
+                        break
+                    replies += chunk
+                return replies.splitlines()[-1:] == [b"+PONG"]
         except OSError:
             return False
 

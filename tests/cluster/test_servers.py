@@ -6,16 +6,39 @@ from pathlib import Path
 
 import pytest
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from tests.servers import RedisServer, SeaweedS3
 
 pytestmark = pytest.mark.cluster
 
 
+def test_redis_requires_the_password_that_its_url_carries(tmp_path: Path) -> None:
+    """The compose file's Redis requires a password; so does every test's (a random one each)."""
+    with RedisServer(tmp_path / "a") as server, RedisServer(tmp_path / "b") as other:
+        assert server.password and other.password and server.password != other.password
+        assert server.url == f"redis://:{server.password}@127.0.0.1:{server.port}/0"
+        with redis.Redis.from_url(server.url) as client:
+            assert client.ping()
+        assert server.ping(), "the readiness probe logs in"
+        once = {"host": "127.0.0.1", "port": server.port, "retry": Retry(NoBackoff(), 0)}
+        with (redis.Redis(**once) as anonymous,
+              pytest.raises(redis.AuthenticationError)):
+            anonymous.set("storymedia:attempts:x", 3)
+        with (redis.Redis(**once, password=other.password) as wrong,
+              pytest.raises(redis.AuthenticationError)):
+            wrong.ping()
+    with RedisServer(tmp_path / "c", password="given-password") as given:
+        assert given.url == f"redis://:given-password@127.0.0.1:{given.port}/0"
+        with redis.Redis.from_url(given.url) as client:
+            assert client.ping()
+
+
 def test_redis_kill_restart_keeps_aof_data_and_wipe_loses_it(tmp_path: Path) -> None:
     with RedisServer(tmp_path) as server:
         port, url = server.port, server.url
-        assert url == f"redis://127.0.0.1:{port}/0"
+        assert url == f"redis://:{server.password}@127.0.0.1:{port}/0"
         client = redis.Redis.from_url(url)
         assert client.ping()
         assert client.config_get("maxmemory-policy") == {"maxmemory-policy": "noeviction"}

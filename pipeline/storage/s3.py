@@ -7,9 +7,16 @@ original.
 - Writes record the full-file SHA-256 in the object metadata (``x-amz-meta-sha256``); a put of the
   same bytes is skipped after one HEAD. The server's own multipart checksum is composite (a hash
   of part hashes) and depends on the part size, so it is not what we compare.
+- ``create()`` writes a key only if it is absent, decided by the server (``If-None-Match: *``), so
+  of two writers racing for one manifest version exactly one wins. ``atomic_create`` says whether
+  the server was seen to honour the condition (``check_create_only()``, run by ``ensure_bucket()``);
+  where it is False a caller must serialise creates itself (a lock).
 - Uploads go through s3transfer with a pinned part size; an upload that dies half-way leaves an
-  *incomplete multipart upload*, never a visible partial object. ``ensure_bucket()`` installs a
-  lifecycle rule that aborts those after a day, and ``abort_incomplete_uploads()`` does it now.
+  *incomplete multipart upload*, never a visible partial object. Each S3Storage remembers the
+  uploads it started and has not completed or aborted, and ``abort_own_uploads()`` aborts exactly
+  those: keys are content-addressed, so another job may be uploading the same key right now, and an
+  abort by prefix would kill its live upload. What a killed process left behind is for the
+  lifecycle rule ``ensure_bucket()`` installs (a day) and ``abort_incomplete_uploads()`` with an age.
 - Integrity checks are "when required" (boto3 >= 1.36 otherwise sends CRC32 trailers that some
   non-AWS servers refuse); uploads ask for an explicit SHA-256 checksum instead, which the server
   verifies for each request or part.
@@ -25,7 +32,9 @@ import logging
 import os
 import re
 import tempfile
+import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
@@ -49,6 +58,10 @@ _NOT_FOUND = {"404", "NoSuchKey", "NotFound"}
 _DENIED = {"403", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken",
            "ExpiredToken", "TokenRefreshRequired", "AllAccessDisabled", "InvalidSecurity"}
 _BUSY = {"503", "SlowDown", "ServiceUnavailable", "RequestTimeout", "InternalError", "500"}
+_GONE_UPLOAD = {"NoSuchUpload", "404"}
+_CREATE_TOKEN = "create-token"
+"""Metadata field holding a random token per ``create()`` call: tells our own earlier attempt (a
+retry after a lost response) from another writer's object."""
 
 
 class S3Storage:
@@ -100,6 +113,17 @@ class S3Storage:
         except (botocore.exceptions.BotoCoreError, ValueError) as exc:
             raise StorageError(f"cannot set up the S3 client for {self.url}: {exc}") from exc
         self.endpoint = str(self._client.meta.endpoint_url)
+        self.atomic_create = True
+        """Whether the server honours ``If-None-Match: *`` on PutObject (SeaweedFS >= 4.48, AWS,
+        MinIO do); ``check_create_only()`` finds out. When False, ``create()`` is only safe under
+        a lock the caller holds."""
+        self._own_lock = threading.Lock()
+        self._own: dict[str, str] = {}   # upload id -> object key, for uploads this object started
+        events = self._client.meta.events
+        events.register("after-call.s3.CreateMultipartUpload", self._remember_upload)
+        for operation in ("CompleteMultipartUpload", "AbortMultipartUpload"):
+            events.register(f"before-parameter-build.s3.{operation}", self._note_upload_id)
+            events.register(f"after-call.s3.{operation}", self._forget_finished_upload)
 
     def __repr__(self) -> str:
         return f"S3Storage({self.url!r}, endpoint={self.endpoint!r})"
@@ -214,6 +238,82 @@ class S3Storage:
             Bucket=self.bucket, Key=object_key, Body=data,
             **self._extra_args(sha256, content_type, cache_control)))
 
+    def create(self, key: str, data: bytes, *, content_type: str,
+               cache_control: str = NO_CACHE) -> bool:
+        """Write ``key`` only if nothing is stored there; False when something is (left as it was).
+
+        One PutObject with ``If-None-Match: *``: the server decides, so of two writers racing for
+        the same key exactly one gets True. Never multipart, whatever the size: SeaweedFS 4.48
+        checks the condition of a CompleteMultipartUpload outside its object lock (several of 8
+        concurrent completions succeeded), that of a single PutObject under it. A server that
+        answers 409 ConditionalRequestConflict had another conditional write of the key in flight,
+        which may yet fail: the key is looked at, and the put tried again while it is absent.
+        """
+        object_key = self._key(key)
+        sha256 = hashlib.sha256(data).hexdigest()
+        token = uuid.uuid4().hex
+        args = self._extra_args(sha256, content_type, cache_control)
+        args["Metadata"][_CREATE_TOKEN] = token
+        for _ in range(3):
+            try:
+                self._client.put_object(Bucket=self.bucket, Key=object_key, Body=data,
+                                        IfNoneMatch="*", **args)
+                return True
+            except botocore.exceptions.ClientError as exc:
+                code, status = _code(exc), _status(exc)
+                if code == "PreconditionFailed" or status == 412:
+                    return self._created_with(key, object_key, token)
+                if code == "ConditionalRequestConflict" or status == 409:
+                    if self.exists(key):
+                        return self._created_with(key, object_key, token)
+                    continue
+                if code == "NotImplemented" or status == 501:
+                    raise StorageError(
+                        f"cannot create {key}: the object store at {self.endpoint} does not support"
+                        " conditional writes (If-None-Match); use a lock to serialise creates",
+                        code="no-conditional-writes") from exc
+                self._fail(exc, "cannot create", key)
+            except botocore.exceptions.BotoCoreError as exc:
+                self._fail(exc, "cannot create", key)
+        raise StorageError(f"cannot create {key}: other conditional writes of it kept conflicting"
+                           f" at {self.endpoint}; try again")
+
+    def _created_with(self, key: str, object_key: str, token: str) -> bool:
+        """True when ``key`` holds what the ``create()`` call with ``token`` wrote: its first
+        attempt landed and the answer was lost, so botocore's retry found the key taken."""
+        try:
+            response = self._client.head_object(Bucket=self.bucket, Key=object_key)
+        except botocore.exceptions.ClientError as exc:
+            if _code(exc) in _NOT_FOUND:
+                return False   # taken, then deleted: either way not ours
+            self._fail(exc, "cannot look up", key)
+        except botocore.exceptions.BotoCoreError as exc:
+            self._fail(exc, "cannot look up", key)
+        return bool((response.get("Metadata") or {}).get(_CREATE_TOKEN) == token)
+
+    def check_create_only(self) -> bool:
+        """Find out whether the server honours ``If-None-Match: *`` (sets ``atomic_create``).
+
+        Creates a probe key twice under this storage's prefix: a server that ignores the
+        condition lets the second create replace the first. The probe is deleted afterwards.
+        """
+        key = f".storymedia-create-probe/{uuid.uuid4().hex}"
+        try:
+            first = self.create(key, b"1", content_type="text/plain")
+            second = self.create(key, b"2", content_type="text/plain")
+            self.atomic_create = first and not second and self.get_bytes(key) == b"1"
+        except StorageError as exc:
+            if exc.code != "no-conditional-writes":
+                raise
+            self.atomic_create = False
+        finally:
+            with contextlib.suppress(StorageError):   # the store's error above says more
+                self.delete(key)
+        if not self.atomic_create:
+            log.warning("the object store at %s ignores If-None-Match: creates of the same key can"
+                        " overwrite each other unless the caller holds a lock", self.endpoint)
+        return self.atomic_create
+
     def delete(self, key: str) -> None:
         object_key = self._key(key)
         try:
@@ -316,7 +416,13 @@ class S3Storage:
 
     def abort_incomplete_uploads(self, prefix: str = "", older_than: float = 0.0) -> int:
         """Abort the incomplete multipart uploads under ``prefix`` started at least ``older_than``
-        seconds ago (a worker killed mid-upload cannot); returns how many."""
+        seconds ago, whoever started them; returns how many.
+
+        Use it only with an age threshold longer than any upload takes (reconcile does), for what
+        a killed worker left behind. Without one it aborts other jobs' *live* uploads of the same
+        content-addressed keys (their parts then fail with NoSuchUpload and the asset is rendered
+        again): to clean up after a failed attempt, use ``abort_own_uploads()``.
+        """
         aborted = 0
         for key, upload_id in self.incomplete_uploads(prefix, older_than):
             object_key = self._key(key)
@@ -332,11 +438,78 @@ class S3Storage:
             aborted += 1
         return aborted
 
+    def own_uploads(self, prefix: str = "") -> builtins.list[tuple[str, str]]:
+        """Multipart uploads under ``prefix`` that this object started and that have not been
+        completed nor aborted (an abort that failed, a process about to exit): (key, upload id),
+        for a caller that wants to persist them and abort them later."""
+        with self._own_lock:
+            found = [(self._relative(object_key), upload_id)
+                     for upload_id, object_key in self._own.items()]
+        return sorted(item for item in found if item[0].startswith(prefix))
+
+    def abort_own_uploads(self, prefix: str = "") -> int:
+        """Abort the multipart uploads under ``prefix`` that this object started and that did not
+        complete; returns how many were aborted.
+
+        s3transfer aborts a failed upload itself when the server lets it; this is for when it
+        could not (the store was down). Other writers' uploads of the same keys are never touched.
+        An abort that fails keeps its upload for a later call (a warning is logged, no error
+        raised: this is clean-up, and the lifecycle rule is the last resort).
+        """
+        aborted = 0
+        for key, upload_id in self.own_uploads(prefix):
+            try:
+                if self.abort_upload(key, upload_id):
+                    aborted += 1
+            except StorageError as exc:
+                log.warning("%s; kept for a later abort", exc.reason)
+        return aborted
+
+    def abort_upload(self, key: str, upload_id: str) -> bool:
+        """Abort one multipart upload by its id (one this or another process started and
+        remembered); False when it is no longer there (completed, aborted or expired).
+        StorageError when the store cannot be asked: the upload may still be there."""
+        try:
+            self._client.abort_multipart_upload(Bucket=self.bucket, Key=self._key(key),
+                                                UploadId=upload_id)
+        except botocore.exceptions.ClientError as exc:
+            if _code(exc) not in _GONE_UPLOAD:
+                self._fail(exc, "cannot abort the upload of", key)
+            self._forget_upload(upload_id)
+            return False
+        except botocore.exceptions.BotoCoreError as exc:
+            self._fail(exc, "cannot abort the upload of", key)
+        self._forget_upload(upload_id)
+        return True
+
+    # botocore event handlers: s3transfer calls the client from its own threads, so these keep
+    # ``_own`` under a lock. ``context`` is one dict per API call, shared by its events.
+    def _remember_upload(self, http_response: Any, parsed: dict[str, Any], **_: Any) -> None:
+        if http_response.status_code < 300 and parsed.get("UploadId") and parsed.get("Key"):
+            with self._own_lock:
+                self._own[str(parsed["UploadId"])] = str(parsed["Key"])
+
+    @staticmethod
+    def _note_upload_id(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+        context["storymedia_upload_id"] = params.get("UploadId")
+
+    def _forget_finished_upload(self, http_response: Any, parsed: dict[str, Any],
+                                context: dict[str, Any], **_: Any) -> None:
+        upload_id = context.get("storymedia_upload_id")
+        gone = str(parsed.get("Error", {}).get("Code", "")) in _GONE_UPLOAD
+        if upload_id and (http_response.status_code < 300 or gone):
+            self._forget_upload(str(upload_id))
+
+    def _forget_upload(self, upload_id: str) -> None:
+        with self._own_lock:
+            self._own.pop(upload_id, None)
+
     def ensure_bucket(self) -> None:
-        """Create the bucket if missing, and make sure abandoned multipart uploads expire.
+        """Create the bucket if missing, make sure abandoned multipart uploads expire, and find
+        out whether creates are atomic (``check_create_only()``).
 
         The bucket stays private (no ACL, no policy). Servers that refuse lifecycle rules only
-        earn a warning: ``abort_incomplete_uploads()`` does the same job when run.
+        earn a warning: ``abort_incomplete_uploads()`` with an age does the same job when run.
         """
         try:
             self._client.head_bucket(Bucket=self.bucket)
@@ -347,6 +520,7 @@ class S3Storage:
         except botocore.exceptions.BotoCoreError as exc:
             self._fail(exc, "cannot check bucket", self.bucket)
         self._ensure_lifecycle()
+        self.check_create_only()
 
     def _create_bucket(self) -> None:
         args: dict[str, Any] = {"Bucket": self.bucket}
@@ -380,7 +554,8 @@ class S3Storage:
                 Bucket=self.bucket, LifecycleConfiguration={"Rules": [*rules, rule]})
         except botocore.exceptions.ClientError as exc:
             log.warning("bucket %s: the object store refused the lifecycle rule that aborts"
-                        " incomplete uploads (%s); run abort_incomplete_uploads() now and then",
+                        " incomplete uploads (%s); run abort_incomplete_uploads() with an age"
+                        " now and then",
                         self.bucket, _code(exc) or exc)
         except botocore.exceptions.BotoCoreError as exc:
             self._fail(exc, "cannot set the lifecycle rule of bucket", self.bucket)
@@ -388,6 +563,10 @@ class S3Storage:
 
 def _code(exc: botocore.exceptions.ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def _status(exc: botocore.exceptions.ClientError) -> int:
+    return int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
 
 
 def _cause(exc: BaseException) -> str:

@@ -8,8 +8,11 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import botocore.exceptions
 import pytest
 
 from pipeline.errors import StorageError
@@ -216,6 +219,231 @@ def test_paused_server_times_out_then_recovers(s3_server: SeaweedS3, s3_env: dic
     assert s3_storage.get_bytes("a.txt") == b"after"
 
 
+def on_call(storage: S3Storage, event: str, handler: Callable[..., Any]) -> None:
+    """Fault injection: run ``handler`` on a botocore event of this storage's client only."""
+    storage._client.meta.events.register(event, handler)
+
+
+def test_create_writes_a_key_once(s3_server: SeaweedS3, s3_storage: S3Storage) -> None:
+    key = "stories/s/manifest.v1.json"
+    assert s3_storage.create(key, b'{"v": 1}', content_type="application/json") is True
+    assert s3_storage.create(key, b'{"v": 1, "other": true}', content_type="application/json") is False
+    assert s3_storage.create(key, b'{"v": 1}', content_type="application/json") is False, \
+        "another create of the same bytes is another writer's too"
+    assert s3_storage.get_bytes(key) == b'{"v": 1}'
+    head = s3_server.client().head_object(Bucket="media", Key=object_key(s3_storage, key))
+    assert (head["ContentType"], head["CacheControl"]) == ("application/json", NO_CACHE)
+    assert head["Metadata"]["sha256"] == sha(b'{"v": 1}')
+    info = s3_storage.head(key)
+    assert info is not None and info.sha256 == sha(b'{"v": 1}')
+    with pytest.raises(StorageError, match="invalid key"):
+        s3_storage.create("../x", b"", content_type="text/plain")
+
+
+def test_create_races_have_one_winner(s3_storage: S3Storage) -> None:
+    """The server decides: 6 threads create one key at once, 3 rounds, exactly one wins each.
+
+    (SeaweedFS 4.48 makes the losers wait for its object lock in steps of about a second.)
+    """
+    writers = 6
+    for round_ in range(3):
+        key = f"stories/s/manifest.v{round_}.json"
+        start = threading.Barrier(writers)
+        won: list[int] = []
+        errors: list[BaseException] = []
+
+        def write(i: int, key: str = key, start: threading.Barrier = start,
+                  won: list[int] = won, errors: list[BaseException] = errors) -> None:
+            start.wait()
+            try:
+                if s3_storage.create(key, f"writer {i}".encode() * 1000, content_type="text/plain"):
+                    won.append(i)
+            except BaseException as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=write, args=(i,)) for i in range(writers)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        assert errors == [] and len(won) == 1, (round_, won, errors)
+        assert s3_storage.get_bytes(key) == f"writer {won[0]}".encode() * 1000
+
+
+def test_a_retried_create_whose_first_attempt_landed_is_ours(s3_storage: S3Storage) -> None:
+    """A lost answer: botocore retries a PUT that was stored; the retry meets 412, yet it was ours."""
+    retried: list[int] = []
+
+    def lose_the_first_answer(response: Any, attempts: int, caught_exception: Any,
+                              **_: Any) -> int | None:
+        if attempts == 1 and caught_exception is None and response[0].status_code == 200:
+            retried.append(attempts)
+            return 0   # retry now
+        return None
+
+    on_call(s3_storage, "needs-retry.s3.PutObject", lose_the_first_answer)
+    assert s3_storage.create("stories/s/manifest.v1.json", b"mine", content_type="text/plain") is True
+    assert retried == [1], "the first attempt landed and was retried"
+    assert s3_storage.create("stories/s/manifest.v1.json", b"mine", content_type="text/plain") is False
+
+
+def test_check_create_only_tells_a_server_that_ignores_the_condition(
+        s3_storage: S3Storage, caplog: pytest.LogCaptureFixture) -> None:
+    assert s3_storage.check_create_only() is True and s3_storage.atomic_create
+    assert list(s3_storage.list()) == [], "the probe is removed"
+
+    def drop_the_condition(request: Any, **_: Any) -> None:   # as a server that ignores it
+        del request.headers["If-None-Match"]
+
+    on_call(s3_storage, "request-created.s3.PutObject", drop_the_condition)
+    assert s3_storage.check_create_only() is False and not s3_storage.atomic_create
+    assert "ignores If-None-Match" in caplog.text
+    assert list(s3_storage.list()) == []
+
+
+def _multipart_storage(s3_server: SeaweedS3, prefix: str, read_timeout: float = 10) -> S3Storage:
+    """5 MiB parts, no retries, short timeouts."""
+    return S3Storage("media", prefix, endpoint_url=s3_server.endpoint, multipart_threshold=5 * MiB,
+                     multipart_chunksize=5 * MiB, max_attempts=1, connect_timeout=1,
+                     read_timeout=read_timeout)
+
+
+class _HeldUpload:
+    """Job B: a multipart put in a thread whose parts after the first wait for ``release()``."""
+
+    def __init__(self, storage: S3Storage, key: str, source: Path, sha256: str) -> None:
+        self.outcome: list[BaseException | bool] = []
+        self._started = threading.Event()
+        self._go = threading.Event()
+
+        def hold(params: dict[str, Any], **_: Any) -> None:
+            if params["PartNumber"] == 1:
+                self._started.set()
+            elif not self._go.wait(30):
+                raise RuntimeError("never released")
+
+        on_call(storage, "before-parameter-build.s3.UploadPart", hold)
+
+        def upload() -> None:
+            try:
+                self.outcome.append(storage.put_file(key, source, sha256=sha256,
+                                                     content_type="video/mp4"))
+            except BaseException as exc:
+                self.outcome.append(exc)
+
+        self._thread = threading.Thread(target=upload)
+        self._thread.start()
+        assert self._started.wait(20), "job B's upload did not start"
+
+    def release(self) -> BaseException | bool:
+        self._go.set()
+        self._thread.join(60)
+        assert not self._thread.is_alive() and len(self.outcome) == 1
+        return self.outcome[0]
+
+
+def _fail_offline(storage: S3Storage, key: str, source: Path, sha256: str) -> list[bool]:
+    """Job A: its parts after the first and its aborts fail as if the store were unreachable
+    (s3transfer's own abort too); returns a switch: clear it and the store is back."""
+    offline = [True]
+
+    def unreachable(params: dict[str, Any], **_: Any) -> None:
+        if offline and params.get("PartNumber", 2) >= 2:
+            raise botocore.exceptions.EndpointConnectionError(endpoint_url=storage.endpoint,
+                                                              error="Connection refused")
+
+    on_call(storage, "before-parameter-build.s3.UploadPart", unreachable)
+    on_call(storage, "before-parameter-build.s3.AbortMultipartUpload", unreachable)
+    with pytest.raises(StorageError, match="cannot reach the object store"):
+        storage.put_file(key, source, sha256=sha256, content_type="video/mp4")
+    return offline
+
+
+def test_a_failed_upload_aborts_only_its_own_not_another_jobs_live_upload(
+        s3_server: SeaweedS3, s3_storage: S3Storage, tmp_path: Path) -> None:
+    """Two jobs of one story upload the same content-addressed key at once; job A fails.
+
+    The clean-up by prefix that tasks.py did (``abort_incomplete_uploads(prefix)``) kills job B's
+    live upload (NoSuchUpload: the asset is rendered again); ``abort_own_uploads()`` does not.
+    """
+    data = os.urandom(20 * MiB)
+    source = tmp_path / "clip.mp4"
+    source.write_bytes(data)
+
+    # Today's clean-up: abort by prefix after A failed.
+    a = _multipart_storage(s3_server, s3_storage.prefix)
+    b = _multipart_storage(s3_server, s3_storage.prefix)
+    held = _HeldUpload(b, "renditions/x/old.mp4", source, sha(data))
+    offline = _fail_offline(a, "renditions/x/old.mp4", source, sha(data))
+    offline.clear()
+    assert len(s3_storage.incomplete_uploads("renditions/x/")) == 2, "A's and B's"
+    assert a.abort_incomplete_uploads("renditions/x/") == 2, "B's live upload went too"
+    killed = held.release()
+    assert isinstance(killed, StorageError) and "NoSuchUpload" in str(killed), killed
+    assert s3_storage.head("renditions/x/old.mp4") is None
+
+    # Each aborts its own.
+    a = _multipart_storage(s3_server, s3_storage.prefix)
+    b = _multipart_storage(s3_server, s3_storage.prefix)
+    key = "renditions/x/web@1/clip.mp4"
+    held = _HeldUpload(b, key, source, sha(data))
+    (b_upload,) = b.own_uploads()
+    offline = _fail_offline(a, key, source, sha(data))
+    (a_upload,) = a.own_uploads("renditions/x/")
+    assert a_upload != b_upload and a_upload[0] == b_upload[0] == key
+    assert s3_storage.incomplete_uploads() == sorted([a_upload, b_upload])
+    assert a.own_uploads("raw/") == []
+    assert a.abort_own_uploads() == 0, "the store is still unreachable: nothing aborted"
+    assert a.own_uploads() == [a_upload], "kept for a later call"
+
+    offline.clear()
+    assert a.abort_own_uploads("raw/") == 0, "another prefix"
+    assert a.abort_own_uploads("renditions/x/") == 1
+    assert a.own_uploads() == [] and a.abort_own_uploads() == 0
+    assert s3_storage.incomplete_uploads() == [b_upload], "B's live upload is untouched"
+    assert held.release() is True
+    assert b.own_uploads() == [] and s3_storage.incomplete_uploads() == []
+    info = s3_storage.head(key)
+    assert info is not None and (info.bytes, info.sha256) == (len(data), sha(data))
+
+
+def test_own_upload_aborted_after_the_server_was_paused(s3_server: SeaweedS3, s3_storage: S3Storage,
+                                                        tmp_path: Path) -> None:
+    """The store hangs mid-upload: the put fails, s3transfer cannot abort, neither can we until it
+    is back; then that upload is aborted and nothing is left.
+
+    The aborts that timed out while the store was paused are served when it resumes, so the upload
+    may be gone before the last call; SeaweedFS 4.48 answers an abort of an aborted upload with
+    204 (AWS says NoSuchUpload: forgotten, not counted).
+    """
+    data = os.urandom(20 * MiB)
+    source = tmp_path / "clip.mp4"
+    source.write_bytes(data)
+    storage = _multipart_storage(s3_server, s3_storage.prefix, read_timeout=1)
+    paused = threading.Event()
+
+    def pause_at_the_second_part(params: dict[str, Any], **_: Any) -> None:
+        if params["PartNumber"] == 2 and not paused.is_set():
+            paused.set()
+            s3_server.pause()
+
+    on_call(storage, "before-parameter-build.s3.UploadPart", pause_at_the_second_part)
+    try:
+        started = time.monotonic()
+        with pytest.raises(StorageError, match=r"did not answer in time|dropped the connection"):
+            storage.put_file("raw/clip.mp4", source, sha256=sha(data), content_type="video/mp4")
+        assert paused.is_set() and time.monotonic() - started < 20
+        (upload,) = storage.own_uploads()
+        assert upload[0] == "raw/clip.mp4"
+        assert storage.abort_own_uploads() == 0
+        assert storage.own_uploads() == [upload], "kept while the store is paused"
+    finally:
+        s3_server.resume()
+    assert storage.abort_own_uploads() == 1
+    assert storage.own_uploads() == [] and s3_storage.incomplete_uploads() == []
+    assert s3_storage.head("raw/clip.mp4") is None
+
+
 def test_incomplete_uploads_are_listed_and_aborted(s3_server: SeaweedS3, s3_storage: S3Storage) -> None:
     raw = s3_server.client()
     key = object_key(s3_storage, "raw/big.mov")
@@ -230,6 +458,23 @@ def test_incomplete_uploads_are_listed_and_aborted(s3_server: SeaweedS3, s3_stor
     assert s3_storage.abort_incomplete_uploads() == 0
 
 
+def test_abort_upload_by_id_leaves_other_uploads_of_the_key(s3_server: SeaweedS3, s3_env: dict[str, str],
+                                                            s3_storage: S3Storage) -> None:
+    """An upload id remembered by an earlier attempt (another process) is aborted, and only it."""
+    raw = s3_server.client()
+    key = object_key(s3_storage, "renditions/x/a.mp4")
+    mine, other = (raw.create_multipart_upload(Bucket="media", Key=key)["UploadId"] for _ in range(2))
+    assert s3_storage.abort_upload("renditions/x/a.mp4", mine) is True
+    assert s3_storage.incomplete_uploads() == [("renditions/x/a.mp4", other)]
+    assert s3_storage.abort_upload("renditions/x/a.mp4", "no-such-upload") is False
+    down = S3Storage("media", s3_storage.prefix, endpoint_url=f"http://127.0.0.1:{free_ports(1)[0]}",
+                     max_attempts=1, connect_timeout=1)
+    with pytest.raises(StorageError, match=r"cannot reach the object store .*connection refused"):
+        down.abort_upload("renditions/x/a.mp4", other)
+    assert s3_storage.abort_upload("renditions/x/a.mp4", other) is True
+    assert s3_storage.incomplete_uploads() == []
+
+
 def test_ensure_bucket_creates_it_with_the_lifecycle_rule(s3_server: SeaweedS3,
                                                           s3_env: dict[str, str]) -> None:
     storage = S3Storage("fresh-bucket", "p", endpoint_url=s3_server.endpoint)
@@ -239,6 +484,8 @@ def test_ensure_bucket_creates_it_with_the_lifecycle_rule(s3_server: SeaweedS3,
     raw.head_bucket(Bucket="fresh-bucket")
     rules = raw.get_bucket_lifecycle_configuration(Bucket="fresh-bucket")["Rules"]
     assert [r["AbortIncompleteMultipartUpload"] for r in rules] == [{"DaysAfterInitiation": 1}]
+    assert storage.atomic_create, "SeaweedFS honours If-None-Match"
+    assert list(storage.list()) == [], "the create probe is removed"
     storage.put_bytes("a.txt", b"x", content_type="text/plain")
     assert storage.get_bytes("a.txt") == b"x"
 

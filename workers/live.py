@@ -4,6 +4,8 @@
     storymedia:attempts:<job>:<order>:<stage>   executions of one stage of one asset (poison files)
     storymedia:claim:<story>:<fingerprint>      the job already running this exact submission
     storymedia:lock:manifest:<story>            one manifest writer per story at a time
+    storymedia:uploads:<job>:<order>            set of "key upload-id": multipart uploads an attempt
+                                                started and could not abort (the store was down)
 
 Everything expires after a week. Losing all of it loses no work: ``reconcile`` finds unfinished
 jobs in the object store. Progress writes are best effort: a Redis hiccup never fails a render.
@@ -120,3 +122,25 @@ class Live:
         finally:
             with contextlib.suppress(redis.RedisError):
                 lock.release()
+
+    def _uploads(self, job: str, order: int) -> str:
+        return f"storymedia:uploads:{job}:{order}"
+
+    def remember_uploads(self, job: str, order: int, uploads: list[tuple[str, str]]) -> None:
+        """Keep the ids of uploads an attempt left unfinished, for the asset's next attempt."""
+        with contextlib.suppress(redis.RedisError):
+            pipe = self.redis.pipeline()
+            pipe.sadd(self._uploads(job, order), *(f"{key} {upload}" for key, upload in uploads))
+            pipe.expire(self._uploads(job, order), KEEP)
+            pipe.execute()
+
+    def remembered_uploads(self, job: str, order: int) -> list[tuple[str, str]]:
+        try:
+            members = cast(set[str], self.redis.smembers(self._uploads(job, order)))
+        except redis.RedisError:
+            return []
+        return [(key, upload) for key, _, upload in (m.partition(" ") for m in sorted(members)) if upload]
+
+    def forget_upload(self, job: str, order: int, key: str, upload: str) -> None:
+        with contextlib.suppress(redis.RedisError):
+            self.redis.srem(self._uploads(job, order), f"{key} {upload}")

@@ -43,6 +43,7 @@ from pipeline.asset import AssetWork, failed_entry, process_asset
 from pipeline.errors import PipelineError, StorageError
 from pipeline.keys import asset_id
 from pipeline.probe import ImageInfo, probe
+from pipeline.storage import S3Storage
 from workers.app import app, queue
 from workers.context import Context, context
 
@@ -76,8 +77,8 @@ def _work(ctx: Context, job: jobs.Job, order: int) -> AssetWork:
     """The asset's work item, with its raw file fetched into this worker's cache."""
     entry = job.assets[order - 1]
     asset = job.story.assets[order - 1]
-    path = jobs.fetch_raw(ctx.storage, entry.sha256, ctx.raw_cache)
-    subtitles = (jobs.fetch_raw(ctx.storage, entry.subtitles_sha256, ctx.raw_cache)
+    path = jobs.fetch_raw(ctx.private, entry.sha256, ctx.raw_cache)
+    subtitles = (jobs.fetch_raw(ctx.private, entry.subtitles_sha256, ctx.raw_cache)
                  if entry.subtitles_sha256 else None)
     known = manifest.renditions_by_key(manifest.read_current(ctx.storage, job.story_id))
     return AssetWork(order=order, path=path, asset=asset, story=job.story.story,
@@ -99,7 +100,7 @@ def _preset_mismatch(ctx: Context, job: jobs.Job) -> str | None:
 def _record_failure(ctx: Context, job: jobs.Job, work: AssetWork, code: str, reason: str,
                     retryable: bool, attempts: int) -> dict[str, Any]:
     entry = failed_entry(work, code, reason, retryable)
-    jobs.write_asset_result(ctx.storage, job.story_id, job.id, jobs.AssetResult(
+    jobs.write_asset_result(ctx.private, job.story_id, job.id, jobs.AssetResult(
         order=work.order, entry=entry, attempts=attempts, worker=HOST))
     ctx.live.asset(job.id, work.order, "failed", 1, 1, reason=reason)
     _fan_in(ctx, job)
@@ -121,7 +122,7 @@ def _send(task: Any, job: jobs.Job, stage: str, countdown: float = 0, **kwargs: 
 
 def _fan_in(ctx: Context, job: jobs.Job) -> None:
     """Queue the manifest once every asset of the job has a recorded result."""
-    if jobs.all_recorded(ctx.storage, job):
+    if jobs.all_recorded(ctx.private, job):
         _send(write_manifest, job, "manifest")
 
 
@@ -129,10 +130,10 @@ def _fan_in(ctx: Context, job: jobs.Job) -> None:
 def start(self: Stage, *, story_id: str, job_id: str) -> dict[str, Any]:
     """Fan a job out: probe every asset that has no result yet."""
     ctx = context()
-    job = jobs.read_job(ctx.storage, story_id, job_id)
-    if jobs.read_done(ctx.storage, story_id, job_id):
+    job = jobs.read_job(ctx.private, story_id, job_id)
+    if jobs.read_done(ctx.private, story_id, job_id):
         return {"job": job_id, "already": "done"}
-    recorded = jobs.recorded_orders(ctx.storage, story_id, job_id)
+    recorded = jobs.recorded_orders(ctx.private, story_id, job_id)
     todo = [a.order for a in job.assets if a.order not in recorded]
     ctx.live.job_state(job_id, story_id, "running",
                        assets=[(a.order, a.file.rsplit("/", 1)[-1]) for a in job.assets
@@ -154,9 +155,9 @@ def probe_asset(self: Stage, *, story_id: str, job_id: str, order: int) -> dict[
     story's clips to be probed.
     """
     ctx = context()
-    if jobs.read_asset_result(ctx.storage, story_id, job_id, order) is not None:
+    if jobs.read_asset_result(ctx.private, story_id, job_id, order) is not None:
         return {"order": order, "kind": "recorded"}
-    job = jobs.read_job(ctx.storage, story_id, job_id)
+    job = jobs.read_job(ctx.private, story_id, job_id)
     ctx.live.asset(job_id, order, "probing", 0, 1)
     work = _work(ctx, job, order)
     attempts = ctx.live.attempt(job_id, order, "probe")
@@ -183,8 +184,8 @@ def probe_asset(self: Stage, *, story_id: str, job_id: str, order: int) -> dict[
 def render(self: Stage, *, story_id: str, job_id: str, order: int) -> dict[str, Any]:
     """Render one asset's missing renditions and store each one; record the asset's result."""
     ctx = context()
-    job = jobs.read_job(ctx.storage, story_id, job_id)
-    existing = jobs.read_asset_result(ctx.storage, story_id, job_id, order)
+    job = jobs.read_job(ctx.private, story_id, job_id)
+    existing = jobs.read_asset_result(ctx.private, story_id, job_id, order)
     if existing is not None:   # a redelivery: the work is recorded, make sure the fan-in happened
         _fan_in(ctx, job)
         return {"order": order, "status": existing.entry["status"], "skipped": True}
@@ -198,7 +199,7 @@ def render(self: Stage, *, story_id: str, job_id: str, order: int) -> dict[str, 
         return {"order": order, "status": "failed"}
     prefix = f"renditions/{asset_id(job.assets[order - 1].sha256)}/"
     if attempts > 1:
-        _abort_uploads(ctx, prefix)   # what an earlier, interrupted run left half-sent
+        _abort_own_uploads(ctx, job, order)   # what an earlier attempt left half-sent, and only that
     last = [0.0]
 
     def progress(stage: str, done: int, total: int) -> None:
@@ -221,9 +222,9 @@ def render(self: Stage, *, story_id: str, job_id: str, order: int) -> dict[str, 
         return {"order": order, "status": "failed"}
     except StorageError as exc:
         log.warning("asset %s of job %s: %s; the render will be retried", order, job_id, exc.reason)
-        _abort_uploads(ctx, prefix)
+        _abort_own_uploads(ctx, job, order, prefix)
         raise
-    jobs.write_asset_result(ctx.storage, story_id, job_id, jobs.AssetResult(
+    jobs.write_asset_result(ctx.private, story_id, job_id, jobs.AssetResult(
         order=order, entry=outcome.entry, attempts=attempts, seconds=round(outcome.seconds, 2),
         worker=HOST, rendered=outcome.rendered, reused=outcome.reused,
         diagnostics=outcome.diagnostics))
@@ -231,11 +232,30 @@ def render(self: Stage, *, story_id: str, job_id: str, order: int) -> dict[str, 
     return {"order": order, "status": outcome.entry["status"], "rendered": outcome.rendered}
 
 
-def _abort_uploads(ctx: Context, prefix: str) -> None:
-    abort = getattr(ctx.storage, "abort_incomplete_uploads", None)
-    if abort is not None:
+def _abort_own_uploads(ctx: Context, job: jobs.Job, order: int, prefix: str | None = None) -> None:
+    """Abort the multipart uploads this asset's attempts started and did not finish — never by
+    prefix alone: another job rendering the same asset writes the same content-addressed keys, and
+    aborting its live upload made it fail (``NoSuchUpload``) and render again.
+
+    With ``prefix``, this process's own unfinished uploads under it are aborted now; those that
+    cannot be (the store is down) are remembered in Redis for the asset's next attempt, whichever
+    process runs it. Without, the remembered ones are aborted. Uploads of a worker killed mid-way
+    are left to ``reconcile`` (by age) and the bucket's lifecycle rule.
+    """
+    storage = ctx.storage
+    if not isinstance(storage, S3Storage):
+        return
+    if prefix is not None:
         with contextlib.suppress(PipelineError):
-            abort(prefix)
+            storage.abort_own_uploads(prefix)
+        left = storage.own_uploads(prefix)
+        if left:
+            ctx.live.remember_uploads(job.id, order, left)
+        return
+    for key, upload_id in ctx.live.remembered_uploads(job.id, order):
+        with contextlib.suppress(PipelineError):
+            storage.abort_upload(key, upload_id)
+            ctx.live.forget_upload(job.id, order, key, upload_id)
 
 
 def _objects(entry: dict[str, Any]) -> list[tuple[str, str]]:
@@ -259,14 +279,14 @@ def write_manifest(self: Stage, *, story_id: str, job_id: str) -> dict[str, Any]
     this task (two stages finished together, or a redelivery) write one manifest version.
     """
     ctx = context()
-    job = jobs.read_job(ctx.storage, story_id, job_id)
-    if jobs.read_done(ctx.storage, story_id, job_id):
+    job = jobs.read_job(ctx.private, story_id, job_id)
+    if jobs.read_done(ctx.private, story_id, job_id):
         return {"job": job_id, "already": True}
     with ctx.live.manifest_lock(story_id, timeout=300):
-        done = jobs.read_done(ctx.storage, story_id, job_id)
+        done = jobs.read_done(ctx.private, story_id, job_id)
         if done:
             return {"job": job_id, "status": done["status"], "already": True}
-        results = jobs.read_asset_results(ctx.storage, story_id, job_id)
+        results = jobs.read_asset_results(ctx.private, story_id, job_id)
         missing = [a.order for a in job.assets if a.order not in results]
         if missing:   # being rendered again (see below): the last of them queues this task anew
             return {"job": job_id, "waiting": missing}
@@ -274,9 +294,6 @@ def write_manifest(self: Stage, *, story_id: str, job_id: str) -> dict[str, Any]
                    if not all(ctx.storage.exists(key, sha) for key, sha in _objects(result.entry))]
         if damaged:
             return _rerun(ctx, job, damaged)
-        for result in results.values():
-            if result.entry["status"] == "done":
-                _abort_uploads(ctx, f"renditions/{result.entry['id']}/")
         entries = [results[a.order].entry for a in job.assets]
         current = manifest.read_current(ctx.storage, story_id)
         newer = current is not None and jobs.later(str(current.get("job", "")), job_id)
@@ -285,7 +302,7 @@ def write_manifest(self: Stage, *, story_id: str, job_id: str) -> dict[str, Any]
         else:
             written = manifest.write(ctx.storage, job.story, entries, job_id)
             status, version = str(written.document["status"]), written.version
-        jobs.mark_done(ctx.storage, story_id, job_id, status, version, superseded=newer)
+        jobs.mark_done(ctx.private, story_id, job_id, status, version, superseded=newer)
     ctx.live.job_state(job_id, story_id, status)
     ctx.live.release(story_id, job.fingerprint, job_id)
     log.info("story %s job %s: %s, manifest v%s", story_id, job_id, status, version)
@@ -299,7 +316,7 @@ def _rerun(ctx: Context, job: jobs.Job, damaged: list[int]) -> dict[str, Any]:
     if rounds > ctx.settings.max_attempts:
         raise StorageError(reason + f"; gave up after {rounds - 1} rounds")
     for order in damaged:
-        jobs.drop_asset_result(ctx.storage, job.story_id, job.id, order)
+        jobs.drop_asset_result(ctx.private, job.story_id, job.id, order)
     ctx.live.job_state(job.id, job.story_id, "running", reason + "; rendering them again")
     _send(start, job, "io", countdown=2)
     return {"job": job.id, "rerun": damaged}

@@ -195,7 +195,7 @@ def render(self: Stage, *, story_id: str, job_id: str, order: int) -> dict[str, 
     if attempts > ctx.settings.max_attempts:
         _record_failure(ctx, job, work, "poison",
                         f"this file stopped its worker or ran past the {limit:.0f} s time limit"
-                        f" {attempts - 1} times; it was set aside (see the worker logs)", False, attempts)
+                        f" {attempts - 1} times; it was set aside (see the worker logs)", True, attempts)
         return {"order": order, "status": "failed"}
     prefix = f"renditions/{asset_id(job.assets[order - 1].sha256)}/"
     if attempts > 1:
@@ -218,7 +218,7 @@ def render(self: Stage, *, story_id: str, job_id: str, order: int) -> dict[str, 
             raise self.retry(countdown=5, max_retries=ctx.settings.max_attempts) from None
         _record_failure(ctx, job, work, "time-limit",
                         f"rendering took longer than the {limit:.0f} s time limit {attempts} times;"
-                        " it was stopped and set aside", False, attempts)
+                        " it was stopped and set aside", True, attempts)
         return {"order": order, "status": "failed"}
     except StorageError as exc:
         log.warning("asset %s of job %s: %s; the render will be retried", order, job_id, exc.reason)

@@ -1,8 +1,12 @@
 """The ``storymedia`` command line.
 
 Exit codes: 0 every asset done; 2 some assets failed (manifest status ``partial`` or ``failed``);
-1 the story or a preset is invalid; 3 storage or internal error. No traceback reaches the user:
-unexpected errors print one line and leave the details in a log file.
+1 the story or a preset is invalid; 3 storage, broker or internal error. No traceback reaches the
+user: unexpected errors print one line and leave the details in a log file.
+
+Everything shown goes through two filters: user text (titles, file names, reasons, ids, paths) is
+escaped for rich's markup (a title may well contain ``[/]``), and every line is redacted (no URL's
+password reaches the screen, a log line or the error log file).
 """
 
 from __future__ import annotations
@@ -16,12 +20,14 @@ from typing import Any
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from pipeline import __version__
 from pipeline.errors import InvalidPreset, InvalidStory, PipelineError
 from pipeline.presets import default_presets_dir, load_presets
+from pipeline.redaction import redact, redact_logging
 
 EXIT_OK, EXIT_INVALID, EXIT_PARTIAL, EXIT_ERROR = 0, 1, 2, 3
 
@@ -31,15 +37,24 @@ err = Console(stderr=True)
 _STAGE_STYLE = {"probing": "cyan", "rendering": "yellow", "done": "green", "failed": "red"}
 
 
+def shown(text: object) -> str:
+    """User text as rich markup that shows it verbatim, credentials redacted."""
+    return escape(redact(str(text)))
+
+
+def _error(label: str, text: str) -> None:
+    err.print(f"[bold red]{label}:[/] {shown(text)}", markup=True, highlight=False, soft_wrap=True)
+
+
 def _guard(action: Callable[[], int]) -> int:
     """Run a command body, turning every error into one line and an exit code."""
     try:
         return action()
     except (InvalidStory, InvalidPreset) as exc:
-        err.print(f"[bold red]error:[/] {exc.reason}", markup=True, highlight=False, soft_wrap=True)
+        _error("error", exc.reason)
         return EXIT_INVALID
     except PipelineError as exc:
-        err.print(f"[bold red]error:[/] {exc.reason}", markup=True, highlight=False, soft_wrap=True)
+        _error("error", exc.reason)
         return EXIT_ERROR
     except KeyboardInterrupt:
         err.print("interrupted")
@@ -47,9 +62,8 @@ def _guard(action: Callable[[], int]) -> int:
     except Exception as exc:  # the last line of defence: no traceback for users
         with tempfile.NamedTemporaryFile("w", prefix="storymedia-error-", suffix=".log",
                                          delete=False) as log:
-            traceback.print_exc(file=log)
-        err.print(f"[bold red]internal error:[/] {type(exc).__name__}: {exc}"
-                  f" (details in {log.name})", markup=True, highlight=False)
+            log.write(redact(traceback.format_exc()))
+        _error("internal error", f"{type(exc).__name__}: {exc} (details in {log.name})")
         return EXIT_ERROR
 
 
@@ -105,7 +119,7 @@ def _run(story_file: Path, out_dir: Path, workers: int | None, presets_dir: Path
         TextColumn("{task.description:<18}"), BarColumn(bar_width=28), MofNCompleteColumn(),
         TextColumn("{task.fields[stage]}"), TimeElapsedColumn(),
         console=out, disable=quiet, transient=False)
-    tasks = {order: progress.add_task(name, total=None, stage="[dim]waiting[/]")
+    tasks = {order: progress.add_task(shown(name), total=None, stage="[dim]waiting[/]")
              for order, name in names.items()}
 
     def on_event(event: tuple[int, str, int, int]) -> None:
@@ -121,8 +135,8 @@ def _run(story_file: Path, out_dir: Path, workers: int | None, presets_dir: Path
         else:
             progress.update(tasks[order], stage=f"[{style}]{stage}[/]")
 
-    out.print(f"[bold]{story.story.title}[/] ({story.story.id}): {len(story.assets)} assets,"
-              f" presets {', '.join(story.story.presets)}", highlight=False)
+    out.print(f"[bold]{shown(story.story.title)}[/] ({shown(story.story.id)}): {len(story.assets)}"
+              f" assets, presets {shown(', '.join(story.story.presets))}", highlight=False)
     with progress:
         report = run_story(story_file, out_dir, workers=workers, public_url=public_url,
                            on_event=on_event, story=story, presets=presets)
@@ -136,7 +150,7 @@ def _run(story_file: Path, out_dir: Path, workers: int | None, presets_dir: Path
                   f"{' written' if report.written.changed else ' unchanged'}.")
     colour = {"complete": "green", "partial": "yellow", "failed": "red"}[report.status]
     out.print(f"Status: [bold {colour}]{report.status}[/]")
-    out.print(f"Manifest: {report.manifest_path}", highlight=False, soft_wrap=True)
+    out.print(f"Manifest: {shown(report.manifest_path)}", highlight=False, soft_wrap=True)
     return report.exit_code
 
 
@@ -147,10 +161,10 @@ def _summary(document: dict[str, Any], outcomes: list[Any]) -> None:
     for asset, outcome in zip(document["assets"], outcomes, strict=True):
         ok = asset["status"] == "done"
         table.add_row(
-            str(asset["order"]), asset["filename"],
+            str(asset["order"]), shown(asset["filename"]),
             "[green]done[/]" if ok else "[red]failed[/]",
             str(len(asset["renditions"])), str(outcome.rendered), f"{outcome.seconds:.1f}",
-            "" if ok else asset["error"]["reason"])
+            "" if ok else shown(asset["error"]["reason"]))
     out.print(table)
 
 
@@ -162,14 +176,15 @@ def presets_command(presets_dir: Path | None) -> None:
 
     def body() -> int:
         loaded = load_presets(presets_dir)
-        table = Table(title=f"Presets in {presets_dir or default_presets_dir()}", title_justify="left")
+        table = Table(title=f"Presets in {shown(presets_dir or default_presets_dir())}",
+                      title_justify="left")
         for column in ("preset", "description", "renditions"):
             table.add_column(column, overflow="fold")
         for preset in loaded.values():
             renditions = ", ".join(
                 f"{s.name} {s.format}" + (f" {s.width}x{s.height}" if s.height else "")
                 for s in preset.images)
-            table.add_row(preset.label, preset.description, renditions)
+            table.add_row(shown(preset.label), shown(preset.description), shown(renditions))
         out.print(table)
         return EXIT_OK
 
@@ -179,40 +194,57 @@ def presets_command(presets_dir: Path | None) -> None:
 # --- the cluster -----------------------------------------------------------------------------------
 
 def _cluster_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """--broker-url and --storage-url, defaulting to their environment variables."""
+    """--broker-url, --storage-url and --private-storage-url: a flag wins over its environment
+    variable, which wins over the default (workers.settings.Settings.from_env decides, alone)."""
     command = click.option(
-        "--storage-url", envvar="STORYMEDIA_STORAGE_URL", default=None, metavar="URL",
-        help="s3://bucket/prefix or file:///path [env STORYMEDIA_STORAGE_URL]")(command)
+        "--private-storage-url", default=None, metavar="URL",
+        help="The private area (raws, job records): s3://bucket/prefix or file:///path"
+             " [env STORYMEDIA_PRIVATE_STORAGE_URL; default: the storage URL's bucket + '-private',"
+             " or its folder + '-private']")(command)
+    command = click.option(
+        "--storage-url", default=None, metavar="URL",
+        help="The public area (renditions, manifests): s3://bucket/prefix or file:///path"
+             " [env STORYMEDIA_STORAGE_URL]")(command)
     return click.option(
-        "--broker-url", envvar="STORYMEDIA_BROKER_URL", default=None, metavar="URL",
+        "--broker-url", default=None, metavar="URL",
         help="Redis broker, redis://host:6379/0 [env STORYMEDIA_BROKER_URL]")(command)
 
 
-def _cluster(broker_url: str | None, storage_url: str | None) -> Any:
-    """The cluster context, after the flags are put where the workers package reads them."""
-    import os
+def _settings(urls: dict[str, str | None]) -> Any:
+    """The cluster settings for the flags given (``urls``: broker_url, storage_url,
+    private_storage_url), the environment for the rest."""
+    from workers.settings import Settings
 
-    if broker_url:
-        os.environ["STORYMEDIA_BROKER_URL"] = broker_url
-    if storage_url:
-        os.environ["STORYMEDIA_STORAGE_URL"] = storage_url
-    from workers.context import context
+    return Settings.from_env(broker_url=urls.get("broker_url"), storage_url=urls.get("storage_url"),
+                             private_storage_url=urls.get("private_storage_url"))
 
-    return context()
+
+def _cluster(urls: dict[str, str | None]) -> Any:
+    """The cluster context for exactly the broker and stores given: the Celery app is configured
+    from the same settings before any message can be sent."""
+    from workers.app import configure_app
+    from workers.context import open_context
+
+    settings = _settings(urls)
+    settings.check_broker()
+    configure_app(settings)
+    return open_context(settings)
 
 
 def _guard_cluster(action: Callable[[], int]) -> int:
-    """Like _guard, with broker trouble as one clear line too."""
+    """Like _guard, with broker trouble as one clear line too (exit 3)."""
     import redis
+    from kombu.exceptions import OperationalError
 
     def body() -> int:
         try:
             return action()
-        except (redis.RedisError, ConnectionError) as exc:
-            import os
+        except (redis.RedisError, OperationalError, ConnectionError) as exc:
+            from workers.app import current_settings
 
-            url = os.environ.get("STORYMEDIA_BROKER_URL", "redis://127.0.0.1:6379/0")
-            raise PipelineError(f"cannot reach the broker at {url}: {exc}") from exc
+            detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise PipelineError(f"cannot reach the broker at {current_settings().broker_url}:"
+                                f" {detail}", code="broker-unreachable") from exc
 
     return _guard(body)
 
@@ -227,18 +259,19 @@ def _guard_cluster(action: Callable[[], int]) -> int:
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @_cluster_options
 def submit(story_file: Path, wait: bool, breaking: bool, timeout: float | None, presets_dir: Path | None,
-           quiet: bool, broker_url: str | None, storage_url: str | None) -> None:
+           quiet: bool, **urls: str | None) -> None:
     """Send STORY_FILE to the cluster: upload its raws, record the job, enqueue it.
 
-    Prints the job id. With --wait, follows each asset to the end and exits 0 when every asset is
-    done, 2 when some failed. Submitting the same story again while it runs attaches to that job.
+    Prints the job id once the broker took the job (exit 3 when it cannot be reached). With --wait,
+    follows each asset to the end and exits 0 when every asset is done, 2 when some failed.
+    Submitting the same story again while it runs attaches to that job.
     """
     def body() -> int:
         from pipeline.embedded import prepare
         from workers import client
 
         story, presets = prepare(story_file, presets_dir)
-        ctx = _cluster(broker_url, storage_url)
+        ctx = _cluster(urls)
         total = sum((story_file.resolve().parent / a.file).stat().st_size for a in story.assets)
         bar = Progress(TextColumn("uploading raws"), BarColumn(bar_width=28),
                        TextColumn("{task.percentage:>3.0f}%"), TimeElapsedColumn(),
@@ -248,9 +281,9 @@ def submit(story_file: Path, wait: bool, breaking: bool, timeout: float | None, 
             sent = client.submit(ctx, story_file, story, presets, breaking=breaking,
                                  on_uploaded=lambda _name, size: bar.advance(task, size))
         note = " (the same submission was already running: following it)" if sent.attached else ""
-        out.print(f"Job {sent.job} for story {sent.story}{note}", highlight=False)
+        out.print(f"Job {shown(sent.job)} for story {shown(sent.story)}{note}", highlight=False)
         if not wait:
-            out.print(f"Follow it with: storymedia status {sent.job}", highlight=False)
+            out.print(f"Follow it with: storymedia status {shown(sent.job)}", highlight=False)
             return EXIT_OK
         return _follow(ctx, sent.story, sent.job, timeout, quiet)
 
@@ -270,7 +303,7 @@ def _follow(ctx: Any, story_id: str, job_id: str, timeout: float | None, quiet: 
         for row in state.assets:
             order = row["order"]
             if order not in bars:
-                bars[order] = progress.add_task(Path(row["file"]).name, total=None, stage="")
+                bars[order] = progress.add_task(shown(Path(row["file"]).name), total=None, stage="")
             stage = row["state"]
             style = _STAGE_STYLE.get(stage, "white")
             if stage in ("done", "failed"):
@@ -287,28 +320,30 @@ def _follow(ctx: Any, story_id: str, job_id: str, timeout: float | None, quiet: 
 
 
 def _print_status(state: Any) -> int:
-    table = Table(title=f"Story {state.story}, job {state.job}", title_justify="left")
+    table = Table(title=f"Story {shown(state.story)}, job {shown(state.job)}", title_justify="left")
     for column in ("#", "file", "state", "renditions", "attempts", "worker", "reason"):
         table.add_column(column, overflow="fold")
     for row in state.assets:
         colour = {"done": "green", "failed": "red"}.get(row["state"], "yellow")
-        table.add_row(str(row["order"]), row["file"], f"[{colour}]{row['state']}[/]",
-                      str(row.get("renditions", "")), str(row.get("attempts") or ""), row.get("worker", ""),
-                      row.get("reason", ""))
+        table.add_row(str(row["order"]), shown(row["file"]), f"[{colour}]{shown(row['state'])}[/]",
+                      str(row.get("renditions", "")), str(row.get("attempts") or ""),
+                      shown(row.get("worker", "")), shown(row.get("reason", "")))
     out.print(table)
     for row in state.assets:
         diagnostics = row.get("diagnostics")
         if diagnostics:
-            out.print(f"[bold]#{row['order']} {row['file']}[/]: the failing command", highlight=False)
-            out.print(" ".join(diagnostics["command"]), highlight=False, markup=False, soft_wrap=True)
+            out.print(f"[bold]#{row['order']} {shown(row['file'])}[/]: the failing command", highlight=False)
+            out.print(redact(" ".join(diagnostics["command"])), highlight=False, markup=False,
+                      soft_wrap=True)
             out.print("log tail:", highlight=False)
-            out.print(diagnostics["log_tail"].rstrip() or "(empty)", highlight=False, markup=False)
+            out.print(redact(diagnostics["log_tail"].rstrip()) or "(empty)", highlight=False,
+                      markup=False)
     colour = {"complete": "green", "partial": "yellow", "failed": "red"}.get(state.state, "cyan")
-    out.print(f"Status: [bold {colour}]{state.state}[/]" + (f" ({state.reason})" if state.reason else ""),
-              highlight=False)
+    out.print(f"Status: [bold {colour}]{shown(state.state)}[/]"
+              + (f" ({shown(state.reason)})" if state.reason else ""), highlight=False)
     if state.done:
-        out.print(f"Manifest: stories/{state.story}/manifest.json (v{state.done['manifest_version']})",
-                  highlight=False)
+        out.print(f"Manifest: stories/{shown(state.story)}/manifest.json"
+                  f" (v{shown(state.done['manifest_version'])})", highlight=False)
         return EXIT_OK if state.state == "complete" else EXIT_PARTIAL
     return EXIT_OK
 
@@ -317,7 +352,7 @@ def _print_status(state: Any) -> int:
 @click.argument("job_or_story")
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
 @_cluster_options
-def status(job_or_story: str, as_json: bool, broker_url: str | None, storage_url: str | None) -> None:
+def status(job_or_story: str, as_json: bool, **urls: str | None) -> None:
     """Show a job (or a story's latest job): each asset's state, failures with their reason, and
     for a failed render the ffmpeg command and the tail of its log."""
     def body() -> int:
@@ -326,11 +361,11 @@ def status(job_or_story: str, as_json: bool, broker_url: str | None, storage_url
 
         from workers import client
 
-        ctx = _cluster(broker_url, storage_url)
+        ctx = _cluster(urls)
         story_id, job_id = client.find_job(ctx, job_or_story)
         state = client.status(ctx, story_id, job_id)
         if as_json:
-            out.print_json(json.dumps(dataclasses.asdict(state), ensure_ascii=False))
+            out.print_json(redact(json.dumps(dataclasses.asdict(state), ensure_ascii=False)))
             return EXIT_OK
         return _print_status(state)
 
@@ -343,15 +378,14 @@ def status(job_or_story: str, as_json: bool, broker_url: str | None, storage_url
 @click.option("--expires", type=click.IntRange(60, 7 * 86400), default=None,
               help="Presigned URL lifetime in seconds (default: $STORYMEDIA_PRESIGN_EXPIRY or 3600).")
 @_cluster_options
-def manifest_command(story: str, presign: bool, expires: int | None, broker_url: str | None,
-                     storage_url: str | None) -> None:
+def manifest_command(story: str, presign: bool, expires: int | None, **urls: str | None) -> None:
     """Print STORY's current manifest (JSON) to standard output."""
     def body() -> int:
         import json
 
         from workers import client
 
-        ctx = _cluster(broker_url, storage_url)
+        ctx = _cluster(urls)
         document = client.current_manifest(ctx, story)
         if presign:
             document = client.presigned(ctx, document, expires)
@@ -367,15 +401,15 @@ def manifest_command(story: str, presign: bool, expires: int | None, broker_url:
 @click.option("--dest", type=click.Path(path_type=Path, file_okay=False), required=True,
               help="Folder to download into; files keep their key's path.")
 @_cluster_options
-def pull(story: str, preset: str, dest: Path, broker_url: str | None, storage_url: str | None) -> None:
+def pull(story: str, preset: str, dest: Path, **urls: str | None) -> None:
     """Download STORY's renditions of one preset, each checked against its SHA-256."""
     def body() -> int:
         from workers import client
 
-        ctx = _cluster(broker_url, storage_url)
+        ctx = _cluster(urls)
         saved = client.pull(ctx, story, preset, dest)
         size = sum(p.stat().st_size for p in saved)
-        out.print(f"{len(saved)} files, {size / 1e6:.1f} MB, checked, in {dest}", highlight=False)
+        out.print(f"{len(saved)} files, {size / 1e6:.1f} MB, checked, in {shown(dest)}", highlight=False)
         return EXIT_OK
 
     sys.exit(_guard_cluster(body))
@@ -390,7 +424,7 @@ def pull(story: str, preset: str, dest: Path, broker_url: str | None, storage_ur
 @click.option("--loglevel", "-l", default="INFO", show_default=True)
 @_cluster_options
 def worker(queues: str, concurrency: int | None, name: str | None, loglevel: str,
-           broker_url: str | None, storage_url: str | None) -> None:
+           **urls: str | None) -> None:
     """Start a Celery worker on QUEUES (this process becomes the worker).
 
     SIGTERM requeues running tasks after STORYMEDIA_SOFT_SHUTDOWN_TIMEOUT seconds (soft shutdown),
@@ -401,18 +435,14 @@ def worker(queues: str, concurrency: int | None, name: str | None, loglevel: str
 
         from workers.app import QUEUES
 
-        if broker_url:
-            os.environ["STORYMEDIA_BROKER_URL"] = broker_url
-        if storage_url:
-            os.environ["STORYMEDIA_STORAGE_URL"] = storage_url
         wanted = [q.strip() for q in queues.split(",") if q.strip()]
         unknown = [q for q in wanted if q not in QUEUES]
         if unknown or not wanted:
             raise click.BadParameter(f"unknown queue(s) {', '.join(unknown) or '(none)'}; the queues"
                                      f" are {', '.join(QUEUES)}", param_hint="--queues")
-        from workers.app import settings
-
+        settings = _settings(urls)
         settings.check()
+        os.environ.update(settings.as_env())   # the exec'd Celery reads the environment alone
         os.environ["REMAP_SIGTERM"] = "SIGQUIT"   # SIGTERM -> soft shutdown, then requeue
         # No mingle or gossip: we never revoke tasks, so a worker has nothing to learn from its
         # neighbours at start-up (mingle costs a second), and gossip is all-to-all chatter on
@@ -432,15 +462,14 @@ def worker(queues: str, concurrency: int | None, name: str | None, loglevel: str
 @cli.command()
 @click.option("--loglevel", "-l", default="INFO", show_default=True)
 @_cluster_options
-def beat(loglevel: str, broker_url: str | None, storage_url: str | None) -> None:
+def beat(loglevel: str, **urls: str | None) -> None:
     """Start the scheduler that runs `reconcile` every STORYMEDIA_RECONCILE_EVERY seconds."""
     def body() -> int:
         import os
 
-        if broker_url:
-            os.environ["STORYMEDIA_BROKER_URL"] = broker_url
-        from workers.app import settings
-
+        settings = _settings(urls)
+        settings.check_broker()
+        os.environ.update(settings.as_env())   # the exec'd Celery reads the environment alone
         settings.scratch.mkdir(parents=True, exist_ok=True)
         os.execv(sys.executable, [sys.executable, "-m", "celery", "--app", "workers.app", "beat",
                                   "--loglevel", loglevel,
@@ -455,8 +484,7 @@ def beat(loglevel: str, broker_url: str | None, storage_url: str | None) -> None
                    " (default: $STORYMEDIA_STALE_AFTER or twice the hard time limit).")
 @click.option("--dry-run", is_flag=True, help="Say what would be re-enqueued; change nothing.")
 @_cluster_options
-def reconcile(stale_after: float | None, dry_run: bool, broker_url: str | None,
-              storage_url: str | None) -> None:
+def reconcile(stale_after: float | None, dry_run: bool, **urls: str | None) -> None:
     """Find jobs without a final manifest and re-enqueue what is missing.
 
     A job is re-enqueued when the broker has no live state for it (Redis lost its data), when it
@@ -466,13 +494,13 @@ def reconcile(stale_after: float | None, dry_run: bool, broker_url: str | None,
     def body() -> int:
         from workers.reconcile import reconcile as run_reconcile
 
-        ctx = _cluster(broker_url, storage_url)
+        ctx = _cluster(urls)
         found = run_reconcile(ctx, stale_after, dry_run)
         verb = "would re-enqueue" if dry_run else "re-enqueued"
         for story_id, job_id, why in found.requeued:
-            out.print(f"{verb} {story_id} job {job_id}: {why}", highlight=False)
+            out.print(f"{verb} {shown(story_id)} job {shown(job_id)}: {shown(why)}", highlight=False)
         for story_id, job_id, state in found.waiting:
-            out.print(f"running  {story_id} job {job_id}: {state}", highlight=False)
+            out.print(f"running  {shown(story_id)} job {shown(job_id)}: {shown(state)}", highlight=False)
         out.print(f"{len(found.requeued)} job(s) {verb}, {len(found.waiting)} still running,"
                   f" {found.aborted_uploads} incomplete upload(s) aborted", highlight=False)
         return EXIT_OK
@@ -481,4 +509,7 @@ def reconcile(stale_after: float | None, dry_run: bool, broker_url: str | None,
 
 
 def main() -> None:
+    # Library warnings reach stderr as before (logging's last resort), redacted; so do the
+    # handlers of anyone who configured logging first.
+    redact_logging()
     cli()

@@ -13,16 +13,22 @@ fast-lane worker is never stuck behind an evening's archive work.
 
 Run a worker with ``storymedia worker --queues image,probe`` (or ``celery -A workers.app worker``);
 it refuses to start when the visibility timeout is not above the hard time limit.
+
+Importing this module reads no setting. The command line calls :func:`configure_app` with the
+settings its flags gave before it sends anything; a process Celery started (worker, beat, Flower)
+configures the app from the environment on first use, through a lazy default.
 """
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from typing import Any
 
 from celery import Celery, signals
 from kombu.entity import Queue
 
+from pipeline.redaction import redact_logging
 from workers.settings import ConfigError, Settings
 
 STAGES = ("probe", "image", "video", "io", "manifest")
@@ -37,7 +43,8 @@ def queue(stage: str, breaking: bool = False) -> str:
     return BREAKING + stage if breaking else stage
 
 
-def configure(app: Celery, settings: Settings) -> None:
+def celery_config(settings: Settings) -> dict[str, Any]:
+    """Celery's configuration for these settings."""
     vt = settings.visibility_timeout
     transport = {
         "visibility_timeout": vt,
@@ -46,7 +53,7 @@ def configure(app: Celery, settings: Settings) -> None:
         "unacked_restore_throttle": 1,
         "socket_timeout": 30, "socket_connect_timeout": 5, "health_check_interval": 25,
     }
-    app.conf.update(
+    return dict(
         broker_url=settings.broker_url,
         # No result backend: every stage records its result in the object store, which is also
         # where the fan-in to the manifest is decided (see workers.tasks). Progress is in Redis.
@@ -79,21 +86,51 @@ def configure(app: Celery, settings: Settings) -> None:
     )
 
 
-def make_app(settings: Settings) -> Celery:
-    app = Celery("storymedia", include=["workers.tasks"])
-    configure(app, settings)
+app = Celery("storymedia", include=["workers.tasks"])
+_configured: Settings | None = None
+
+
+def current_settings() -> Settings:
+    """The settings the app runs with: those given to :func:`configure_app`, else (a process
+    Celery started) the environment's, read once."""
+    global _configured
+    if _configured is None:
+        _configured = Settings.from_env()
+    return _configured
+
+
+def configure_app(settings: Settings) -> Celery:
+    """Point the app (and ``workers.context.context()``) at ``settings``: its broker, limits and
+    queues. Call it before the first message is sent; a later call replaces the configuration and
+    drops the broker connections made for the earlier one."""
+    global _configured
+    _configured = settings
+    app.conf.update(celery_config(settings))
+    app._pool = None   # connections pooled for another broker, as Celery drops them after a fork
+    with contextlib.suppress(AttributeError, KeyError):
+        app.__dict__["amqp"]._producer_pool = None
     return app
 
 
-settings = Settings.from_env()
-app = make_app(settings)
+# A process Celery started configures the app from the environment when it first reads the
+# configuration; configure_app's values win over these defaults.
+app.add_defaults(lambda: celery_config(current_settings()))
 
 
 @signals.worker_init.connect
 def _refuse_bad_settings(**_: Any) -> None:
     """A worker with settings that would run long tasks twice never starts."""
     try:
-        settings.check()
+        current_settings().check()
     except ConfigError as exc:
         print(f"storymedia worker: refusing to start: {exc.reason}", file=sys.stderr, flush=True)
         sys.exit(78)  # EX_CONFIG
+
+
+@signals.after_setup_logger.connect
+@signals.after_setup_task_logger.connect
+def _redact_log_lines(logger: Any = None, **_: Any) -> None:
+    """No log line of a worker carries a password (Celery masks the broker URL in its banner and
+    its connection messages; this covers every other line, ours and the libraries')."""
+    if logger is not None:
+        redact_logging(logger)

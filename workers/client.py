@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import redis
+
 from pipeline import jobs, manifest
 from pipeline.errors import PipelineError, StorageError
 from pipeline.presets import Preset
@@ -47,7 +49,16 @@ def submit(ctx: Context, story_file: Path, story: Story, presets: dict[str, Pres
     if holder != job_id:
         return Submitted(job=holder, story=story_id, attached=True, uploaded=staged.uploaded)
     job = jobs.record(ctx.storage, staged, job_id, breaking or story.story.breaking)
-    enqueue(job, ctx)
+    try:
+        enqueue(job, ctx)
+    except BaseException:
+        # No broker took the message: a new submission must not attach to this job, and the
+        # job's live state must not say "queued" (reconcile resumes a stalled job at once).
+        ctx.live.job_state(job_id, story_id, "stalled",
+                           "the broker did not take the job's first message; `storymedia reconcile`"
+                           " resumes it")
+        ctx.live.release(story_id, staged.fingerprint, job_id)
+        raise
     ctx.live.hold(story_id, staged.fingerprint, job_id, int(ctx.settings.visibility_timeout))
     return Submitted(job=job_id, story=story_id, attached=False, uploaded=staged.uploaded)
 
@@ -55,12 +66,18 @@ def submit(ctx: Context, story_file: Path, story: Story, presets: dict[str, Pres
 def find_job(ctx: Context, job_or_story: str) -> tuple[str, str]:
     """(story id, job id) for a job id or a story id (its latest job)."""
     if jobs.JOB_ID.fullmatch(job_or_story):
-        view = ctx.live.read(job_or_story)
+        unreachable: redis.RedisError | None = None
+        try:
+            view = ctx.live.read(job_or_story)
+        except redis.RedisError as exc:   # the broker is down: the store may still know the job
+            view, unreachable = None, exc
         if view is not None:
             return view.story, job_or_story
         for key in ctx.storage.list("stories/"):
             if key.endswith(f"/jobs/{job_or_story}.json"):
                 return key.split("/")[1], job_or_story
+        if unreachable is not None:
+            raise unreachable
         raise StorageError(f"no job {job_or_story} (neither the broker nor the store knows it)")
     story_jobs = jobs.story_jobs(ctx.storage, job_or_story)
     if not story_jobs:

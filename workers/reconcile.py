@@ -23,6 +23,9 @@ from workers.context import Context
 
 READY_GRACE = 60.0
 """Seconds a job with every asset recorded may wait for its manifest before reconcile queues it."""
+SEND_RETRY = {"max_retries": 3, "interval_start": 0.2, "interval_step": 0.5, "interval_max": 1}
+"""A few seconds of retries for a job's first message; then kombu's OperationalError reaches the
+caller (the CLI says it cannot reach the broker; a task retries)."""
 
 
 @dataclass
@@ -35,11 +38,16 @@ class Reconciled:
 
 
 def enqueue(job: jobs.Job, ctx: Context) -> None:
-    """Queue the job's first stage (the canvas grows from there)."""
+    """Queue the job's first stage (the canvas grows from there) on the app's broker.
+
+    Returns only once the broker took the message; raises kombu's ``OperationalError`` after
+    ``SEND_RETRY`` when it cannot."""
     ctx.live.job_state(job.id, job.story_id, "queued",
                        assets=[(a.order, a.file.rsplit("/", 1)[-1]) for a in job.assets])
-    app.send_task("storymedia.start", kwargs={"story_id": job.story_id, "job_id": job.id},
-                  queue=queue("io", job.breaking))
+    with app.connection_for_write() as connection:
+        app.send_task("storymedia.start", kwargs={"story_id": job.story_id, "job_id": job.id},
+                      queue=queue("io", job.breaking), connection=connection,
+                      retry=True, retry_policy=SEND_RETRY)
 
 
 def reconcile(ctx: Context, stale_after: float | None = None, dry_run: bool = False) -> Reconciled:

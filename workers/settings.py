@@ -1,22 +1,31 @@
-"""Cluster settings, read once from the environment (the CLI's flags set the same variables).
+"""Cluster settings: explicit values (the CLI's flags) over the environment over the defaults.
 
 Every variable the cluster reads is listed in ``ENV``; docker-compose.yml sets only these (a test
-checks it). Durations are seconds.
+checks it). Durations are seconds. A worker started by Celery reads the environment alone; the
+command line builds its settings from its flags and hands them to ``workers.app.configure_app``.
 """
 
 from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlparse
 
 from pipeline.errors import PipelineError
+from pipeline.redaction import redact, redact_url
+
+DEFAULT_BROKER_URL = "redis://127.0.0.1:6379/0"
 
 ENV = {
     "STORYMEDIA_BROKER_URL": "Redis URL of the broker and live progress (redis://host:6379/0)",
-    "STORYMEDIA_STORAGE_URL": "where raws, renditions, job records and manifests go (s3://bucket/prefix"
-                              " or file:///path)",
+    "STORYMEDIA_STORAGE_URL": "the public area: renditions and manifests, what a CDN may serve"
+                              " (s3://bucket/prefix or file:///path)",
+    "STORYMEDIA_PRIVATE_STORAGE_URL": "the private area: raw originals (with their GPS and serials) and"
+                                      " job records, never published (default: the public URL's bucket"
+                                      " + '-private', s3://bucket-private/prefix, or file:///path-private)",
     "STORYMEDIA_S3_ENDPOINT_URL": "S3 endpoint the workers use (SeaweedFS, Garage, AWS...)",
     "STORYMEDIA_S3_PUBLIC_ENDPOINT_URL": "S3 endpoint editors' browsers use: presigned URLs are made for it",
     "STORYMEDIA_S3_REGION": "S3 region (default: the AWS variables', else us-east-1)",
@@ -43,13 +52,32 @@ ENV = {
 
 
 class ConfigError(PipelineError):
-    """The cluster settings cannot work (a worker refuses to start with them)."""
+    """The cluster settings cannot work (a worker refuses to start with them).
+
+    The reason is redacted: settings hold URLs with passwords."""
 
     code = "config"
 
+    def __init__(self, reason: str, *, code: str | None = None) -> None:
+        super().__init__(redact(reason), code=code)
 
-def _number(name: str, default: float) -> float:
-    text = os.environ.get(name, "").strip()
+
+def private_storage_default(storage_url: str) -> str:
+    """The private area beside a public one: ``s3://bucket/prefix`` -> ``s3://bucket-private/prefix``,
+    ``file:///path`` (or a plain path) -> ``file:///path-private``."""
+    parsed = urlparse(storage_url)
+    if parsed.scheme == "s3" and parsed.netloc:
+        return parsed._replace(netloc=parsed.netloc + "-private").geturl()
+    if parsed.scheme in ("", "file"):
+        path = (parsed.path if parsed.scheme else storage_url).rstrip("/")
+        if path:
+            return f"file://{path}-private"
+    raise ConfigError(f"cannot derive a private storage area from {storage_url!r}: set"
+                      " STORYMEDIA_PRIVATE_STORAGE_URL (or --private-storage-url)")
+
+
+def _number(env: Mapping[str, str], name: str, default: float) -> float:
+    text = env.get(name, "").strip()
     if not text:
         return default
     try:
@@ -65,6 +93,9 @@ def _number(name: str, default: float) -> float:
 class Settings:
     broker_url: str
     storage_url: str
+    """The public area: renditions and manifests."""
+    private_storage_url: str
+    """The private area: raws and job records."""
     s3_endpoint_url: str | None
     s3_public_endpoint_url: str | None
     s3_region: str | None
@@ -84,32 +115,50 @@ class Settings:
     reconcile_every: float
 
     @classmethod
-    def from_env(cls) -> Settings:
-        env = os.environ
-        hard = _number("STORYMEDIA_TIME_LIMIT", 3 * 3600 + 600)
-        soft = _number("STORYMEDIA_SOFT_TIME_LIMIT", max(hard - 600, hard * 0.8))
+    def from_env(cls, env: Mapping[str, str] | None = None, *, broker_url: str | None = None,
+                 storage_url: str | None = None, private_storage_url: str | None = None) -> Settings:
+        """Settings from ``env`` (default ``os.environ``); the URLs given here (the CLI's flags)
+        win over their variables. Nothing is written back to the environment."""
+        env = os.environ if env is None else env
+
+        def number(name: str, default: float) -> float:
+            return _number(env, name, default)
+
+        hard = number("STORYMEDIA_TIME_LIMIT", 3 * 3600 + 600)
+        soft = number("STORYMEDIA_SOFT_TIME_LIMIT", max(hard - 600, hard * 0.8))
         presets = env.get("STORYMEDIA_PRESETS")
+        storage = (storage_url or env.get("STORYMEDIA_STORAGE_URL")
+                   or "file://" + str(Path("store").resolve()))
+        private = (private_storage_url or env.get("STORYMEDIA_PRIVATE_STORAGE_URL")
+                   or private_storage_default(storage))
         return cls(
-            broker_url=env.get("STORYMEDIA_BROKER_URL", "redis://127.0.0.1:6379/0"),
-            storage_url=env.get("STORYMEDIA_STORAGE_URL", "file://" + str(Path("store").resolve())),
+            broker_url=broker_url or env.get("STORYMEDIA_BROKER_URL") or DEFAULT_BROKER_URL,
+            storage_url=storage,
+            private_storage_url=private,
             s3_endpoint_url=env.get("STORYMEDIA_S3_ENDPOINT_URL") or None,
             s3_public_endpoint_url=env.get("STORYMEDIA_S3_PUBLIC_ENDPOINT_URL") or None,
             s3_region=env.get("STORYMEDIA_S3_REGION") or None,
-            multipart_mb=int(_number("STORYMEDIA_S3_MULTIPART_MB", 16)),
+            multipart_mb=int(number("STORYMEDIA_S3_MULTIPART_MB", 16)),
             public_url=env.get("STORYMEDIA_PUBLIC_URL") or None,
-            presign_expiry=int(_number("STORYMEDIA_PRESIGN_EXPIRY", 3600)),
+            presign_expiry=int(number("STORYMEDIA_PRESIGN_EXPIRY", 3600)),
             presets_dir=Path(presets) if presets else None,
             scratch=Path(env.get("STORYMEDIA_SCRATCH") or Path(tempfile.gettempdir()) / "storymedia"),
             time_limit=hard,
             soft_time_limit=soft,
-            visibility_timeout=_number("STORYMEDIA_VISIBILITY_TIMEOUT", 4 * 3600),
-            max_attempts=int(_number("STORYMEDIA_MAX_ATTEMPTS", 3)),
-            restore_interval=_number("STORYMEDIA_RESTORE_INTERVAL", 30),
-            soft_shutdown_timeout=_number("STORYMEDIA_SOFT_SHUTDOWN_TIMEOUT", 25),
-            max_memory_mb=int(_number("STORYMEDIA_MAX_MEMORY_MB", 3000)),
-            stale_after=_number("STORYMEDIA_STALE_AFTER", 2 * hard),
-            reconcile_every=_number("STORYMEDIA_RECONCILE_EVERY", 600),
+            visibility_timeout=number("STORYMEDIA_VISIBILITY_TIMEOUT", 4 * 3600),
+            max_attempts=int(number("STORYMEDIA_MAX_ATTEMPTS", 3)),
+            restore_interval=number("STORYMEDIA_RESTORE_INTERVAL", 30),
+            soft_shutdown_timeout=number("STORYMEDIA_SOFT_SHUTDOWN_TIMEOUT", 25),
+            max_memory_mb=int(number("STORYMEDIA_MAX_MEMORY_MB", 3000)),
+            stale_after=number("STORYMEDIA_STALE_AFTER", 2 * hard),
+            reconcile_every=number("STORYMEDIA_RECONCILE_EVERY", 600),
         )
+
+    def as_env(self) -> dict[str, str]:
+        """The broker and stores as environment variables, for a process started from these
+        settings (``storymedia worker`` execs Celery, which reads the environment)."""
+        return {"STORYMEDIA_BROKER_URL": self.broker_url, "STORYMEDIA_STORAGE_URL": self.storage_url,
+                "STORYMEDIA_PRIVATE_STORAGE_URL": self.private_storage_url}
 
     def check(self) -> None:
         """Refuse settings under which a long task would be delivered twice, or never stopped."""
@@ -121,5 +170,11 @@ class Settings:
                 f"STORYMEDIA_VISIBILITY_TIMEOUT ({self.visibility_timeout:.0f} s) must be above"
                 f" STORYMEDIA_TIME_LIMIT ({self.time_limit:.0f} s): Redis would hand a task that is"
                 " still running to a second worker")
+        self.check_broker()
+
+    def check_broker(self) -> None:
+        """Refuse a broker that is not Redis: kombu would take another scheme (``memory://``) and
+        drop the messages where no worker ever looks."""
         if not self.broker_url.startswith(("redis://", "rediss://")):
-            raise ConfigError(f"STORYMEDIA_BROKER_URL must be a redis:// URL (got {self.broker_url!r})")
+            raise ConfigError("the broker URL (--broker-url or STORYMEDIA_BROKER_URL) must be a redis://"
+                              f" or rediss:// URL (got {redact_url(self.broker_url)!r})")

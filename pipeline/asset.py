@@ -19,7 +19,8 @@ from typing import Any, Protocol
 from pipeline import subtitles
 from pipeline.avprobe import AVInfo
 from pipeline.errors import LimitExceeded, PipelineError, RenderError, UnsupportedMedia
-from pipeline.image import Rendered, render_image
+from pipeline.image import Rendered
+from pipeline.isolated import render_image_isolated
 from pipeline.keys import asset_id
 from pipeline.metadata import EmbeddedText
 from pipeline.plan import ImagePlan, plan_image
@@ -201,7 +202,7 @@ def _image_renditions(work: AssetWork, info: ImageInfo, sha: str, storage: Stora
             store(made)
             report("rendering", outcome.rendered, total)
 
-        render_image(work.path, info, missing, scratch, on_done=stored)
+        render_image_isolated(work.path, info, missing, scratch, on_done=stored)
 
     return _produce(work, plans, render, storage, outcome, scratch_root)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import struct
 import zlib
 from pathlib import Path
@@ -86,4 +87,120 @@ def truncated_jpeg(path: Path) -> Path:
     data = good.read_bytes()
     path.write_bytes(data[: len(data) // 2])
     good.unlink()
+    return path
+
+
+def _jpeg_segments(data: bytes) -> list[tuple[int, int, int]]:
+    """(marker, start, end) of every segment up to EOI; a scan's entropy data belongs to its SOS."""
+    out, pos = [], 2
+    while pos < len(data):
+        marker = data[pos + 1]
+        if marker == 0xD9:
+            out.append((marker, pos, pos + 2))
+            break
+        end = pos + 2 + struct.unpack(">H", data[pos + 2:pos + 4])[0]
+        if marker == 0xDA:   # entropy data runs to the next marker that is not a stuffed 0 or RSTn
+            while True:
+                end = data.index(b"\xff", end)
+                if data[end + 1] not in (0x00, *range(0xD0, 0xD8)):
+                    break
+                end += 2
+        out.append((marker, pos, end))
+        pos = end
+    return out
+
+
+def scan_bomb_jpeg(path: Path, scans: int = 3000, size: tuple[int, int] = (4000, 3000)) -> Path:
+    """``scan-bomb.jpg``: a progressive JPEG whose last scan (with its Huffman table) is repeated
+    until the file holds ``scans`` scans. Each repeat is a few dozen bytes of EOB runs over a flat
+    picture, yet the decoder walks every block of the image for it: milliseconds a scan."""
+    buffer = io.BytesIO()
+    Image.new("RGB", size, (120, 130, 140)).save(buffer, "JPEG", quality=90, progressive=True)
+    data = buffer.getvalue()
+    segments = _jpeg_segments(data)
+    sos = [i for i, (marker, _s, _e) in enumerate(segments) if marker == 0xDA]
+    group_start = segments[sos[-2]][2]              # after the previous scan: DHT + SOS + data
+    eoi = segments[-1][1]
+    group = data[group_start:eoi]
+    path.write_bytes(data[:eoi] + group * (scans - len(sos)) + b"\xff\xd9")
+    return path
+
+
+def _png_chunk(kind: bytes, payload: bytes) -> bytes:
+    return (struct.pack(">I", len(payload)) + kind + payload
+            + struct.pack(">I", zlib.crc32(kind + payload) & 0xFFFFFFFF))
+
+
+def sixteen_bit_png(path: Path, size: tuple[int, int] = (10000, 10000), channels: int = 1) -> Path:
+    """``sixteen-bit.png``: 16 bits a sample (1 grey, 3 RGB or 4 RGBA channels), written row by row
+    without holding the picture. Each row is one value, falling from white at the top to black at the
+    bottom (alpha opaque), so 100 MP compresses to a few hundred kB yet decodes to gigabytes."""
+    width, height = size
+    colour_type = {1: 0, 3: 2, 4: 6}[channels]
+    packer = zlib.compressobj(9)
+    parts = []
+    for y in range(height):
+        value = sixteen_bit_value(y, height)
+        pixel = struct.pack(">H", value) * min(channels, 3) + (b"\xff\xff" if channels == 4 else b"")
+        parts.append(packer.compress(b"\x00" + pixel * width))
+    parts.append(packer.flush())
+    ihdr = struct.pack(">IIBBBBB", width, height, 16, colour_type, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr) + _png_chunk(b"IDAT", b"".join(parts))
+                     + _png_chunk(b"IEND", b""))
+    return path
+
+
+def sixteen_bit_value(y: int, height: int) -> int:
+    """The 16-bit value of row ``y`` in :func:`sixteen_bit_png` (and :func:`float_tiff`, over 65535)."""
+    return 65535 - (y * 65535) // max(1, height - 1)
+
+
+def float_tiff(path: Path, size: tuple[int, int] = (10000, 10000), rows_per_strip: int | None = None,
+               peak: float = 4.0) -> Path:
+    """``float.tif``: one 32-bit float sample a pixel, deflate-compressed, written strip by strip. Row
+    ``y`` holds ``peak * sixteen_bit_value(y) / 65535`` (above 1.0: HDR-like values). By default the
+    whole picture is ONE strip, so a reader needs a buffer the size of the decoded image for it."""
+    width, height = size
+    rows = rows_per_strip or height
+    strips = []
+    for top in range(0, height, rows):
+        packer = zlib.compressobj(9)
+        body = [packer.compress(struct.pack("<f", peak * sixteen_bit_value(y, height) / 65535) * width)
+                for y in range(top, min(height, top + rows))]
+        strips.append(b"".join(body) + packer.flush())
+    offsets, cursor = [], 8
+    for strip in strips:
+        offsets.append(cursor)
+        cursor += len(strip)
+    tags: list[tuple[int, int, int, bytes]] = []   # tag, type, count, value bytes
+
+    def tag(number: int, kind: int, values: list[int]) -> None:
+        fmt = {3: "<H", 4: "<I"}[kind]
+        tags.append((number, kind, len(values), b"".join(struct.pack(fmt, v) for v in values)))
+    tag(256, 4, [width])
+    tag(257, 4, [height])
+    tag(258, 3, [32])            # BitsPerSample
+    tag(259, 3, [8])             # Compression: deflate
+    tag(262, 3, [1])             # BlackIsZero
+    tag(273, 4, offsets)         # StripOffsets
+    tag(277, 3, [1])             # SamplesPerPixel
+    tag(278, 4, [rows])          # RowsPerStrip
+    tag(279, 4, [len(s) for s in strips])
+    tag(284, 3, [1])             # PlanarConfiguration: chunky
+    tag(339, 3, [3])             # SampleFormat: IEEE float
+    ifd_at = cursor + (cursor & 1)
+    extra_at = ifd_at + 2 + 12 * len(tags) + 4
+    entries, extra = [], b""
+    for number, kind, n, value in tags:
+        if len(value) <= 4:
+            entries.append(struct.pack("<HHI", number, kind, n) + value.ljust(4, b"\x00"))
+        else:
+            entries.append(struct.pack("<HHII", number, kind, n, extra_at + len(extra)))
+            extra += value
+    with path.open("wb") as handle:
+        handle.write(b"II*\x00" + struct.pack("<I", ifd_at))
+        for strip in strips:
+            handle.write(strip)
+        handle.write(b"\x00" * (ifd_at - cursor))
+        handle.write(struct.pack("<H", len(tags)) + b"".join(entries) + b"\x00\x00\x00\x00" + extra)
     return path

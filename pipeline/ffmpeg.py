@@ -42,11 +42,37 @@ def binary(name: str) -> str:
     return found
 
 
+DEMUXER_OPTIONS: dict[str, dict[str, str]] = {
+    "mov": {"enable_drefs": "0"},
+    "concat": {"safe": "0"},
+}
+"""Options of one demuxer, given every time it opens a file.
+
+``mov`` (MP4, MOV, fragmented MP4): never follow the external data references a MOV may name
+(``dref`` entries point at other files, e.g. ``/etc/passwd`` or a file next to the upload). Off by
+default in ffmpeg today; said here so that a build or a release that turns it on cannot.
+``concat`` reads only the graphics track scripts we write (our own PNGs, each with ``option
+framerate``, which safe mode refuses); a producer's file is never opened with it (it is not in
+:data:`pipeline.avprobe.DEMUXERS`)."""
+
+
+def input_options(demuxer: str) -> dict[str, str]:
+    """The options before ``-i`` for every file ffmpeg or ffprobe opens: local files only
+    (``-protocol_whitelist file``, which nested opens inherit), the demuxer we chose from the
+    content (never ffmpeg's guess), and that demuxer's own options (:data:`DEMUXER_OPTIONS`)."""
+    return {"protocol_whitelist": "file", "f": demuxer, **DEMUXER_OPTIONS.get(demuxer, {})}
+
+
+def input_args(demuxer: str, path: Path) -> list[str]:
+    """:func:`input_options` as command-line words, then ``-i file:<path>``."""
+    words = [word for key, value in input_options(demuxer).items() for word in (f"-{key}", value)]
+    return [*words, "-i", "file:" + str(path)]
+
+
 def ffprobe_json(path: Path, demuxer: str, extra: tuple[str, ...] = (),
                  timeout: float = 60) -> dict[str, Any]:
     """ffprobe's JSON description of a local file, read with the demuxer chosen from its content."""
-    argv = [binary("ffprobe"), "-v", "error", "-protocol_whitelist", "file", "-f", demuxer,
-            "-print_format", "json", "-show_format", "-show_streams", *extra, "file:" + str(path)]
+    argv = ffprobe_argv(path, demuxer, extra)
     try:
         done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
     except subprocess.TimeoutExpired as exc:
@@ -60,6 +86,11 @@ def ffprobe_json(path: Path, demuxer: str, extra: tuple[str, ...] = (),
     except ValueError as exc:
         raise ProbeError("the file cannot be read: ffprobe gave no description", code="corrupt") from exc
     return data
+
+
+def ffprobe_argv(path: Path, demuxer: str, extra: tuple[str, ...] = ()) -> list[str]:
+    return [binary("ffprobe"), "-v", "error", "-print_format", "json", "-show_format", "-show_streams",
+            *extra, *input_args(demuxer, path)]
 
 
 def run_capture(argv: list[str], timeout: float) -> str:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.errors import RenderError
-from pipeline.ffmpeg import binary, run_capture
+from pipeline.ffmpeg import binary, input_args, run_capture
 from pipeline.presets import Loudness
 
 STEREO_48K = "aresample=48000,aformat=sample_rates=48000:channel_layouts=stereo"
@@ -43,8 +43,7 @@ class Level:
 
 def measure_argv(path: Path, demuxer: str) -> list[str]:
     return [binary("ffmpeg"), "-hide_banner", "-nostdin", "-loglevel", "info",
-            "-protocol_whitelist", "file", "-f", demuxer, "-i", "file:" + str(path),
-            "-map", "0:a:0", "-vn", "-sn", "-dn",
+            *input_args(demuxer, path), "-map", "0:a:0", "-vn", "-sn", "-dn",
             "-af", f"{STEREO_48K},loudnorm=print_format=json", "-f", "null", "-"]
 
 
@@ -90,8 +89,7 @@ _SUMMARY_TP = re.compile(r"True peak:\s*Peak:\s*(-?[\d.]+|-inf)\s*dBFS")
 
 def level_argv(path: Path, demuxer: str, stream: str = "0:a:0", mono_pair: bool = False) -> list[str]:
     """``ebur128`` over one output; ``mono_pair`` joins two mono tracks (MXF) into stereo."""
-    argv = [binary("ffmpeg"), "-hide_banner", "-nostdin", "-loglevel", "info",
-            "-protocol_whitelist", "file", "-f", demuxer, "-i", "file:" + str(path)]
+    argv = [binary("ffmpeg"), "-hide_banner", "-nostdin", "-loglevel", "info", *input_args(demuxer, path)]
     if mono_pair:
         graph = "[0:a:0][0:a:1]join=inputs=2:channel_layout=stereo,ebur128=peak=true[out]"
         return [*argv, "-filter_complex", graph, "-map", "[out]", "-f", "null", "-"]

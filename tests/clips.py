@@ -105,3 +105,36 @@ def truncated_clip(path: Path) -> Path:
     path.write_bytes(data[: len(data) * 6 // 10])
     whole.unlink()
     return path
+
+
+def _alias_record(path: str) -> bytes:
+    """A Mac alias record (``alis`` data reference) naming ``path``, one folder level: a file next
+    to the movie. ffmpeg's mov demuxer opens such a file only with ``-enable_drefs 1``."""
+    name = path.rsplit("/", 1)[-1].encode()
+    body = (bytes(10) + b"\x00" + bytes(27) + bytes(12) + bytes([len(name)]) + name.ljust(63, b"\x00")
+            + bytes(16) + struct.pack(">HH", 1, 1) + bytes(16))
+    raw = path.encode() + (b"\x00" if len(path.encode()) % 2 else b"")
+    body += struct.pack(">HH", 2, len(raw)) + raw + struct.pack(">hH", -1, 0)
+    return struct.pack(">I4sI", 12 + len(body), b"alis", 0) + body
+
+
+def external_reference_mov(path: Path) -> Path:
+    """``external-reference.mov``: a red picture whose samples live in ANOTHER file next to it
+    (``external.mov``), named by an alias data reference; its own samples are black."""
+    external = path.with_name("external.mov")
+    _run("-f", "lavfi", "-i", "color=c=red:size=32x32:rate=25:duration=0.2", "-c:v", "rawvideo",
+         "-pix_fmt", "rgb24", "-f", "mov", str(external))
+    data = bytearray(external.read_bytes())
+    at = data.find(b"dref") - 4
+    entry = _alias_record("/elsewhere/" + external.name)
+    dref = struct.pack(">I4sII", 16 + len(entry), b"dref", 0, 1) + entry
+    grow = len(dref) - struct.unpack(">I", data[at:at + 4])[0]
+    data[at:at + len(dref) - grow] = dref
+    for kind in (b"dinf", b"minf", b"mdia", b"trak", b"moov"):     # the boxes around it grow too
+        box = data.find(kind) - 4
+        data[box:box + 4] = struct.pack(">I", struct.unpack(">I", data[box:box + 4])[0] + grow)
+    mdat = data.find(b"mdat") - 4       # ffmpeg writes the samples first and the index last
+    size = struct.unpack(">I", data[mdat:mdat + 4])[0]
+    data[mdat + 8:mdat + size] = bytes(size - 8)
+    path.write_bytes(bytes(data))
+    return path

@@ -11,6 +11,7 @@ import pytest
 
 from pipeline.avprobe import probe_av
 from pipeline.errors import ProbeError, UnsupportedMedia
+from pipeline.ffmpeg import input_args
 from pipeline.metadata import EmbeddedText
 from pipeline.probe import Limits, probe
 from pipeline.sniff import sniff
@@ -277,3 +278,17 @@ def test_thumbnail_sprite_and_its_webvtt_index(rendered) -> None:
     ((key, sheet, mime),) = sprite.extras
     assert key.endswith("/sprite-000.jpg") and mime == "image/jpeg"
     assert (video_stream(ffprobe(sheet))["width"], video_stream(ffprobe(sheet))["height"]) == (1600, 900)
+
+
+def test_an_external_data_reference_is_not_followed(tmp_path: Path) -> None:
+    """A MOV can name other files that hold its samples; every input we open says
+    ``-enable_drefs 0``, so ffmpeg reads only the uploaded file."""
+    movie = clips.external_reference_mov(tmp_path / "external-reference.mov")
+    argv = ["ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "warning", *input_args("mov", movie),
+            "-frames:v", "1", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"]
+    ours = subprocess.run(argv, capture_output=True, check=False)
+    assert "Skipped opening external track" in ours.stderr.decode()
+    assert b"\xfd\x00\x00" not in ours.stdout          # no red pixel from external.mov
+    followed = [("1" if word == "0" and argv[i - 1] == "-enable_drefs" else word) for i, word in enumerate(argv)]
+    control = subprocess.run(followed, capture_output=True, check=False)
+    assert control.stdout[:3] == b"\xfd\x00\x00", "the test file must really point at external.mov"

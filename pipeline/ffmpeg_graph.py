@@ -17,7 +17,7 @@ from typing import Any
 import ffmpeg as fp
 
 from pipeline.avprobe import AVInfo
-from pipeline.ffmpeg import GLOBAL_ARGS, binary
+from pipeline.ffmpeg import GLOBAL_ARGS, binary, input_options
 from pipeline.loudness import Measured, normalise
 from pipeline.presets import LogoSpec, Loudness, Mp4Output, PosterOutput, SpriteOutput
 from pipeline.video_plan import AudioPlan, BranchPlan, Frame, OutputPlan, VideoPlan, even
@@ -92,26 +92,35 @@ def consumers(branch: BranchPlan) -> list[tuple[Consumer, Frame]]:
 
 
 @dataclass(frozen=True)
-class Overlay:
-    """A rendered graphic (PNG) shown on one picture size between two times."""
+class GraphicsTrack:
+    """The graphics burned into one picture size (lower third, subtitles) as one timed image
+    track: an ffconcat script of equal-sized RGBA images (see :mod:`pipeline.graphics_track`),
+    laid over the picture with its top-left corner at (x, y)."""
 
-    file: Path
+    script: Path
     x: int
     y: int
-    start: float
-    end: float
 
 
-def _overlays(base: Stream, items: list[Overlay]) -> Stream:
-    for item in items:
-        still = fp.input("file:" + str(item.file), f="image2", protocol_whitelist="file").video
-        base = fp.overlay(base, still, x=item.x, y=item.y, eof_action="repeat", format="auto",
-                          enable=f"between(t,{item.start:.3f},{item.end:.3f})")
-    return base
+def concat_script(entries: Sequence[tuple[str, float | None]]) -> str:
+    """An ffconcat script showing each image (a file name next to the script) for its duration
+    in seconds (the last one has none). Every image is read at 1000 frames a second: the track then
+    has a millisecond time base, and graphics change on the very frame they should."""
+    lines = ["ffconcat version 1.0"]
+    for name, duration in entries:
+        lines += ["file '" + name.replace("'", "'\\''") + "'", "option framerate 1000"]
+        if duration is not None:
+            lines.append(f"duration {duration:.3f}")
+    return "\n".join(lines) + "\n"
+
+
+def _overlay_track(base: Stream, track: GraphicsTrack) -> Stream:
+    images = fp.input("file:" + str(track.script), **input_options("concat")).video
+    return fp.overlay(base, images, x=track.x, y=track.y, eof_action="repeat", format="auto", shortest=1)
 
 
 def _frames(branch: BranchPlan, stream: Stream, logo: Stream | None, interlaced: bool,
-            overlays: dict[Frame, list[Overlay]]) -> dict[Consumer, Stream]:
+            overlays: dict[Frame, GraphicsTrack]) -> dict[Consumer, Stream]:
     """One video stream per consumer: each root picture built once from the source with its
     graphics (logo, lower third, subtitles); smaller same-shape pictures scaled from it."""
     tree = branch.frame_tree()
@@ -128,7 +137,9 @@ def _frames(branch: BranchPlan, stream: Stream, logo: Stream | None, interlaced:
             made = _geometry(source, frame, interlaced)
             if mark is not None and branch.logo is not None:
                 made = _logo(mark, branch.logo, frame, made)
-            made = _overlays(made, overlays.get(frame, []))
+            track = overlays.get(frame)
+            if track is not None:
+                made = _overlay_track(made, track)
         else:
             made = source.filter("scale", frame.width, frame.height, flags="lanczos",
                                  interl=1 if interlaced else 0)
@@ -212,11 +223,11 @@ def _codec_args(plan: OutputPlan, gop_seconds: float, rung: str | None) -> dict[
 
 
 def build_argv(plan: VideoPlan, source: Path, targets: dict[str, Path], measured: Measured | None,
-               overlays: dict[tuple[str, Frame], list[Overlay]] | None = None) -> list[str]:
+               overlays: dict[tuple[str, Frame], GraphicsTrack] | None = None) -> list[str]:
     """The ffmpeg command for every output of ``plan``; ``targets`` maps output keys to files."""
     info = plan.info
     video = info.video
-    src = fp.input("file:" + str(source), f=info.demuxer, protocol_whitelist="file")
+    src = fp.input("file:" + str(source), **input_options(info.demuxer))
     branches = [b for b in plan.branches if consumers(b)] if video is not None else []
     video_streams = _split(src.video, len(branches))
     audio_users = [b for b in branches if any(c.has_audio for (c, _rung), _f in consumers(b))]
@@ -234,7 +245,7 @@ def build_argv(plan: VideoPlan, source: Path, targets: dict[str, Path], measured
     if video is None:
         return _compile(outputs)
     logo_files = sorted({b.logo_file for b in branches if b.logo_file})
-    logo_inputs = {f: fp.input("file:" + f, f="image2", protocol_whitelist="file") for f in logo_files}
+    logo_inputs = {f: fp.input("file:" + f, **input_options("image2")) for f in logo_files}
     logo_uses = {f: sum(1 for b in branches if b.logo_file == f) for f in logo_files}
     logo_streams = {f: iter(_split(logo_inputs[f].video, logo_uses[f])) for f in logo_files}
 
@@ -244,7 +255,7 @@ def build_argv(plan: VideoPlan, source: Path, targets: dict[str, Path], measured
             stream = stream.filter("bwdif", mode="send_field")
         stream = stream.filter("fps", _rate(branch.rate))
         logo = next(logo_streams[branch.logo_file]) if branch.logo_file else None
-        mine = {frame: items for (preset, frame), items in (overlays or {}).items()
+        mine = {frame: track for (preset, frame), track in (overlays or {}).items()
                 if preset == branch.preset}
         pictures = _frames(branch, stream, logo, branch.fields == "keep", mine)
         takers = [c for c, _frame in consumers(branch) if c[0].has_audio]
@@ -322,7 +333,7 @@ def still_argv(plan: OutputPlan, info: AVInfo, source: Path, target: Path) -> li
     assert isinstance(spec, PosterOutput | SpriteOutput)
     video = info.video
     assert video is not None
-    before: dict[str, object] = {"f": info.demuxer, "protocol_whitelist": "file"}
+    before: dict[str, object] = {**input_options(info.demuxer)}
     if isinstance(spec, PosterOutput):
         before["ss"] = f"{plan.poster_time:.3f}"
     else:

@@ -263,7 +263,8 @@ def locate(root: Path, rel: str) -> Path | None:
     return walk(root, parts)
 
 
-def load_story(path: Path, known_presets: Iterable[str] | None = None) -> Story:
+def load_story(path: Path, known_presets: Iterable[str] | None = None,
+               subtitle_limits: subtitles.SubtitleLimits = subtitles.LIMITS) -> Story:
     """Read, validate and check a story file.
 
     Checks that every asset file (and subtitle file) exists inside the story's folder, that every
@@ -304,7 +305,7 @@ def load_story(path: Path, known_presets: Iterable[str] | None = None) -> Story:
                 problems.append(f"{where} does not exist")
             elif field_name == "subtitles":
                 try:
-                    subtitles.load(target, where)
+                    subtitles.load(target, where, subtitle_limits)
                 except InvalidStory as exc:
                     problems.append(str(exc))
         if known is not None:

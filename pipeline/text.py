@@ -8,6 +8,7 @@ engine is always RAQM, and :func:`require_raqm` refuses to start without it.
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 
@@ -44,23 +45,44 @@ def wrap(text: str, face: ImageFont.FreeTypeFont, max_width: float, max_lines: i
         else:
             lines.append(current)
             current = word
-    if current:
+            if len(lines) > max_lines:      # the rest is cut anyway: stop measuring it
+                break
+    if current and len(lines) <= max_lines:
         lines.append(current)
     if len(lines) > max_lines:
         kept = lines[:max_lines]
-        last = kept[-1]
-        while last and face.getlength(last + " …") > max_width:
-            last = last.rsplit(" ", 1)[0] if " " in last else last[:-1]
-        kept[-1] = (last + " …").strip()
+        last = kept[-1].split(" ")
+        # Whole words off the end until the ellipsis fits (a wrapped line holds few words).
+        keep = _longest(len(last), lambda n: face.getlength(" ".join(last[:n]) + " …") <= max_width)
+        kept[-1] = (" ".join(last[:max(keep, 1)]) + " …").strip()
         lines = kept
     # A single word wider than the line is shrunk by cutting characters.
     return [_fit(line, face, max_width) for line in lines]
 
 
+def _longest(count: int, fits: Callable[[int], bool]) -> int:
+    """The largest ``n`` in ``0..count`` for which ``fits(n)`` holds (0 when none but 0 does),
+    by bisection: ``fits`` holds up to some ``n`` and not beyond (text grows as it lengthens).
+    Measuring a text costs its length, so cutting one character per measurement was quadratic:
+    an 8,000-character word took seconds per picture size."""
+    low, high = 0, count
+    while low < high:
+        middle = (low + high + 1) // 2
+        if fits(middle):
+            low = middle
+        else:
+            high = middle - 1
+    return low
+
+
 def _fit(line: str, face: ImageFont.FreeTypeFont, max_width: float) -> str:
-    while line and face.getlength(line) > max_width:
-        line = line[:-2] + "…"
-    return line
+    """``line``, or as much of it as fits with an ellipsis after it."""
+    if face.getlength(line) <= max_width:
+        return line
+    keep = _longest(len(line) - 1, lambda n: face.getlength(line[:n] + "…") <= max_width)
+    while keep and unicodedata.combining(line[keep]):   # never strand a mark from its letter
+        keep -= 1
+    return line[:keep] + "…"
 
 
 def fit_caption(caption: str, font_file: str, size: int, box_width: float, max_lines: int
@@ -165,10 +187,26 @@ def subtitle(text: str, frame: tuple[int, int], style: CaptionStyle, font_file: 
     """One subtitle cue, centred at the bottom of the title-safe area, wrapped to fit."""
     width, height = frame
     margin_x, margin_y = round(width * (1 - style.safe_area) / 2), round(height * (1 - style.safe_area) / 2)
-    face = font(font_file, max(12, round(min(width, height) * 0.05)))
+    face = _subtitle_face(frame, font_file)
     pad = round(face.size * 0.3)
     lines: list[str] = []
     for part in unicodedata.normalize("NFC", text).split("\n"):
+        if len(lines) > style.max_lines:
+            break
         lines += wrap(part, face, width - 2 * margin_x - 2 * pad, style.max_lines)
     panel = _panel([(line, face) for line in lines[: style.max_lines + 1]], pad, style, language)
     return Graphic(panel, (width - panel.width) // 2, height - margin_y - panel.height)
+
+
+def _subtitle_face(frame: tuple[int, int], font_file: str) -> ImageFont.FreeTypeFont:
+    return font(font_file, max(12, round(min(frame) * 0.05)))
+
+
+def subtitle_top(frame: tuple[int, int], style: CaptionStyle, font_file: str) -> int:
+    """The highest row any :func:`subtitle` panel can reach on ``frame`` (the most lines it draws):
+    subtitles are burned from one image track whose area must hold every cue."""
+    face = _subtitle_face(frame, font_file)
+    pad = round(face.size * 0.3)
+    margin_y = round(frame[1] * (1 - style.safe_area) / 2)
+    tallest = (style.max_lines + 1) * round(sum(face.getmetrics()) * 1.1) + 2 * pad
+    return max(0, frame[1] - margin_y - tallest)

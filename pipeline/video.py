@@ -10,14 +10,16 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from pipeline import hls, loudness, subtitles, text
 from pipeline.avprobe import AVInfo
 from pipeline.errors import RenderError
-from pipeline.ffmpeg import GLOBAL_ARGS, binary, ffprobe_json, run_capture, run_ffmpeg
-from pipeline.ffmpeg_graph import Overlay, build_argv, rung_target, still_argv
+from pipeline.ffmpeg import GLOBAL_ARGS, binary, ffprobe_json, input_args, run_capture, run_ffmpeg
+from pipeline.ffmpeg_graph import GraphicsTrack, build_argv, rung_target, still_argv
+from pipeline.graphics_track import Timed, write_track
 from pipeline.presets import HlsOutput, SpriteOutput
 from pipeline.storage import file_sha256
 from pipeline.video_plan import AudioPlan, BranchPlan, Frame, OutputPlan, VideoPlan
@@ -87,12 +89,15 @@ def _check_duration(rendered: RenderedAV, info: AVInfo, argv: list[str]) -> None
                           command=argv)
 
 
-def _remux(rung_file: Path, target: Path, timeout: float) -> None:
+def remux_argv(rung_file: Path, target: Path) -> list[str]:
     """An HLS rung's fragmented MP4 as a progressive MP4 with the index up front: no re-encode."""
-    run_capture([binary("ffmpeg"), *GLOBAL_ARGS, "-protocol_whitelist", "file", "-f", "mov",
-                 "-i", "file:" + str(rung_file), "-map", "0:v", "-map", "0:a?", "-c", "copy",
-                 "-map_metadata", "-1", "-movflags", "+faststart",
-                 "-f", "mp4", "file:" + str(target)], timeout)
+    return [binary("ffmpeg"), *GLOBAL_ARGS, *input_args("mov", rung_file), "-map", "0:v", "-map", "0:a?",
+            "-c", "copy", "-map_metadata", "-1", "-movflags", "+faststart", "-f", "mp4",
+            "file:" + str(target)]
+
+
+def _remux(rung_file: Path, target: Path, timeout: float) -> None:
+    run_capture(remux_argv(rung_file, target), timeout)
 
 
 def _package(out: OutputPlan, files: dict[str, Path], folder: Path, gop_seconds: float,
@@ -153,30 +158,41 @@ def _sprite(out: OutputPlan, scratch: Path, duration: float
     return index_file, facts, extras
 
 
-def _graphics(plan: VideoPlan, scratch: Path) -> dict[tuple[str, Frame], list[Overlay]]:
-    """Render lower thirds and burned subtitles as PNGs for every picture size that burns them."""
-    overlays: dict[tuple[str, Frame], list[Overlay]] = {}
+def _drawn(graphic: text.Graphic) -> text.Graphic:
+    return graphic
+
+
+def _graphics(plan: VideoPlan, scratch: Path) -> dict[tuple[str, Frame], GraphicsTrack]:
+    """Lower thirds and burned subtitles as one image track for every picture size that burns
+    them (see :mod:`pipeline.graphics_track`)."""
+    tracks: dict[tuple[str, Frame], GraphicsTrack] = {}
+    info = plan.info
+    until = info.video.duration if info.video is not None else info.duration
     for branch in plan.branches:
         if branch.lower_third is None and not branch.subtitles:
             continue
+        style, font_file, language = branch.caption_style, branch.font_file, branch.language
         for frame, parent in branch.frame_tree().items():
             if parent is not None:
                 continue
             size = (frame.width, frame.height)
-            drawn: list[tuple[text.Graphic, float, float]] = []
             strap = branch.lower_third
+            layers: list[list[Timed]] = []
+            tops = []
             if strap is not None:
-                drawn.append((text.lower_third(strap.name, strap.title, size, branch.caption_style,
-                                               branch.font_file, branch.language), strap.start, strap.end))
-            drawn += [(text.subtitle(cue.text, size, branch.caption_style, branch.font_file,
-                                     branch.language), cue.start, cue.end) for cue in branch.subtitles]
-            items = []
-            for index, (graphic, start, end) in enumerate(drawn):
-                file = scratch / f"gfx-{branch.preset}-{frame.width}x{frame.height}-{index}.png"
-                graphic.image.save(file, compress_level=1)
-                items.append(Overlay(file, graphic.x, graphic.y, start, end))
-            overlays[(branch.preset, frame)] = items
-    return overlays
+                panel = text.lower_third(strap.name, strap.title, size, style, font_file, language)
+                layers.append([Timed(strap.start, strap.end, partial(_drawn, panel))])
+                tops.append(panel.y)
+            if branch.subtitles:
+                layers.append([Timed(cue.start, cue.end, partial(text.subtitle, cue.text, size, style,
+                                                                  font_file, language))
+                               for cue in branch.subtitles])
+                tops.append(text.subtitle_top(size, style, font_file))
+            track = write_track(scratch, f"gfx-{branch.preset}-{frame.width}x{frame.height}", size,
+                                max(0, min(tops)), layers, until)
+            if track is not None:
+                tracks[(branch.preset, frame)] = track
+    return tracks
 
 
 def _branch(plan: VideoPlan, out: OutputPlan) -> BranchPlan:

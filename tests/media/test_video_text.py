@@ -90,3 +90,42 @@ def test_burned_subtitle_matches_a_reference_render(rendered) -> None:
     reference = text.subtitle(CUE, (1280, 720), preset.caption, str(preset.font_path))
     assert similarity(frame, reference) > 0.9
     assert similarity(frame_at(path, 1.0), reference) < 0.5
+
+
+def _cue_text(index: int) -> str:
+    return "M" * (1 + 3 * (index % 3))      # three widths: which cue is shown can be measured
+
+
+def test_the_most_cues_allowed_burn_in_and_each_shows_on_its_frame(tmp_path: Path) -> None:
+    """5,000 one-millisecond cues on a 5 s clip: 5,000 chained overlays overflowed ffmpeg-python's
+    recursion; one graphics track per picture size renders them, each on the frame at its time."""
+    from pipeline.subtitles import LIMITS, Cue
+
+    source = tmp_path / "grey.mp4"
+    subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i",
+                    "color=c=0x808080:size=128x72:rate=25:duration=5", "-c:v", "libx264",
+                    "-preset", "ultrafast", "-pix_fmt", "yuv420p", str(source)], check=True)
+    preset = parse_preset({
+        "preset": {"name": "tiny", "version": 1},
+        "caption": {"bar_opacity": 1.0, "bar_colour": "#000000"},
+        "video": {"frame": "fill", "burn_subtitles": True,
+                  "outputs": [{"type": "mp4", "name": "tiny", "width": 128, "height": 72, "crf": 10}]},
+    }, PRESETS, "tiny.toml")
+    cues = tuple(Cue(i / 1000, (i + 1) / 1000, _cue_text(i)) for i in range(LIMITS.max_cues))
+    plan = plan_video(probe(source, Limits()), "cd" * 32, [preset], EmbeddedText(), cues=cues)
+    (tmp_path / "out").mkdir()
+    (result,) = render_video(source, plan, tmp_path / "out")
+    raw = subprocess.run(["ffmpeg", "-v", "error", "-i", str(result.path), "-f", "rawvideo", "-pix_fmt", "gray",
+                          "-"], capture_output=True, check=True).stdout
+    frames = np.frombuffer(raw, np.uint8).reshape(-1, 72, 128)
+    assert len(frames) == 125
+
+    def bar_width(frame: np.ndarray, row: int) -> int:
+        """Extent of what is not the grey background along a row: the black panel, white text."""
+        marked = np.flatnonzero(np.abs(frame[row].astype(int) - 128) > 40)
+        return int(marked[-1] - marked[0] + 1) if len(marked) else 0
+
+    for number in (0, 25, 26, 27, 61, 124):             # frame n is at n * 40 ms: cue 40 n is on screen
+        want = text.subtitle(_cue_text(40 * number), (128, 72), preset.caption, str(preset.font_path))
+        row = want.y + want.image.height // 2
+        assert abs(bar_width(frames[number], row) - want.image.width) <= 2, number

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import unicodedata
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 
 from pipeline.errors import InvalidStory
 from pipeline.story import asset_path, load_story, locate, parse_story, subtitles_path
+from pipeline.subtitles import SubtitleLimits
 
 GOOD = {
     "story": {
@@ -208,3 +210,29 @@ def test_a_story_file_with_a_noncharacter_names_the_field(tmp_path: Path) -> Non
 def test_tabs_and_new_lines_and_private_use_stay_allowed() -> None:
     story = parse_story(_with("assets.0.caption", "Dòng một\nDòng hai\tcột \ue000 \U0001f600"))
     assert story.assets[0].caption == "Dòng một\nDòng hai\tcột \ue000 \U0001f600"
+
+
+@pytest.mark.parametrize(("srt", "reason"), [
+    ("1\n00:00:03,000 --> 00:00:01,000\nngược\n", r"line 2: the cue ends before it starts"),
+    ("1\n00:00:01,000 --> 00:00:02,000\n" + "x" * 300 + "\n", r"line 3: the line is too long"),
+    ("chỉ là chữ\n", r"no subtitle cues found"),
+    (b"\xff\xfe1\n".decode("latin-1"), r"subtitles must be UTF-8 text"),
+], ids=["reversed", "long-line", "no-cues", "not-utf8"])
+def test_bad_subtitles_fail_when_the_story_is_loaded(tmp_path: Path, srt: str, reason: str) -> None:
+    """They were read only when the clip was rendered, on a worker, after the upload."""
+    (tmp_path / "clip.mp4").write_bytes(b"x")
+    (tmp_path / "clip.srt").write_bytes(srt.encode("latin-1" if "UTF-8" in reason else "utf-8"))
+    story_file = _story_naming(tmp_path, "clip.mp4", subtitles="clip.srt")
+    with pytest.raises(InvalidStory) as caught:
+        load_story(story_file)
+    assert re.search(rf"story.json: assets\[0\]\.subtitles: clip.srt: {reason}", str(caught.value))
+
+
+def test_subtitle_limits_apply_when_the_story_is_loaded(tmp_path: Path) -> None:
+    (tmp_path / "clip.mp4").write_bytes(b"x")
+    (tmp_path / "clip.srt").write_text("1\n00:00:01,000 --> 00:00:02,000\nMột\n\n"
+                                       "2\n00:00:03,000 --> 00:00:04,000\nHai\n", encoding="utf-8")
+    story_file = _story_naming(tmp_path, "clip.mp4", subtitles="clip.srt")
+    assert load_story(story_file).assets[0].subtitles == "clip.srt"
+    with pytest.raises(InvalidStory, match=r"clip.srt: line 6: too many cues \(up to 1 are accepted\)"):
+        load_story(story_file, subtitle_limits=SubtitleLimits(max_cues=1))

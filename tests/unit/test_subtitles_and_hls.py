@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import struct
+import tracemalloc
 from pathlib import Path
 
 import pytest
 
-from pipeline import hls
+from pipeline import hls, text
 from pipeline.errors import InvalidStory
-from pipeline.subtitles import parse, webvtt
+from pipeline.subtitles import LIMITS, SubtitleLimits, load, parse, webvtt
 
 SRT = """1
 00:00:01,000 --> 00:00:03,500
@@ -104,3 +105,97 @@ def test_hls_segments_and_iframe_byte_ranges(tmp_path: Path) -> None:
     assert f"@{len(frags[0])}\nseg_0000.m4s" in iframes
     master = (tmp_path / "out/master.m3u8").read_text()
     assert 'URI="360p/iframes.m3u8"' in master and "RESOLUTION=640x360" in master
+
+
+def _srt(count: int, text: str = "Xin chào") -> str:
+    return "".join(f"{i + 1}\n00:{i // 6000 % 60:02d}:{i // 100 % 60:02d},{i % 100 * 10:03d} --> "
+                   f"00:{i // 6000 % 60:02d}:{i // 100 % 60:02d},{i % 100 * 10 + 5:03d}\n{text}\n\n"
+                   for i in range(count))
+
+
+def test_the_cue_count_is_capped_and_the_cue_past_it_named() -> None:
+    assert len(parse(_srt(LIMITS.max_cues))) == LIMITS.max_cues
+    with pytest.raises(InvalidStory, match=rf"clip.srt: line {4 * LIMITS.max_cues + 2}: too many cues \(up to 5000"):
+        parse(_srt(LIMITS.max_cues + 1), "clip.srt")
+
+
+@pytest.mark.parametrize(("body", "line", "words"), [
+    ("x" * 201, 3, r"the line is too long \(201 characters; up to 200"),
+    ("\n".join(["một dòng"] * 9), 2, r"the cue is too long \(more than 8 lines or 400 characters\)"),
+    ("\n".join(["x" * 150] * 3), 2, "the cue is too long"),
+    ("<i>" + "ệ" * 8000 + "</i>", 3, "the line is too long"),
+])
+def test_long_cues_and_lines_are_refused_with_the_line(body: str, line: int, words: str) -> None:
+    with pytest.raises(InvalidStory, match=rf"clip.srt: line {line}: {words}"):
+        parse(f"1\n00:00:01,000 --> 00:00:02,000\n{body}\n", "clip.srt")
+
+
+def test_limits_are_settings() -> None:
+    tight = SubtitleLimits(max_cues=2, max_cue_chars=10, max_line_chars=5, max_cue_lines=1)
+    with pytest.raises(InvalidStory, match="up to 2 are accepted"):
+        parse(_srt(3, "ok"), "clip.srt", tight)
+    with pytest.raises(InvalidStory, match="up to 5 are accepted"):
+        parse(_srt(1, "123456"), "clip.srt", tight)
+    assert [c.text for c in parse(_srt(2, "12345"), "clip.srt", tight)] == ["12345", "12345"]
+
+
+def test_a_huge_file_is_refused_before_it_is_read(tmp_path: Path) -> None:
+    """A 1 GiB .srt was read whole before its size was checked."""
+    huge = tmp_path / "huge.srt"
+    with huge.open("wb") as handle:
+        handle.truncate(1024**3)              # sparse: no disk used
+    tracemalloc.start()
+    try:
+        with pytest.raises(InvalidStory, match=r"huge.srt: the subtitle file is too large \(1073.7 MB; up to 2.1 MB"):
+            load(huge, "huge.srt")
+        _size, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 10 * 1024**2
+
+
+def test_a_file_at_the_limit_is_read(tmp_path: Path) -> None:
+    srt = _srt(3).encode()
+    exact = tmp_path / "exact.srt"
+    exact.write_bytes(srt + b"\n" * (LIMITS.max_bytes - len(srt)))
+    assert len(load(exact, "exact.srt")) == 3
+    with exact.open("ab") as handle:
+        handle.write(b"\n")
+    with pytest.raises(InvalidStory, match="too large"):
+        load(exact, "exact.srt")
+
+
+class CountingFace:
+    """A font stand-in for pure layout tests: 10 px a character; counts what was measured."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.measured = 0
+
+    def getlength(self, text: str) -> float:
+        self.calls += 1
+        self.measured += len(text)
+        return 10.0 * len(text)
+
+
+def test_a_long_word_is_cut_by_bisection() -> None:
+    """One 8,000-character word took 5 s per picture size: a character cut per measurement."""
+    face = CountingFace()
+    lines = text.wrap("ệ" * 8000, face, 1000, 3)          # type: ignore[arg-type]
+    assert lines == ["ệ" * 99 + "…"]
+    assert face.calls < 20 and face.measured < 20 * 8000
+
+
+def test_too_many_lines_end_in_an_ellipsis_cheaply() -> None:
+    face = CountingFace()
+    lines = text.wrap(" ".join(["từ"] * 4000), face, 200, 2)     # type: ignore[arg-type]
+    assert lines == [" ".join(["từ"] * 7), " ".join(["từ"] * 6) + " …"]   # 200 px: 7 words, or 6 and " …"
+    assert face.calls < 100
+
+
+def test_a_cut_never_strands_a_combining_mark() -> None:
+    decomposed = "e\u0323\u0302" * 40              # ệ as e and two marks (a lower third's own text)
+    # 81 px holds 7 characters and the ellipsis: the 8th is a mark, so its letter goes too.
+    assert text._fit(decomposed, CountingFace(), 81) == "e\u0323\u0302" * 2 + "…"   # type: ignore[arg-type]
+    assert text._fit(decomposed, CountingFace(), 91) == "e\u0323\u0302" * 2 + "…"   # type: ignore[arg-type]
+    assert text._fit(decomposed, CountingFace(), 101) == "e\u0323\u0302" * 3 + "…"  # type: ignore[arg-type]

@@ -242,9 +242,16 @@ def _guard_cluster(action: Callable[[], int]) -> int:
         except (redis.RedisError, OperationalError, ConnectionError) as exc:
             from workers.app import current_settings
 
+            url = current_settings().broker_url
             detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise PipelineError(f"cannot reach the broker at {current_settings().broker_url}:"
-                                f" {detail}", code="broker-unreachable") from exc
+            cause: BaseException | None = exc
+            while cause is not None and not isinstance(cause, redis.ResponseError):
+                cause = cause.__cause__ or cause.__context__   # kombu wraps what Redis said
+            if cause is not None:
+                raise PipelineError(f"the broker at {url} refused the request: {detail}",
+                                    code="broker-refused") from exc
+            raise PipelineError(f"cannot reach the broker at {url}: {detail}",
+                                code="broker-unreachable") from exc
 
     return _guard(body)
 

@@ -18,6 +18,7 @@ import redis
 
 from pipeline import jobs, manifest
 from pipeline.errors import PipelineError, StorageError
+from pipeline.keys import manifest_key
 from pipeline.presets import Preset
 from pipeline.storage import file_sha256
 from pipeline.story import Story
@@ -39,16 +40,17 @@ class Submitted:
 
 def submit(ctx: Context, story_file: Path, story: Story, presets: dict[str, Preset], *,
            breaking: bool = False, on_uploaded: jobs.Uploaded | None = None) -> Submitted:
-    ensure = getattr(ctx.storage, "ensure_bucket", None)
-    if ensure is not None:
-        ensure()   # the bucket, and a rule that expires abandoned multipart uploads
-    staged = jobs.stage(story_file, story, presets, ctx.storage, on_uploaded)
+    for area in (ctx.storage, ctx.private):
+        ensure = getattr(area, "ensure_bucket", None)
+        if ensure is not None:
+            ensure()   # the bucket, and a rule that expires abandoned multipart uploads
+    staged = jobs.stage(story_file, story, presets, ctx.private, on_uploaded)
     story_id = story.story.id
     job_id = jobs.new_job_id()
     holder = ctx.live.claim(story_id, staged.fingerprint, job_id, CLAIM_WHILE_SUBMITTING)
     if holder != job_id:
         return Submitted(job=holder, story=story_id, attached=True, uploaded=staged.uploaded)
-    job = jobs.record(ctx.storage, staged, job_id, breaking or story.story.breaking)
+    job = jobs.record(ctx.private, staged, job_id, breaking or story.story.breaking)
     try:
         enqueue(job, ctx)
     except BaseException:
@@ -73,15 +75,15 @@ def find_job(ctx: Context, job_or_story: str) -> tuple[str, str]:
             view, unreachable = None, exc
         if view is not None:
             return view.story, job_or_story
-        for key in ctx.storage.list("stories/"):
+        for key in ctx.private.list("stories/"):
             if key.endswith(f"/jobs/{job_or_story}.json"):
                 return key.split("/")[1], job_or_story
         if unreachable is not None:
             raise unreachable
         raise StorageError(f"no job {job_or_story} (neither the broker nor the store knows it)")
-    story_jobs = jobs.story_jobs(ctx.storage, job_or_story)
+    story_jobs = jobs.story_jobs(ctx.private, job_or_story)
     if not story_jobs:
-        raise StorageError(f"no story or job called {job_or_story!r} in {ctx.storage.url}")
+        raise StorageError(f"no story or job called {job_or_story!r} in {ctx.private.url}")
     return job_or_story, story_jobs[-1]
 
 
@@ -97,9 +99,9 @@ class JobStatus:
 
 def status(ctx: Context, story_id: str, job_id: str) -> JobStatus:
     """One job as operators see it: durable results first, live progress for the rest."""
-    job = jobs.read_job(ctx.storage, story_id, job_id)
-    results = jobs.read_asset_results(ctx.storage, story_id, job_id)
-    done = jobs.read_done(ctx.storage, story_id, job_id)
+    job = jobs.read_job(ctx.private, story_id, job_id)
+    results = jobs.read_asset_results(ctx.private, story_id, job_id)
+    done = jobs.read_done(ctx.private, story_id, job_id)
     try:
         view: JobView | None = ctx.live.read(job_id)
     except Exception:  # the broker is down: the store still answers
@@ -153,7 +155,7 @@ def follow(ctx: Context, story_id: str, job_id: str, on_update: Callable[[JobSta
     while True:
         # (an attached submission may look before the first one has written the record)
         with contextlib.suppress(PipelineError):
-            job = job or jobs.read_job(ctx.storage, story_id, job_id)
+            job = job or jobs.read_job(ctx.private, story_id, job_id)
         try:
             view: JobView | None = ctx.live.read(job_id)
         except Exception:  # the broker is away: the store still answers, less often
@@ -165,7 +167,7 @@ def follow(ctx: Context, story_id: str, job_id: str, on_update: Callable[[JobSta
         ended = view is not None and view.state in jobs.FINAL_STATES
         if job is not None and (ended or now - asked >= store_every):
             asked = now
-            if jobs.read_done(ctx.storage, story_id, job_id):
+            if jobs.read_done(ctx.private, story_id, job_id):
                 final = status(ctx, story_id, job_id)
                 on_update(final)
                 return final
@@ -176,10 +178,11 @@ def follow(ctx: Context, story_id: str, job_id: str, on_update: Callable[[JobSta
 
 
 def current_manifest(ctx: Context, story_id: str) -> dict[str, Any]:
-    document = manifest.read_current(ctx.storage, story_id)
-    if document is None:
+    """The story's current manifest, checked against the schema (StorageError when it is not)."""
+    key = manifest_key(story_id)
+    if not ctx.storage.exists(key):
         raise StorageError(f"story {story_id} has no manifest in {ctx.storage.url} yet")
-    return document
+    return manifest.read(ctx.storage, key)
 
 
 def presigned(ctx: Context, document: dict[str, Any], expires: int | None) -> dict[str, Any]:
@@ -211,8 +214,11 @@ def pull(ctx: Context, story_id: str, preset: str, dest: Path,
                          *rendition.get("sheets", [])]:
             wanted.append((part["key"], part["sha256"], part.get("bytes", 0)))
     saved = []
+    root = dest.resolve()
     for key, sha, size in wanted:
-        target = dest / key
+        target = (root / key).resolve()
+        if not target.is_relative_to(root):   # the schema refuses such keys; never trust one check
+            raise StorageError(f"the manifest names {key!r}, which would land outside {dest}")
         target.parent.mkdir(parents=True, exist_ok=True)
         if not (target.is_file() and file_sha256(target) == sha):
             ctx.storage.download(key, target)

@@ -54,15 +54,15 @@ def reconcile(ctx: Context, stale_after: float | None = None, dry_run: bool = Fa
     stale_after = ctx.settings.stale_after if stale_after is None else stale_after
     found = Reconciled()
     now = time.time()
-    for story_id, job_id in jobs.unfinished_jobs(ctx.storage):
+    for story_id, job_id in jobs.unfinished_jobs(ctx.private):
         view = ctx.live.read(job_id)
-        job = jobs.read_job(ctx.storage, story_id, job_id)
+        job = jobs.read_job(ctx.private, story_id, job_id)
         idle = now - view.updated if view is not None else 0.0
         if view is None:
             why = "the broker has no trace of it"
         elif view.state == "stalled":
             why = f"it stalled: {view.reason}"
-        elif idle >= min(READY_GRACE, stale_after) and jobs.all_recorded(ctx.storage, job):
+        elif idle >= min(READY_GRACE, stale_after) and jobs.all_recorded(ctx.private, job):
             why = f"every asset is recorded but no manifest came for {idle:.0f} s"
         elif idle >= stale_after:
             why = f"no progress for {idle:.0f} s ({view.state})"
@@ -72,8 +72,9 @@ def reconcile(ctx: Context, stale_after: float | None = None, dry_run: bool = Fa
         found.requeued.append((story_id, job_id, why))
         if not dry_run:
             enqueue(job, ctx)
-    abort = getattr(ctx.storage, "abort_incomplete_uploads", None)
-    if abort is not None and not dry_run:
-        with contextlib.suppress(PipelineError):
-            found.aborted_uploads = int(abort("", older_than=stale_after))
+    for area in (ctx.storage, ctx.private):   # only uploads older than stale_after: never a live one
+        abort = getattr(area, "abort_incomplete_uploads", None)
+        if abort is not None and not dry_run:
+            with contextlib.suppress(PipelineError):
+                found.aborted_uploads += int(abort("", older_than=stale_after))
     return found

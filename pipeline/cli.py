@@ -89,20 +89,22 @@ def cli() -> None:
 @click.argument("story_file", type=click.Path(path_type=Path, dir_okay=False))
 @click.option("--out", "out_dir", type=click.Path(path_type=Path, file_okay=False),
               default=Path("out"), show_default=True,
-              help="Folder the renditions and manifest are written to (the local store).")
+              help="Folder to write into: OUT/public gets the renditions and manifests (what"
+                   " --public-url serves), OUT/private the raw originals (never publish it).")
 @click.option("--workers", type=click.IntRange(1, 64), default=None,
               help="Processes to render with (default: one per CPU core).")
 @click.option("--presets", "presets_dir", type=click.Path(path_type=Path, file_okay=False),
               default=None, help="Preset folder (default: $STORYMEDIA_PRESETS or the bundled presets/).")
 @click.option("--public-url", default=None, metavar="URL",
-              help="Base URL the out folder is served from; manifest URLs become URL/<key>"
-                   " (default: URLs are the keys, relative to the out folder).")
+              help="Base URL OUT/public is served from; manifest URLs become URL/<key>"
+                   " (default: URLs are the keys, relative to OUT/public).")
 @click.option("--quiet", is_flag=True, help="No progress bars; summary and manifest path only.")
 def run(story_file: Path, out_dir: Path, workers: int | None, presets_dir: Path | None,
         public_url: str | None, quiet: bool) -> None:
     """Process STORY_FILE here, in-process, into a local folder (no Redis or S3 needed).
 
-    Writes OUT/stories/<story id>/manifest.json with keys relative to OUT. A second run redoes
+    Writes OUT/public/stories/<story id>/manifest.json with keys relative to OUT/public; the raw
+    originals (camera GPS and serials included) stay in OUT/private. A second run redoes
     nothing that is already right. Exit code 0: every asset done; 2: some assets failed (the
     manifest says which and why); 1: the story file is invalid.
     """
@@ -159,12 +161,17 @@ def _summary(document: dict[str, Any], outcomes: list[Any]) -> None:
     for column in ("#", "file", "status", "renditions", "new", "seconds", "reason"):
         table.add_column(column, overflow="fold")
     for asset, outcome in zip(document["assets"], outcomes, strict=True):
-        ok = asset["status"] == "done"
+        problem = asset.get("error") or asset.get("update_failed")
+        if problem is None:
+            state = "[green]done[/]"
+        elif asset["status"] == "done":   # this run failed; the previous renditions stand
+            state = "[yellow]kept previous[/]"
+        else:
+            state = "[red]failed[/]"
         table.add_row(
-            str(asset["order"]), shown(asset["filename"]),
-            "[green]done[/]" if ok else "[red]failed[/]",
+            str(asset["order"]), shown(asset["filename"]), state,
             str(len(asset["renditions"])), str(outcome.rendered), f"{outcome.seconds:.1f}",
-            "" if ok else shown(asset["error"]["reason"]))
+            shown(problem["reason"]) if problem else "")
     out.print(table)
 
 

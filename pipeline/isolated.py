@@ -195,7 +195,7 @@ class Isolated:
             if left <= 0 or not self.results.poll(left):
                 self.process.kill()
                 raise LimitExceeded(
-                    f"decoding and rendering this photo took longer than the {seconds:.0f} s limit"
+                    f"decoding and rendering this photo took longer than the {seconds:g} s limit"
                     " and was stopped; run it again on a less busy machine, or upload the photo"
                     " smaller", code="time-limit")
             try:
@@ -218,7 +218,7 @@ class Isolated:
                 how = f"signal {-status}" if status < 0 else f"exit status {status}"
                 if status == -signal.SIGALRM:
                     raise LimitExceeded(
-                        f"decoding and rendering this photo took longer than the {seconds:.0f} s"
+                        f"decoding and rendering this photo took longer than the {seconds:g} s"
                         " limit and was stopped", code="time-limit")
                 tail = self._log_tail()
                 raise LimitExceeded(

@@ -33,12 +33,13 @@ class Limits:
     max_image_pixels: int = 120_000_000
     """120 MP: above any camera a newsroom uses, far below a decompression bomb."""
     max_decoded_bytes: int = 512 * 1024 * 1024
-    """Memory the decode of one photo may need at full size: the decoded picture in its stored mode,
-    the decoder's own buffers (a progressive JPEG's coefficients, a TIFF strip, WebP/AVIF/HEIF
-    output buffers) and the working copies of the conversion to upright 8-bit sRGB (see
-    :func:`pipeline.decode.working_bytes`). 512 MiB keeps every accepted photo's render process under
-    1 GiB; it admits a 120 MP baseline JPEG or 16-bit RGB(A) PNG (4 bytes a pixel decoded), and
-    refuses a 233 kB 16-bit PNG of 120 MP grey... only when its conversion would not fit."""
+    """Memory that decoding one photo in full may need: the picture in its stored mode, the
+    decoder's own buffers (a progressive JPEG's coefficients, a TIFF strip, WebP/AVIF/HEIF output
+    buffers) and the working copies on the way to upright 8-bit sRGB (see
+    :func:`pipeline.decode.working_bytes`). 512 MiB keeps the render process of every accepted photo
+    under 1 GiB (measured peak 642 MiB). It admits 120 MP baseline JPEG and 16-bit RGB PNG (4 bytes a
+    pixel), about 100 MP 16-bit or float grey (5), 76 MP progressive JPEG (7), 67 MP for RGBA, CMYK or
+    a photo stored sideways (8) and 33 MP WebP (16)."""
     max_jpeg_scans: int = 100
     """Scans (progressive passes) in one JPEG. Encoders write 1 (baseline) or about 10 (progressive;
     mozjpeg's optimised scripts a few more); each scan costs a pass over the whole picture, so a file

@@ -73,15 +73,23 @@ def stretches(layers: Sequence[Sequence[tuple[float, float]]], until: float) -> 
     return out
 
 
-def _place(canvas: Image.Image, graphic: Graphic, top: int) -> None:
-    """Composite ``graphic`` onto the strip that starts at row ``top`` of the frame, clipped."""
+def _place(canvas: Image.Image, graphic: Graphic, top: int, first: bool) -> None:
+    """Draw ``graphic`` on the strip that starts at row ``top`` of the frame, clipped to it. The
+    first graphic on a clear strip is copied (the same pixels, and quicker), the others composited."""
     image, x, y = graphic.image, graphic.x, graphic.y - top
     left, upper = max(0, -x), max(0, -y)
     if left or upper:
         image = image.crop((left, upper, image.width, image.height))
-    right, lower = min(image.width, canvas.width - max(x, 0)), min(image.height, canvas.height - max(y, 0))
-    if right > 0 and lower > 0:
-        canvas.alpha_composite(image.crop((0, 0, right, lower)), dest=(max(x, 0), max(y, 0)))
+    x, y = max(x, 0), max(y, 0)
+    right, lower = min(image.width, canvas.width - x), min(image.height, canvas.height - y)
+    if right <= 0 or lower <= 0:
+        return
+    if (right, lower) != image.size:
+        image = image.crop((0, 0, right, lower))
+    if first:
+        canvas.paste(image, (x, y))
+    else:
+        canvas.alpha_composite(image, dest=(x, y))
 
 
 def write_track(folder: Path, name: str, frame: tuple[int, int], top: int,
@@ -104,9 +112,9 @@ def write_track(folder: Path, name: str, frame: tuple[int, int], top: int,
         file = blank
         if any(index is not None for index in shown):
             canvas = Image.new("RGBA", size, (0, 0, 0, 0))
-            for layer, index in enumerate(shown):
-                if index is not None:
-                    _place(canvas, drawn(layer, index), top)
+            visible = [(layer, index) for layer, index in enumerate(shown) if index is not None]
+            for order, (layer, index) in enumerate(visible):
+                _place(canvas, drawn(layer, index), top, first=order == 0)
             file = folder / f"{name}-{number:05d}.png"
             canvas.save(file, compress_level=1)
         following = timeline[number + 1][0] if number + 1 < len(timeline) else until + _BEYOND

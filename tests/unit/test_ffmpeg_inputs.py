@@ -120,3 +120,27 @@ def test_concat_script_quotes_names_and_reads_images_at_a_millisecond_time_base(
                     "file 'blank.png'\noption framerate 1000\nduration 0.400\n"
                     "file 'gfx-web@1-0001.png'\noption framerate 1000\nduration 1.200\n"
                     "file 'it'\\''s.png'\noption framerate 1000\n")
+
+
+def test_the_track_is_strips_of_what_is_shown_and_outlasts_the_clip(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from pipeline.graphics_track import Timed, write_track
+    from pipeline.text import Graphic
+
+    strap = Graphic(Image.new("RGBA", (20, 10), (255, 0, 0, 255)), 5, 50)
+    cue = Graphic(Image.new("RGBA", (30, 8), (0, 0, 255, 200)), 10, 35)     # reaches above the strip: clipped
+    track = write_track(tmp_path, "gfx", (100, 80), 40, [[Timed(0.5, 2.0, lambda: strap)],
+                                                         [Timed(1.0, 3.0, lambda: cue)]], until=5.0)
+    assert track == GraphicsTrack(tmp_path / "gfx.ffconcat", 0, 40)
+    script = track.script.read_text().split("\n")
+    files = [line.split("'")[1] for line in script if line.startswith("file")]
+    durations = [line.split()[1] for line in script if line.startswith("duration")]
+    assert files == ["gfx-blank.png", "gfx-00001.png", "gfx-00002.png", "gfx-00003.png", "gfx-blank.png",
+                     "gfx-blank.png"]
+    assert durations == ["0.500", "0.500", "1.000", "1.000", "3602.000"]   # the last image: past the end
+    with Image.open(tmp_path / "gfx-00002.png") as both:
+        assert both.size == (100, 40)
+        assert both.getpixel((6, 11)) == (255, 0, 0, 255)      # the strap, under
+        assert both.getpixel((11, 1)) == (0, 0, 255, 200)      # the cue, its top rows cut at the strip
+    assert write_track(tmp_path, "none", (100, 80), 40, [[Timed(6.0, 7.0, lambda: cue)]], until=5.0) is None

@@ -172,12 +172,13 @@ class Asset(_Strict):
 class StoryInfo(_Strict):
     """The article the assets belong to."""
 
-    id: str
+    id: Annotated[str, BeforeValidator(_text_input)]
     title: NonEmptyText = Field(max_length=500)
     byline: Text = Field(default="", max_length=200)
     published: datetime
     source: Text = Field(default="", max_length=200)
-    language: str = Field(default="vi", pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
+    language: Annotated[str, BeforeValidator(_text_input)] = Field(
+        default="vi", pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
     copyright: Text = Field(default="", max_length=200)
     presets: tuple[NonEmptyText, ...] = ("web", "broadcast", "social")
     breaking: bool = False

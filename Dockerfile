@@ -1,21 +1,31 @@
 # storymedia worker image: the pipeline, its system tools and the bundled presets.
 #   docker compose build    (docker-compose.yml uses it for every worker, beat and Flower)
-FROM debian:12-slim
+#
+# Reproducible: an exact Debian point release, and Python packages from requirements/runtime.txt,
+# every file pinned by its sha256 and installed as wheels only (bash scripts/lock.sh writes it).
+# The digest is not pinned yet (no registry access where this was written): add it with
+#   docker buildx imagetools inspect debian:12.12-slim   ->   FROM debian:12.12-slim@sha256:...
+FROM debian:12.12-slim
 
-ENV DEBIAN_FRONTEND=noninteractive PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
+ENV DEBIAN_FRONTEND=noninteractive PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+# openssl: the seaweedfs-tls service of docker-compose.yml makes SeaweedFS's gRPC certificate with it
 RUN apt-get update \
  && apt-get install -y --no-install-recommends python3 python3-venv ffmpeg libimage-exiftool-perl \
-        libraqm0 libfribidi0 libharfbuzz0b fonts-dejavu-core ca-certificates \
+        libraqm0 libfribidi0 libharfbuzz0b fonts-dejavu-core ca-certificates openssl \
  && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /app
+# Dependencies first (a layer that changes only with the lock file), then the package itself,
+# built with the locked setuptools: nothing unhashed is downloaded.
+COPY requirements/runtime.txt requirements/runtime.txt
+RUN python3 -m venv /opt/storymedia \
+ && /opt/storymedia/bin/pip install --require-hashes --only-binary=:all: -r requirements/runtime.txt
 COPY pyproject.toml README.md LICENSE ./
 COPY pipeline pipeline
 COPY workers workers
 COPY presets presets
-RUN python3 -m venv /opt/storymedia \
- && /opt/storymedia/bin/pip install --upgrade pip \
- && /opt/storymedia/bin/pip install ".[ops]" \
+RUN /opt/storymedia/bin/pip install --no-deps --no-build-isolation . \
+ && /opt/storymedia/bin/pip check \
  && useradd --system --uid 1000 --home-dir /scratch storymedia \
  && mkdir -p /scratch && chown storymedia /scratch
 

@@ -40,10 +40,12 @@ if ! "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
     exit 1
 fi
 [ -x .venv/bin/python ] || "$python" -m venv .venv
-.venv/bin/python -m pip install -q --upgrade pip
-if [ "$dev" = 1 ]; then
-    .venv/bin/python -m pip install -q -e ".[dev]"
-else
-    .venv/bin/python -m pip install -q -e .
-fi
-echo "setup: ready ($(.venv/bin/storymedia --version))"
+# The locked versions, each file checked against its sha256 (bash scripts/lock.sh writes the locks;
+# one universal lock serves Python 3.11 and 3.12), then the package itself with the locked
+# setuptools and without touching its dependencies.
+lock=requirements/runtime.txt
+[ "$dev" = 1 ] && lock=requirements/dev.txt
+.venv/bin/python -m pip install -q --require-hashes -r "$lock"
+.venv/bin/python -m pip install -q --no-deps --no-build-isolation -e .
+.venv/bin/python -m pip check
+echo "setup: ready ($(.venv/bin/storymedia --version), packages from $lock)"

@@ -273,4 +273,6 @@ def test_beat_and_flower_use_the_app(compose: dict[str, Any]) -> None:
     pyproject = tomllib.loads((REPO / "pyproject.toml").read_text("utf-8"))
     assert any(d.startswith("flower") for d in pyproject["project"]["optional-dependencies"]["ops"])
     dockerfile = (REPO / "Dockerfile").read_text("utf-8")
-    assert '".[ops]"' in dockerfile, "the image installs Flower"
+    runtime = (REPO / "requirements" / "runtime.txt").read_text("utf-8")
+    assert "-r requirements/runtime.txt" in dockerfile and "\nflower==2.2.0 " in runtime, \
+        "the image installs Flower from the lock"

@@ -490,9 +490,9 @@ class SeaweedCluster:
             "AWS_ACCESS_KEY_ID": access_key, "AWS_SECRET_ACCESS_KEY": self.secret_key,
             "AWS_DEFAULT_REGION": "us-east-1", "STORYMEDIA_S3_ENDPOINT_URL": self.endpoint,
             "STORYMEDIA_STORAGE_URL": f"s3://{self.bucket}"}
-        socket_dir = Path(tempfile.mkdtemp(prefix="weed-"))   # short: Unix socket paths are limited
-        self._socket_tmp = socket_dir
-        self.sockets = (socket_dir / "filer.sock", socket_dir / "s3.sock")
+        # short (Unix socket paths are limited); made by start(), removed by stop()
+        self._socket_tmp = Path("/tmp") / f"weed-{self.ports['filer']}-{self.ports['s3']}"
+        self.sockets = (self._socket_tmp / "filer.sock", self._socket_tmp / "s3.sock")
         p, ip = self.ports, ["-ip=127.0.0.1", "-ip.bind=127.0.0.1"]
         # host:port.grpc_port: without the suffix weed dials the gRPC port as port + 10000
         master = f"127.0.0.1:{p['master']}.{p['master_grpc']}"
@@ -546,6 +546,7 @@ class SeaweedCluster:
 
         # weed reads ./security.toml first: the servers run in root, as compose mounts the file.
         shutil.copyfile(SEAWEEDFS_DEPLOY / "security.toml", self.root / "security.toml")
+        self._socket_tmp.mkdir(exist_ok=True)
         try:
             self._step("tls")
             for server in (self.master, self.volume, self.filer):

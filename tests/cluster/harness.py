@@ -81,10 +81,14 @@ class Cluster:
         return subprocess.run([STORYMEDIA, *args], env={**self.env, **settings}, capture_output=True,
                               text=True, timeout=timeout, check=False)
 
-    def storage(self) -> Any:
+    def storage(self, private: bool = False) -> Any:
+        """The cluster's public area (renditions, manifests), or with ``private`` its private one
+        (raws, job records)."""
         from pipeline.storage import open_storage
+        from workers.settings import private_storage_default
 
-        return open_storage(self.storage_url, endpoint_url=self.env["STORYMEDIA_S3_ENDPOINT_URL"])
+        url = private_storage_default(self.storage_url) if private else self.storage_url
+        return open_storage(url, endpoint_url=self.env["STORYMEDIA_S3_ENDPOINT_URL"])
 
     def status(self, job: str) -> dict[str, Any]:
         done = self.cli("status", job, "--json")

@@ -25,8 +25,25 @@ pytestmark = pytest.mark.cluster
 VOLATILE = ("generated_at", "job", "version")
 
 
+def assert_public_area_holds_no_gps(running: Cluster, tmp_path: Path) -> None:
+    """Every object of the public bucket downloaded and read by exiftool: no GPS, no serial number
+    (the sample story's photos carry both); the raws are in the private bucket."""
+    public, private = running.storage(), running.storage(private=True)
+    folder = tmp_path / "public-area"
+    for key in public.list(""):
+        target = folder / key
+        target.parent.mkdir(parents=True, exist_ok=True)
+        public.download(key, target)
+    found = subprocess.run(["exiftool", "-r", "-ext", "*", "-j", "-G1", "-a", "-ee", str(folder)],
+                           capture_output=True, text=True, check=False, timeout=300)
+    leaked = [(tags["SourceFile"], key) for tags in json.loads(found.stdout or "[]") for key in tags
+              if "GPS" in key or "SerialNumber" in key]
+    assert leaked == []
+    assert list(private.list("raw/")), "the originals are kept, privately"
+
+
 def test_sample_story_through_the_cluster_matches_the_embedded_run(
-        cluster: Cluster, sample_run: tuple[Path, Path, Any]) -> None:  # noqa: F811
+        cluster: Cluster, sample_run: tuple[Path, Path, Any], tmp_path: Path) -> None:  # noqa: F811
     root, out, embedded = sample_run
     assert embedded.returncode == 0, embedded.stdout + embedded.stderr
     cluster.worker(concurrency=2).wait_ready()
@@ -37,6 +54,7 @@ def test_sample_story_through_the_cluster_matches_the_embedded_run(
     expected = json.loads(local.read_text("utf-8"))
     story_id = expected["story"]["id"]
     document = verify_store(cluster, story_id)     # every object downloaded and its SHA-256 checked
+    assert_public_area_holds_no_gps(cluster, tmp_path)
     for key in VOLATILE:
         expected.pop(key)
         document.pop(key)

@@ -73,6 +73,8 @@ def verify_store(cluster: Cluster, story_id: str, status: str = "complete") -> d
     named = objects(document)
     for key, sha in named.items():
         assert hashlib.sha256(storage.get_bytes(key)).hexdigest() == sha, key
+    assert list(storage.list("raw/")) == [], "raw originals stay in the private area"
+    assert [k for k in storage.list("stories/") if "/jobs/" in k] == [], "so do job records"
     stored = set(storage.list("renditions/"))
     assert stored == {k for k in named if k.startswith("renditions/")}, "orphan or missing renditions"
     assert storage.incomplete_uploads() == []
@@ -116,7 +118,7 @@ def recorded_without_manifest(cluster: Cluster, tmp_path: Path) -> tuple[str, An
     story = small_story(tmp_path / "story")
     cluster.worker(queues="probe,image,video,io", concurrency=2).wait_ready()
     job = job_of(cluster.cli("submit", str(story)))
-    storage = cluster.storage()
+    storage = cluster.storage(private=True)
     wait_for(lambda: len(jobs.recorded_orders(storage, "cluster-test", job)) == 3, 120,
              "every asset to be recorded")
     return job, storage
@@ -191,7 +193,7 @@ def test_redis_state_lost_then_reconcile_completes(cluster: Cluster, tmp_path: P
     redis_server.wipe()                          # the disk went with it: queues, progress
     redis_server.start()
     time.sleep(5)
-    storage = cluster.storage()
+    storage = cluster.storage(private=True)
     assert not storage.exists(f"stories/cluster-test/jobs/{job}/done.json"), "nothing can finish it"
     dry = cluster.cli("reconcile", "--dry-run")
     assert dry.returncode == 0 and f"would re-enqueue cluster-test job {job}" in dry.stdout, dry.stdout
@@ -238,7 +240,7 @@ def test_an_object_lost_before_the_manifest_is_rendered_again_first(
     photo = jobs.read_asset_result(storage, "cluster-test", job, 1)
     assert photo is not None
     lost = photo.entry["renditions"][0]["key"]
-    storage.delete(lost)
+    cluster.storage().delete(lost)
     cluster.worker(queues="manifest", concurrency=1, name="m").wait_ready()
     state = finish(cluster, job, timeout=120)
     assert state["state"] == "complete"
@@ -281,7 +283,7 @@ def test_the_same_story_submitted_twice_at_once_runs_once(cluster: Cluster, tmp_
     state = finish(cluster, job)
     assert state["state"] == "complete"
     verify_store(cluster, "cluster-test")
-    storage = cluster.storage()
+    storage = cluster.storage(private=True)
     records = [k for k in storage.list("stories/cluster-test/jobs/") if k.count("/") == 3]
     assert records == [f"stories/cluster-test/jobs/{job}.json"]
     assert attempts(cluster, job) == {"anh-01.jpg": 1, "anh-02.jpg": 1, "clip.mp4": 1}

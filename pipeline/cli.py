@@ -141,7 +141,7 @@ def _run(story_file: Path, out_dir: Path, workers: int | None, presets_dir: Path
               f" assets, presets {shown(', '.join(story.story.presets))}", highlight=False)
     with progress:
         report = run_story(story_file, out_dir, workers=workers, public_url=public_url,
-                           on_event=on_event, story=story, presets=presets)
+                           on_event=on_event, story=story, presets=presets, presets_dir=presets_dir)
     _summary(report.written.document, report.outcomes)
     if report.rendered == 0 and not report.written.changed:
         out.print(f"Nothing to do: all {report.reused} renditions were already stored and"

@@ -22,6 +22,7 @@ from pipeline import jobs, manifest
 from pipeline.asset import AssetOutcome, AssetWork, failed_entry, process_asset
 from pipeline.errors import PipelineError
 from pipeline.keys import raw_key
+from pipeline.limits import load_limits
 from pipeline.presets import Preset, load_presets
 from pipeline.probe import Limits
 from pipeline.storage import LocalStorage, Storage
@@ -92,9 +93,10 @@ class RunReport:
 
 
 def prepare(story_file: Path, presets_dir: Path | None = None) -> tuple[Story, dict[str, Preset]]:
-    """Load presets and the story; raises InvalidPreset / InvalidStory."""
+    """Load presets and the story (its subtitles checked against the station's limits); raises
+    InvalidPreset / InvalidStory."""
     presets = load_presets(presets_dir)
-    story = load_story(story_file, presets)
+    story = load_story(story_file, presets, subtitle_limits=load_limits(presets_dir).subtitles)
     return story, presets
 
 
@@ -147,7 +149,7 @@ def run_story(
         staged = jobs.stage(story_file, story, presets, private)
         previous = manifest.read_current(public, story.story.id)
         work = plan_work(staged, private, presets, previous)
-        outcomes = _execute(work, public, limits or Limits(), workers, on_event)
+        outcomes = _execute(work, public, limits or load_limits(presets_dir), workers, on_event)
         written = manifest.write(public, story, [o.entry for o in outcomes], jobs.new_job_id())
     return RunReport(story=story, manifest_path=public.root / written.key, written=written,
                      outcomes=outcomes)

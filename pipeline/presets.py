@@ -429,6 +429,9 @@ def load_preset_file(path: Path) -> Preset:
     return preset
 
 
+LIMITS_FILE = "limits.toml"
+
+
 def default_presets_dir() -> Path:
     """``$STORYMEDIA_PRESETS`` if set, else the ``presets/`` folder next to the package."""
     env = os.environ.get("STORYMEDIA_PRESETS")
@@ -438,9 +441,10 @@ def default_presets_dir() -> Path:
 
 
 def load_presets(directory: Path | None = None) -> dict[str, Preset]:
-    """Load every ``*.toml`` preset in ``directory``; any bad file stops the load."""
+    """Load every ``*.toml`` preset in ``directory`` (``limits.toml`` excepted: the station's limits,
+    :mod:`pipeline.limits`); any bad file stops the load."""
     directory = directory or default_presets_dir()
-    files = sorted(directory.glob("*.toml"))
+    files = sorted(f for f in directory.glob("*.toml") if f.name != LIMITS_FILE)
     if not files:
         raise InvalidPreset(f"{directory}: no preset files (*.toml) found")
     return {preset.name: preset for preset in map(load_preset_file, files)}

@@ -23,6 +23,7 @@ from pipeline.avprobe import AVInfo, AVLimits, probe_av
 from pipeline.decode import open_image, working_bytes
 from pipeline.errors import ProbeError, UnsupportedMedia
 from pipeline.sniff import Sniffed, sniff
+from pipeline.subtitles import SubtitleLimits
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,8 @@ class Limits:
     asset fails as out of memory (retryable), whatever the decoders did."""
     av: AVLimits = field(default_factory=AVLimits)
     """Caps for clips and audio."""
+    subtitles: SubtitleLimits = field(default_factory=SubtitleLimits)
+    """Caps for subtitle files (checked when the story is loaded)."""
 
 
 @dataclass(frozen=True)

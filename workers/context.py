@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
+from pipeline.limits import load_limits
 from pipeline.presets import Preset, load_presets
 from pipeline.probe import Limits
 from pipeline.storage import Storage, open_storage
@@ -68,4 +69,4 @@ def open_context(settings: Settings) -> Context:
     """The store, presets and live-progress client for ``settings``, opened once per settings."""
     return Context(settings=settings, storage=open_store(settings), private=open_private_store(settings),
                    presets=load_presets(settings.presets_dir), live=Live(settings.broker_url),
-                   limits=Limits())
+                   limits=load_limits(settings.presets_dir))

@@ -173,3 +173,21 @@ def test_help_describes_every_command() -> None:
 
 
 
+
+
+def test_the_stations_limits_file_applies_to_run(tmp_path: Path) -> None:
+    import shutil
+
+    from tests.conftest import PRESETS
+
+    presets = tmp_path / "presets"
+    shutil.copytree(PRESETS, presets)
+    (presets / "limits.toml").write_text("[image]\nmax_image_pixels = 1000000\n", encoding="utf-8")
+    media = tmp_path / "media"
+    media.mkdir()
+    photo((1600, 1000), 1).save(media / "a.jpg", quality=90)
+    story = tmp_path / "story.toml"
+    story.write_text(HEAD + asset("media/a.jpg"), encoding="utf-8")
+    result = run_cli("run", str(story), "--out", str(tmp_path / "out"), "--presets", str(presets))
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "too many pixels" in result.stdout and "the limit is 1 MP" in result.stdout

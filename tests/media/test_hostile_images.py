@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -15,7 +17,7 @@ import psutil
 import pytest
 
 from pipeline.errors import LimitExceeded, UnsupportedMedia
-from pipeline.isolated import render_image_isolated, run_isolated
+from pipeline.isolated import render_image_isolated, render_processes, run_isolated
 from pipeline.plan import plan_image
 from pipeline.probe import Limits, probe
 from tests.conftest import REPO
@@ -30,18 +32,6 @@ NO_SCAN_LIMIT = {"max_jpeg_scans": 10**6, "max_jpeg_segments": 10**6}
 def _plans(path: Path, limits: Limits, presets: dict) -> tuple:
     info = probe(path, limits)
     return info, plan_image(info, "ab" * 32, [presets["web"]], TEXT, (0.5, 0.5), False)
-
-
-def _children() -> set[int]:
-    """Render children of this process (they run ``from pipeline.isolated import serve``)."""
-    found = set()
-    for child in psutil.Process().children(recursive=True):
-        try:
-            if any("pipeline.isolated" in part for part in child.cmdline()):
-                found.add(child.pid)
-        except psutil.Error:
-            continue
-    return found
 
 
 def test_probe_refuses_a_scan_bomb_at_once(tmp_path: Path) -> None:
@@ -134,28 +124,27 @@ def test_renditions_stream_back_from_the_child_as_they_are_made(tmp_path: Path, 
     seen = []
 
     def on_done(made) -> None:
-        seen.append((made.plan.name, made.path.is_file(), bool(_children())))
+        seen.append((made.plan.name, made.path.is_file(), bool(render_processes())))
 
     out, peaks = run_isolated(source, info, plans, tmp_path, on_done)
     assert [r.plan.name for r in out] == [name for name, _file, _alive in seen]
     assert len(out) == len(plans) and all(is_file for _name, is_file, _alive in seen)
     assert seen[0][2], "the first rendition arrives while the child is still rendering"
     assert 0 < peaks.rss < 400 * 2**20
-    assert not _children()
+    assert not render_processes()
 
 
 def test_a_render_past_the_time_limit_is_killed(tmp_path: Path, presets) -> None:
     bomb = scan_bomb_jpeg(tmp_path / "scan-bomb.jpg", scans=1500)   # about 16 s to decode
     limits = Limits(**NO_SCAN_LIMIT, image_time_limit=1.5)
     info, plans = _plans(bomb, limits, presets)
-    before = _children()
     started = time.monotonic()
     with pytest.raises(LimitExceeded) as caught:
         render_image_isolated(bomb, info, plans, tmp_path, limits=limits)
     assert time.monotonic() - started < 4
     assert caught.value.code == "time-limit" and caught.value.retryable
     assert "longer than the 1.5 s limit" in caught.value.reason
-    assert _children() <= before, "the child is killed and reaped"
+    assert not render_processes(), "the child is killed and reaped"
     assert not list(tmp_path.glob("render-*.log")), "its log goes with it"
 
 
@@ -169,7 +158,7 @@ def test_a_render_past_the_memory_ceiling_fails_as_out_of_memory(tmp_path: Path,
     assert time.monotonic() - started < 10
     assert caught.value.code == "out-of-memory" and caught.value.retryable
     assert "350 MB memory ceiling" in caught.value.reason
-    assert not _children()
+    assert not render_processes()
 
 
 def test_a_child_that_dies_fails_the_photo_with_a_retryable_reason(tmp_path: Path, presets) -> None:
@@ -178,11 +167,50 @@ def test_a_child_that_dies_fails_the_photo_with_a_retryable_reason(tmp_path: Pat
     info, plans = _plans(source, Limits(), presets)
 
     def kill_the_child(_made) -> None:
-        for pid in _children():
-            psutil.Process(pid).kill()
+        for pid in render_processes():
+            os.kill(pid, signal.SIGKILL)
 
     with pytest.raises(LimitExceeded) as caught:
         render_image_isolated(source, info, plans, tmp_path, kill_the_child)
     assert caught.value.code == "render-crashed" and caught.value.retryable
     assert "signal 9" in caught.value.reason
-    assert not _children()
+    assert not render_processes()
+
+
+_WORKER = """
+import sys
+from pathlib import Path
+from pipeline.isolated import render_image_isolated
+from pipeline.plan import plan_image
+from pipeline.presets import load_presets
+from pipeline.probe import Limits, probe
+from tests.media.render_helpers import TEXT
+path, scratch = Path(sys.argv[1]), Path(sys.argv[2])
+limits = Limits(max_jpeg_scans=10**6, max_jpeg_segments=10**6)
+info = probe(path, limits)
+plans = plan_image(info, "ab" * 32, [load_presets(Path("presets"))["web"]], TEXT, (0.5, 0.5), False)
+render_image_isolated(path, info, plans, scratch, limits=limits)
+"""
+
+
+def test_nothing_outlives_a_killed_worker(tmp_path: Path) -> None:
+    """A Celery child killed at its hard time limit (SIGKILL) takes its render server and the render
+    child with it, mid-decode."""
+    bomb = scan_bomb_jpeg(tmp_path / "scan-bomb.jpg", scans=1500)
+    worker = subprocess.Popen([sys.executable, "-c", _WORKER, str(bomb), str(tmp_path)], cwd=REPO)
+    try:
+        deadline = time.monotonic() + 30
+        tree: list[psutil.Process] = []
+        while len(tree) < 2 and time.monotonic() < deadline:   # the server and its render child
+            time.sleep(0.1)
+            tree = psutil.Process(worker.pid).children(recursive=True)
+        assert len(tree) == 2, "the worker started a server and a render child"
+        worker.kill()
+        worker.wait()
+        _gone, alive = psutil.wait_procs(tree, timeout=5)
+        alive = [p for p in alive if p.status() != psutil.STATUS_ZOMBIE]
+        assert not alive, f"left behind: {alive}"
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait()

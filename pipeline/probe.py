@@ -38,9 +38,10 @@ class Limits:
     decoder's own buffers (a progressive JPEG's coefficients, a TIFF strip, WebP/AVIF/HEIF output
     buffers) and the working copies on the way to upright 8-bit sRGB (see
     :func:`pipeline.decode.working_bytes`). 512 MiB keeps the render process of every accepted photo
-    under 1 GiB (measured peak 642 MiB). It admits 120 MP baseline JPEG and 16-bit RGB PNG (4 bytes a
-    pixel), about 100 MP 16-bit or float grey (5), 76 MP progressive JPEG (7), 67 MP for RGBA, CMYK or
-    a photo stored sideways (8) and 33 MP WebP (16)."""
+    well under 1 GiB (worst measured: 619 MiB resident, 743 MiB of address space). It admits 120 MP
+    baseline JPEG and 16-bit RGB PNG (4 bytes a pixel), 107 MP 16-bit or float grey (5), 76 MP
+    progressive 4:2:0 JPEG (7), 67 MP for RGBA, CMYK or a photo stored sideways (8) and 33 MP WebP
+    (16)."""
     max_jpeg_scans: int = 100
     """Scans (progressive passes) in one JPEG. Encoders write 1 (baseline) or about 10 (progressive;
     mozjpeg's optimised scripts a few more); each scan costs a pass over the whole picture, so a file

@@ -186,8 +186,8 @@ def _produce(work: AssetWork, plans: Sequence[_Plan], render: Render, storage: S
 
 
 def _image_renditions(work: AssetWork, info: ImageInfo, sha: str, storage: Storage,
-                      outcome: AssetOutcome, report: Progress, scratch_root: Path | None
-                      ) -> list[dict[str, Any]]:
+                      outcome: AssetOutcome, report: Progress, scratch_root: Path | None,
+                      limits: Limits | None = None) -> list[dict[str, Any]]:
     plans = plan_image(info, sha, list(work.presets), embedded_text(work.story, work.asset),
                        work.asset.focus, work.asset.branded)
     labels = [p.label for p in work.presets]
@@ -202,7 +202,7 @@ def _image_renditions(work: AssetWork, info: ImageInfo, sha: str, storage: Stora
             store(made)
             report("rendering", outcome.rendered, total)
 
-        render_image_isolated(work.path, info, missing, scratch, on_done=stored)
+        render_image_isolated(work.path, info, missing, scratch, on_done=stored, limits=limits)
 
     return _produce(work, plans, render, storage, outcome, scratch_root)
 
@@ -242,8 +242,11 @@ def process_asset(work: AssetWork, storage: Storage, limits: Limits, scratch_roo
     try:
         info = probe(work.path, limits)
         entry = _entry(work, sha, size, info)
-        make = _image_renditions if isinstance(info, ImageInfo) else _clip_renditions
-        entry["renditions"] = make(work, info, sha, storage, outcome, report, scratch_root)  # type: ignore[arg-type]
+        if isinstance(info, ImageInfo):
+            entry["renditions"] = _image_renditions(work, info, sha, storage, outcome, report,
+                                                    scratch_root, limits)
+        else:
+            entry["renditions"] = _clip_renditions(work, info, sha, storage, outcome, report, scratch_root)
         report("done", 1, 1)
     except PipelineError as exc:
         if exc.retryable and not isinstance(exc, LimitExceeded):

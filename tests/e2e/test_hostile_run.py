@@ -61,3 +61,35 @@ def test_hostile_photos_end_in_time_with_a_reason_or_a_rendition(tmp_path: Path)
         for rendition in entry["renditions"]:
             assert (out / "public" / rendition["key"]).stat().st_size == rendition["bytes"]
     assert result.peak_mb < 1024, f"peak {result.peak_mb:.0f} MB"
+
+
+def test_the_stations_render_time_limit_reaches_the_render_process(tmp_path: Path) -> None:
+    """``image_time_limit`` in limits.toml stops a photo's render in the embedded run (the failure
+    is retryable: it is not the producer's fault), and the rest of the story goes on."""
+    import shutil
+
+    from tests.conftest import PRESETS
+
+    presets = tmp_path / "presets"
+    shutil.copytree(PRESETS, presets)
+    (presets / "limits.toml").write_text(
+        "[image]\nimage_time_limit = 1.5\nmax_jpeg_scans = 1000000\nmax_jpeg_segments = 1000000\n",
+        encoding="utf-8")
+    media = tmp_path / "media"
+    media.mkdir()
+    scan_bomb_jpeg(media / "slow.jpg", scans=3000)          # accepted here; 35 s to decode
+    photo((2400, 1600), 1).save(media / "good.jpg", quality=90)
+    story = tmp_path / "story.toml"
+    story.write_text(STORY + "".join(f'\n[[assets]]\nfile = "media/{name}"\ncaption = "Ảnh"\n'
+                                     for name in ("slow.jpg", "good.jpg")), encoding="utf-8")
+    out = tmp_path / "out"
+    started = time.monotonic()
+    result = run_cli("run", str(story), "--out", str(out), "--presets", str(presets), timeout=120)
+    assert time.monotonic() - started < 30
+    assert result.returncode == 2, result.stdout + result.stderr
+    status = {entry["filename"]: entry for entry in manifest_of(out, "hostile-photos-2023")["assets"]}
+    assert status["good.jpg"]["status"] == "done"
+    slow = status["slow.jpg"]
+    assert slow["status"] == "failed" and slow["error"]["code"] == "time-limit", slow
+    assert slow["error"]["retryable"] is True
+    assert "longer than the 1.5 s limit" in slow["error"]["reason"]

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -36,8 +37,18 @@ def run_cli(*args: str, cwd: Path | None = None, timeout: float = 600) -> subpro
     exe = Path(sys.executable).with_name("storymedia")
     env = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1"}
     with tempfile.NamedTemporaryFile("r", suffix=".rss") as rss:
-        result = subprocess.run([sys.executable, "-c", _MEASURE, rss.name, str(exe), *args], cwd=cwd,
-                                capture_output=True, text=True, timeout=timeout, env=env, check=False)
+        # Its own session: on a timeout the whole group goes (the command, its pool and renders),
+        # not only the measuring wrapper.
+        process = subprocess.Popen([sys.executable, "-c", _MEASURE, rss.name, str(exe), *args], cwd=cwd,
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                                   start_new_session=True)
+        try:
+            stdout, stderr = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.communicate()
+            raise
+        result = subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
         text = rss.read().strip()
     result.peak_mb = int(text) / 1024 if text else float("nan")  # type: ignore[attr-defined]
     return result

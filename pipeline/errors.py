@@ -10,8 +10,9 @@
     └── StorageError              reading or writing the store failed                        transient
 
 ``retryable`` says whether running the same work again can help: bad input is permanent, storage
-trouble is transient, and a ceiling reached (time, memory, a crashed process) is never held against the
-producer: the asset fails with ``retryable`` set, and a published rendition is never withdrawn for it. Only ``workers/`` turns ``retryable`` into retries; the embedded run reports it.
+trouble is transient, and a ceiling reached (time, memory, a crashed process) is never held against
+the producer: the asset fails with ``retryable`` set, and a published rendition is never withdrawn
+for it. Only ``workers/`` turns ``retryable`` into retries; the embedded run reports it.
 Library exceptions are re-raised as one of these ``from`` the original.
 """
 

@@ -129,7 +129,7 @@ def test_no_rendition_carries_gps(sample) -> None:
 
 def test_second_run_does_nothing(sample) -> None:
     root, out, _ = sample
-    again = run_cli("run", str(root / "story.toml"), "--out", str(out))
+    again = run_cli("run", str(root / "story.toml"), "--out", str(out.parent))   # out is OUT/public
     assert again.returncode == 0
     assert "Nothing to do" in again.stdout
     assert _manifest(out)["version"] == 1

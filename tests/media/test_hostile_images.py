@@ -114,7 +114,7 @@ def test_a_100_mp_high_bit_picture_decodes_exactly_in_bounded_memory(tmp_path: P
     expected = np.array([round(sixteen_bit_value(y, 10000) * 255 / 65535) for y in range(10000)])
     assert np.abs(np.array(report["column"]) - expected).max() <= 1, "every row keeps its value"
     assert report["column"][0] == 255 and report["column"][-1] == 0
-    assert report["peak"] < 700, f"decode peaked at {report['peak']:.0f} MB"
+    assert report["peak"] < 800, f"decode peaked at {report['peak']:.0f} MB"
 
 
 def test_renditions_stream_back_from_the_child_as_they_are_made(tmp_path: Path, presets) -> None:

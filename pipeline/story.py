@@ -320,20 +320,3 @@ def load_story(path: Path, known_presets: Iterable[str] | None = None,
     if problems:
         raise InvalidStory("\n".join(dict.fromkeys(problems)))
     return story
-
-
-def asset_path(story_file: Path, asset: Asset) -> Path:
-    """The absolute path of an asset's raw file, found as :func:`locate` finds it."""
-    root = story_file.resolve().parent
-    found = locate(root, asset.file_as_written)
-    return (found if found is not None else root / asset.file).resolve()
-
-
-def subtitles_path(story_file: Path, asset: Asset) -> Path | None:
-    """The absolute path of an asset's subtitle file (None when it has none), found as
-    :func:`locate` finds it."""
-    if asset.subtitles is None or asset.subtitles_as_written is None:
-        return None
-    root = story_file.resolve().parent
-    found = locate(root, asset.subtitles_as_written)
-    return (found if found is not None else root / asset.subtitles).resolve()

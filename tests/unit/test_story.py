@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.errors import InvalidStory
-from pipeline.story import asset_path, load_story, locate, parse_story, subtitles_path
+from pipeline.story import load_story, locate, parse_story
 from pipeline.subtitles import SubtitleLimits
 
 GOOD = {
@@ -148,10 +148,11 @@ def test_asset_file_is_found_whatever_its_normalisation(tmp_path: Path, on_disk:
     asset = story.assets[0]
     assert asset.file == unicodedata.normalize("NFC", f"Ảnh mới/{in_story}")   # the model keeps NFC
     assert asset.caption == "Bà Tâm"
-    found = asset_path(story_file, asset)
-    assert found.read_bytes() == b"photo"
+    found = locate(tmp_path, asset.file_as_written)
+    assert found is not None and found.read_bytes() == b"photo"
     assert found.name == on_disk
-    assert subtitles_path(story_file, asset) == (tmp_path / folder / "phụ đề.srt").resolve()
+    assert asset.subtitles_as_written is not None
+    assert locate(tmp_path, asset.subtitles_as_written) == tmp_path / folder / "phụ đề.srt"
 
 
 def test_the_name_as_written_wins_over_another_form(tmp_path: Path) -> None:
@@ -159,9 +160,15 @@ def test_the_name_as_written_wins_over_another_form(tmp_path: Path) -> None:
     (tmp_path / unicodedata.normalize("NFC", MIXED_NAME)).write_bytes(b"nfc")
     (tmp_path / unicodedata.normalize("NFD", MIXED_NAME)).write_bytes(b"nfd")
     story_file = _story_naming(tmp_path, MIXED_NAME)
-    assert asset_path(story_file, load_story(story_file).assets[0]).read_bytes() == b"as written"
+    assert _found(story_file).read_bytes() == b"as written"
     nfd_story = _story_naming(tmp_path, unicodedata.normalize("NFD", MIXED_NAME))
-    assert asset_path(nfd_story, load_story(nfd_story).assets[0]).read_bytes() == b"nfd"
+    assert _found(nfd_story).read_bytes() == b"nfd"
+
+
+def _found(story_file: Path) -> Path:
+    found = locate(story_file.parent, load_story(story_file).assets[0].file_as_written)
+    assert found is not None
+    return found
 
 
 def test_locate_stays_in_the_folder_and_says_none_when_missing(tmp_path: Path) -> None:

@@ -297,7 +297,7 @@ def versions() -> str:
     import kombu
 
     from pipeline import __version__
-    from pipeline.ffmpeg import binary
+    from pipeline.render.av.runner import binary
 
     ffmpeg = _first_line([binary("ffmpeg"), "-hide_banner", "-version"]).split(" Copyright")[0]
     redis = _first_line(["redis-server", "--version"]).split(" sha=")[0]

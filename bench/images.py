@@ -72,14 +72,16 @@ import PIL
 from machine import work_folder
 from PIL import Image, ImageDraw, ImageFilter
 
-from pipeline.asset import embedded_text
-from pipeline.image import ENCODE_THREADS, render_image
-from pipeline.logo import logo_box
-from pipeline.metadata import EmbeddedText
-from pipeline.plan import ImagePlan, fill_region, plan_image
-from pipeline.presets import LogoSpec, Preset, load_presets
-from pipeline.probe import ImageInfo, Limits, probe
-from pipeline.story import Asset, StoryInfo
+from pipeline.ingest.info import ImageInfo
+from pipeline.ingest.limits import Limits
+from pipeline.ingest.probe import probe
+from pipeline.model.embedded_text import EmbeddedText
+from pipeline.model.presets import LogoSpec, Preset, load_presets
+from pipeline.model.story import Asset, StoryInfo
+from pipeline.plan.image import ImagePlan, fill_region, plan_image
+from pipeline.render.graphics.logo import logo_box
+from pipeline.render.image.ladder import ENCODE_THREADS, render_image
+from pipeline.run.asset import embedded_text
 
 if TYPE_CHECKING:
     import pyvips
@@ -379,7 +381,7 @@ def measure_one(approach: str, source: Path, warmup: Path, out: Path) -> dict[st
     if approach.startswith("ours"):
         # The warm-up's broadcast still has the same logo width as the timed one: forget it, so
         # ours scales its logo in the timed run just as the baseline does.
-        from pipeline import logo
+        from pipeline.render.graphics import logo
 
         logo._scaled.cache_clear()
         logo._logo.cache_clear()

@@ -25,7 +25,7 @@ What it does
    scaled from that 1080 picture, and the same encoders and rate settings as our graph
    (x264 ``veryfast`` High, 2 s closed GOPs, ``X264_THREADS`` threads per encoder, the rung
    bitrates for HLS, CRF 23 / 8 Mb/s for the proxy, the XDCAM HD422 option set of
-   ``pipeline.ffmpeg_graph.XDCAM_VIDEO``; :func:`baseline_drift` checks at start that the
+   ``pipeline.render.av.graph.XDCAM_VIDEO``; :func:`baseline_drift` checks at start that the
    presets and graph still match what the commands were written for). The poster (``trim`` at
    10 %) and the sprite (``fps=1/2``, 160x90, ``tile=10x10``) are outputs of the same graph,
    logo-free as ours. Differences: the 1080p and 720p MP4s are encodes of their own (with the
@@ -92,8 +92,8 @@ from typing import Any
 
 from machine import machine_busy, work_folder
 
-from pipeline.ffmpeg import binary
-from pipeline.ffmpeg_graph import X264_THREADS, XDCAM_VIDEO
+from pipeline.render.av.graph import X264_THREADS, XDCAM_VIDEO
+from pipeline.render.av.runner import binary
 
 APPROACHES = ("ours", "single", "per-output")
 LABELS = {"ours": "ours", "single": "(a) one command", "per-output": "(b) per output"}
@@ -342,7 +342,7 @@ ASSUMED_LOGO = {"web": {"position": "bottom-right", "width": 0.10, "opacity": 0.
 def baseline_drift() -> list[str]:
     """Where our presets or graph no longer match what (a) and (b) were written for: the
     benchmark refuses to compare different work."""
-    from pipeline.presets import load_presets
+    from pipeline.model.presets import load_presets
 
     presets = load_presets()
     problems = xdcam_drift()
@@ -424,13 +424,14 @@ OUR_PHASES = (("probe + plan", None), ("loudness pass 1", "measure"), ("graph (a
 
 def prepare_ours(source: Path, out: Path) -> tuple[Callable[[], dict[str, str]], Phases]:
     """The timed step for our pipeline (probe, plan, render), instrumented per phase."""
-    from pipeline import loudness
     from pipeline import video as video_module
-    from pipeline.avprobe import AVInfo
-    from pipeline.metadata import EmbeddedText
-    from pipeline.presets import load_presets
-    from pipeline.probe import Limits, probe
-    from pipeline.video_plan import plan_video
+    from pipeline.ingest.info import AVInfo
+    from pipeline.ingest.limits import Limits
+    from pipeline.ingest.probe import probe
+    from pipeline.model.embedded_text import EmbeddedText
+    from pipeline.model.presets import load_presets
+    from pipeline.plan.video import plan_video
+    from pipeline.render.av import loudness
 
     all_presets = load_presets()
     presets = [all_presets[name] for name in PRESETS]
@@ -602,7 +603,7 @@ def check(name: str, path: Path, duration: float) -> tuple[str, list[str]]:
 
 
 def verify(results: dict[str, Measurement], duration: float) -> tuple[list[str], bool]:
-    from pipeline import loudness
+    from pipeline.render.av import loudness
 
     width = 34
     lines = [f"  {'rendition':<24}" + "".join(f" {LABELS[a]:<{width}}" for a in results)]
@@ -642,7 +643,7 @@ def _version() -> str:
 
 
 def run_benchmark(seconds: float, runs: int, folder: Path) -> int:
-    from pipeline import loudness
+    from pipeline.render.av import loudness
 
     drift = baseline_drift()
     if drift:

@@ -2,6 +2,6 @@
 # The whole test suite: lint, types, then pytest (unit, media, end to end).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-.venv/bin/ruff check pipeline workers tests examples presets bench
-.venv/bin/mypy pipeline workers
+.venv/bin/ruff check pipeline workers storymedia tests examples presets bench
+.venv/bin/mypy pipeline workers storymedia
 .venv/bin/python -m pytest "$@"

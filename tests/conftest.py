@@ -15,7 +15,7 @@ PRESETS = REPO / "presets"
 
 @pytest.fixture(scope="session")
 def presets():
-    from pipeline.presets import load_presets
+    from pipeline.model.presets import load_presets
 
     return load_presets(PRESETS)
 

@@ -16,12 +16,13 @@ from typing import Any
 
 import redis
 
-from pipeline import jobs, manifest
 from pipeline.errors import PipelineError, StorageError
-from pipeline.keys import manifest_key
-from pipeline.presets import Preset
+from pipeline.model import manifest
+from pipeline.model.keys import manifest_key
+from pipeline.model.presets import Preset
+from pipeline.model.story import Story
+from pipeline.run import jobs
 from pipeline.storage import file_sha256
-from pipeline.story import Story
 from workers.context import Context
 from workers.live import JobView
 from workers.reconcile import enqueue

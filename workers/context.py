@@ -6,9 +6,8 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-from pipeline.limits import load_limits
-from pipeline.presets import Preset, load_presets
-from pipeline.probe import Limits
+from pipeline.ingest.limits import Limits, load_limits
+from pipeline.model.presets import Preset, load_presets
 from pipeline.storage import Storage, open_storage
 from workers.live import Live
 from workers.settings import Settings

@@ -16,8 +16,8 @@ import contextlib
 import time
 from dataclasses import dataclass, field
 
-from pipeline import jobs
 from pipeline.errors import PipelineError
+from pipeline.run import jobs
 from workers.app import app, queue
 from workers.context import Context
 

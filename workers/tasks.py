@@ -38,11 +38,13 @@ from celery.exceptions import SoftTimeLimitExceeded
 from celery.utils.log import get_task_logger
 from kombu.exceptions import OperationalError
 
-from pipeline import jobs, manifest
-from pipeline.asset import AssetWork, failed_entry, process_asset
 from pipeline.errors import PipelineError, StorageError
-from pipeline.keys import asset_id
-from pipeline.probe import ImageInfo, probe
+from pipeline.ingest.info import ImageInfo
+from pipeline.ingest.probe import probe
+from pipeline.model import manifest
+from pipeline.model.keys import asset_id
+from pipeline.run import jobs
+from pipeline.run.asset import AssetWork, failed_entry, process_asset
 from pipeline.storage import S3Storage
 from workers.app import app, queue
 from workers.context import Context, context

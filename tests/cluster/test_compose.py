@@ -22,7 +22,7 @@ import yaml
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from pipeline.cli import cli
+from storymedia.cli import cli
 from tests.conftest import REPO
 from tests.servers import free_ports
 from workers.app import QUEUES, STAGES

@@ -113,7 +113,7 @@ def rendering(cluster: Cluster, tmp_path: Path, clip_seconds: float = 6.0,
 def recorded_without_manifest(cluster: Cluster, tmp_path: Path) -> tuple[str, Any]:
     """The small story submitted to a worker that serves every queue but ``manifest``, once every
     asset is recorded: (job, storage). The manifest message waits on its queue."""
-    from pipeline import jobs
+    from pipeline.run import jobs
 
     story = small_story(tmp_path / "story")
     cluster.worker(queues="probe,image,video,io", concurrency=2).wait_ready()
@@ -234,7 +234,7 @@ def test_an_object_lost_before_the_manifest_is_rendered_again_first(
     """Between a photo's render and the manifest, one of its renditions disappears from the store
     (a lifecycle rule, an operator's mistake): write_manifest checks every object, finds it,
     renders that photo again, and only then writes the manifest."""
-    from pipeline import jobs
+    from pipeline.run import jobs
 
     job, storage = recorded_without_manifest(cluster, tmp_path)
     photo = jobs.read_asset_result(storage, "cluster-test", job, 1)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.manifest import validate
+from pipeline.model.manifest import validate
 from tests.conftest import run_cli
 from tests.e2e.test_run import manifest_of
 from tests.fixtures import float_tiff, photo, scan_bomb_jpeg, sixteen_bit_png

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.manifest import validate
+from pipeline.model.manifest import validate
 from tests import clips
 from tests.conftest import run_cli
 from tests.fixtures import photo, truncated_jpeg, with_gps_and_serial
@@ -146,8 +146,8 @@ def test_a_failed_rerun_keeps_the_published_renditions(story: Path, tmp_path: Pa
 
 
 def test_a_file_swapped_for_a_symlink_after_validation_is_not_followed(story: Path, tmp_path: Path) -> None:
-    from pipeline.embedded import prepare, run_story
     from pipeline.errors import InvalidStory
+    from pipeline.run.embedded import prepare, run_story
 
     secret = tmp_path / "elsewhere" / "secret.jpg"
     secret.parent.mkdir()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.manifest import validate
+from pipeline.model.manifest import validate
 from tests import clips
 from tests.conftest import run_cli
 from tests.fixtures import photo, pixel_bomb_png, truncated_jpeg

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.manifest import validate
-from pipeline.story import load_story
+from pipeline.model.manifest import validate
+from pipeline.model.story import load_story
 from tests.conftest import REPO, run_cli
 
 pytestmark = pytest.mark.e2e

@@ -6,10 +6,11 @@ from pathlib import Path
 
 from PIL import Image
 
-from pipeline.image import render_image
-from pipeline.metadata import EmbeddedText
-from pipeline.plan import plan_image
-from pipeline.probe import Limits, probe
+from pipeline.ingest.limits import Limits
+from pipeline.ingest.probe import probe
+from pipeline.model.embedded_text import EmbeddedText
+from pipeline.plan.image import plan_image
+from pipeline.render.image.ladder import render_image
 
 TEXT = EmbeddedText(
     caption="Bà Lê Thị Minh Tâm, Chủ tịch UBND phường Phú Sơn, thành phố Thanh Hóa",

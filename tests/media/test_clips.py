@@ -9,14 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.avprobe import probe_av
 from pipeline.errors import ProbeError, UnsupportedMedia
-from pipeline.ffmpeg import input_args
-from pipeline.metadata import EmbeddedText
-from pipeline.probe import Limits, probe
-from pipeline.sniff import sniff
-from pipeline.video import render_video
-from pipeline.video_plan import plan_video
+from pipeline.ingest.avprobe import probe_av
+from pipeline.ingest.limits import Limits
+from pipeline.ingest.probe import probe
+from pipeline.ingest.sniff import sniff
+from pipeline.model.embedded_text import EmbeddedText
+from pipeline.plan.video import plan_video
+from pipeline.render.av.clip import render_video
+from pipeline.render.av.runner import input_args
 from tests import clips
 
 pytestmark = pytest.mark.media
@@ -184,8 +185,8 @@ def test_bad_clips_are_refused_with_a_reason(tmp_path: Path, maker, error, words
     def no_ffmpeg(*args, **kwargs):
         raise AssertionError(f"ffmpeg/ffprobe must not see this file: {args[0]}")
 
-    monkeypatch.setattr("pipeline.ffmpeg.subprocess.run", no_ffmpeg)
-    monkeypatch.setattr("pipeline.ffmpeg.subprocess.Popen", no_ffmpeg)
+    monkeypatch.setattr("pipeline.render.av.runner.subprocess.run", no_ffmpeg)
+    monkeypatch.setattr("pipeline.render.av.runner.subprocess.Popen", no_ffmpeg)
     with pytest.raises(error, match=words):
         probe(path, Limits())
 

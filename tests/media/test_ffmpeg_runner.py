@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import video
-from pipeline.asset import AssetWork, process_asset
 from pipeline.errors import RenderError
-from pipeline.ffmpeg import run_ffmpeg
-from pipeline.probe import Limits
+from pipeline.ingest.limits import Limits
+from pipeline.model.story import parse_story
+from pipeline.render.av import clip as video
+from pipeline.render.av.runner import run_ffmpeg
+from pipeline.run.asset import AssetWork, process_asset
 from pipeline.storage import LocalStorage
-from pipeline.story import parse_story
 from tests import clips
 
 pytestmark = pytest.mark.media

@@ -17,9 +17,10 @@ import psutil
 import pytest
 
 from pipeline.errors import LimitExceeded, UnsupportedMedia
-from pipeline.isolated import render_image_isolated, render_processes, run_isolated
-from pipeline.plan import plan_image
-from pipeline.probe import Limits, probe
+from pipeline.ingest.limits import Limits
+from pipeline.ingest.probe import probe
+from pipeline.plan.image import plan_image
+from pipeline.render.image.isolated import render_image_isolated, render_processes, run_isolated
 from tests.conftest import REPO
 from tests.fixtures import float_tiff, photo, scan_bomb_jpeg, sixteen_bit_png, sixteen_bit_value
 from tests.media.render_helpers import TEXT
@@ -84,8 +85,9 @@ _DECODE_PEAK = """
 import json, resource, sys
 import numpy as np
 from pathlib import Path
-from pipeline.decode import decode
-from pipeline.probe import Limits, probe
+from pipeline.ingest.decode import decode
+from pipeline.ingest.probe import probe
+from pipeline.ingest.limits import Limits
 path = Path(sys.argv[1])
 info = probe(path, Limits())
 img = decode(path, info.format, 1, (info.width, info.height))
@@ -180,10 +182,11 @@ def test_a_child_that_dies_fails_the_photo_with_a_retryable_reason(tmp_path: Pat
 _WORKER = """
 import sys
 from pathlib import Path
-from pipeline.isolated import render_image_isolated
-from pipeline.plan import plan_image
-from pipeline.presets import load_presets
-from pipeline.probe import Limits, probe
+from pipeline.render.image.isolated import render_image_isolated
+from pipeline.plan.image import plan_image
+from pipeline.model.presets import load_presets
+from pipeline.ingest.probe import probe
+from pipeline.ingest.limits import Limits
 from tests.media.render_helpers import TEXT
 path, scratch = Path(sys.argv[1]), Path(sys.argv[2])
 limits = Limits(max_jpeg_scans=10**6, max_jpeg_segments=10**6)

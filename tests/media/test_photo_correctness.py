@@ -12,9 +12,10 @@ from PIL import Image, ImageChops
 from skimage.metrics import structural_similarity
 
 from pipeline.errors import ProbeError, UnsupportedMedia
-from pipeline.plan import fit_inside
-from pipeline.probe import Limits, probe
-from pipeline.text import draw_caption_bar, require_raqm
+from pipeline.ingest.limits import Limits
+from pipeline.ingest.probe import probe
+from pipeline.plan.image import fit_inside
+from pipeline.render.graphics.text import draw_caption_bar, require_raqm
 from tests.fixtures import BLUE, RED, marked, photo, pixel_bomb_png, rotated_jpeg, truncated_jpeg
 from tests.media.render_helpers import TEXT, load, render
 
@@ -203,7 +204,7 @@ def test_bad_input_is_refused_with_a_reason(tmp_path: Path, maker, error, words:
 
 
 def test_avif_is_available_as_a_preset_format(tmp_path: Path) -> None:
-    from pipeline.presets import parse_preset
+    from pipeline.model.presets import parse_preset
     from tests.conftest import PRESETS
 
     preset = parse_preset({"preset": {"name": "web", "version": 1},

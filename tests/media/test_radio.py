@@ -6,10 +6,11 @@ import subprocess
 
 import pytest
 
-from pipeline.metadata import EmbeddedText
-from pipeline.probe import Limits, probe
-from pipeline.video import render_video
-from pipeline.video_plan import plan_video
+from pipeline.ingest.limits import Limits
+from pipeline.ingest.probe import probe
+from pipeline.model.embedded_text import EmbeddedText
+from pipeline.plan.video import plan_video
+from pipeline.render.av.clip import render_video
 from tests.media.test_clips import audio_streams, ebur128, ffprobe
 
 pytestmark = pytest.mark.media

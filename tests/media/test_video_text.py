@@ -11,14 +11,15 @@ import pytest
 from PIL import Image
 from skimage.metrics import structural_similarity
 
-from pipeline import text
-from pipeline.metadata import EmbeddedText
-from pipeline.presets import parse_preset
-from pipeline.probe import Limits, probe
-from pipeline.story import LowerThird
-from pipeline.subtitles import parse
-from pipeline.video import render_video
-from pipeline.video_plan import plan_video
+from pipeline.ingest.limits import Limits
+from pipeline.ingest.probe import probe
+from pipeline.model.embedded_text import EmbeddedText
+from pipeline.model.presets import parse_preset
+from pipeline.model.story import LowerThird
+from pipeline.model.subtitles import parse
+from pipeline.plan.video import plan_video
+from pipeline.render.av.clip import render_video
+from pipeline.render.graphics import text
 from tests.conftest import PRESETS
 
 pytestmark = pytest.mark.media
@@ -99,7 +100,7 @@ def _cue_text(index: int) -> str:
 def test_the_most_cues_allowed_burn_in_and_each_shows_on_its_frame(tmp_path: Path) -> None:
     """5,000 one-millisecond cues on a 5 s clip: 5,000 chained overlays overflowed ffmpeg-python's
     recursion; one graphics track per picture size renders them, each on the frame at its time."""
-    from pipeline.subtitles import LIMITS, Cue
+    from pipeline.model.subtitles import LIMITS, Cue
 
     source = tmp_path / "grey.mp4"
     subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i",

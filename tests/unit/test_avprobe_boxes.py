@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.avprobe import AVLimits, boxes_complete, probe_av
 from pipeline.errors import LimitExceeded, UnsupportedMedia
-from pipeline.sniff import sniff
+from pipeline.ingest.avprobe import boxes_complete, probe_av
+from pipeline.ingest.limits import AVLimits
+from pipeline.ingest.sniff import sniff
 
 
 def box(kind: bytes, size: int) -> bytes:

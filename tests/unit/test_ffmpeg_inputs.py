@@ -8,15 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import loudness
-from pipeline.avprobe import idet_argv
-from pipeline.ffmpeg import ffprobe_argv, input_args, input_options
-from pipeline.ffmpeg_graph import GraphicsTrack, build_argv, concat_script, rung_target, still_argv
-from pipeline.graphics_track import stretches
-from pipeline.metadata import EmbeddedText
-from pipeline.subtitles import LIMITS, Cue
-from pipeline.video import remux_argv
-from pipeline.video_plan import plan_video
+from pipeline.ingest.avprobe import idet_argv
+from pipeline.model.embedded_text import EmbeddedText
+from pipeline.model.subtitles import LIMITS, Cue
+from pipeline.plan.video import plan_video
+from pipeline.render.av import loudness
+from pipeline.render.av.clip import remux_argv
+from pipeline.render.av.graph import GraphicsTrack, build_argv, concat_script, rung_target, still_argv
+from pipeline.render.av.runner import ffprobe_argv, input_args, input_options
+from pipeline.render.graphics.track import stretches
 from tests.unit.test_video_plan import SHA, clip
 
 SOURCE = Path("/media/in put.mov")
@@ -125,8 +125,8 @@ def test_concat_script_quotes_names_and_reads_images_at_a_millisecond_time_base(
 def test_the_track_is_strips_of_what_is_shown_and_outlasts_the_clip(tmp_path: Path) -> None:
     from PIL import Image
 
-    from pipeline.graphics_track import Timed, write_track
-    from pipeline.text import Graphic
+    from pipeline.render.graphics.text import Graphic
+    from pipeline.render.graphics.track import Timed, write_track
 
     strap = Graphic(Image.new("RGBA", (20, 10), (255, 0, 0, 255)), 5, 50)
     cue = Graphic(Image.new("RGBA", (30, 8), (0, 0, 255, 200)), 10, 35)     # reaches above the strip: clipped

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import jobs
 from pipeline.errors import StorageError
-from pipeline.keys import raw_key
+from pipeline.model.keys import raw_key
+from pipeline.model.story import load_story
+from pipeline.run import jobs
 from pipeline.storage import LocalStorage
-from pipeline.story import load_story
 from tests.fixtures import photo
 from workers.app import QUEUES, queue
 from workers.settings import ConfigError, Settings

@@ -8,9 +8,8 @@ from pathlib import Path
 import pytest
 
 from pipeline.errors import InvalidPreset
-from pipeline.limits import load_limits
-from pipeline.presets import load_presets
-from pipeline.probe import Limits
+from pipeline.ingest.limits import Limits, load_limits
+from pipeline.model.presets import load_presets
 from tests.conftest import PRESETS
 
 

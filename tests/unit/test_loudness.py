@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from pipeline.errors import RenderError
-from pipeline.loudness import Level, Measured, normalise, parse_level, parse_loudnorm
-from pipeline.presets import Loudness
+from pipeline.model.presets import Loudness
+from pipeline.render.av.loudness import Level, Measured, normalise, parse_level, parse_loudnorm
 
 AIR = Loudness(integrated=-23, true_peak=-1, lra=15)
 WEB = Loudness(integrated=-16, true_peak=-1, lra=11)

@@ -7,9 +7,9 @@ import json
 import jsonschema
 import pytest
 
-from pipeline import manifest
+from pipeline.model import manifest
+from pipeline.model.story import parse_story
 from pipeline.storage import MemoryStorage
-from pipeline.story import parse_story
 
 STORY = parse_story({
     "story": {"id": "s-2023", "title": "Thành phố Thanh Hóa", "byline": "Đình Hà",
@@ -77,8 +77,8 @@ def test_renditions_by_key() -> None:
 def test_raqm_missing_is_a_clear_error(monkeypatch) -> None:
     from PIL import features
 
-    from pipeline import text
     from pipeline.errors import RenderError
+    from pipeline.render.graphics import text
 
     monkeypatch.setattr(features, "check", lambda name: False)
     with pytest.raises(RenderError, match="libraqm is missing"):

@@ -6,9 +6,9 @@ import re
 
 import pytest
 
-from pipeline.metadata import EmbeddedText
-from pipeline.plan import decode_size, fill_region, fit_inside, plan_image
-from pipeline.probe import ImageInfo
+from pipeline.ingest.info import ImageInfo
+from pipeline.model.embedded_text import EmbeddedText
+from pipeline.plan.image import decode_size, fill_region, fit_inside, plan_image
 
 SHA = "ab" * 32
 TEXT = EmbeddedText(caption="Bà Lê Thị Minh Tâm", byline="Đình Hà", credit="Đình Hà")

@@ -9,7 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from pipeline.errors import InvalidPreset
-from pipeline.presets import load_preset_file, load_presets, parse_preset
+from pipeline.model.presets import load_preset_file, load_presets, parse_preset
 from tests.conftest import PRESETS
 
 

@@ -9,10 +9,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from pipeline import manifest
 from pipeline.errors import StorageError
+from pipeline.model import manifest
+from pipeline.model.story import parse_story
 from pipeline.storage import LocalStorage
-from pipeline.story import parse_story
 from workers import client
 
 STORY = parse_story({

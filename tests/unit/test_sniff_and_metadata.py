@@ -7,8 +7,9 @@ import struct
 import pytest
 
 from pipeline.errors import UnsupportedMedia
-from pipeline.metadata import EmbeddedText, app13_segment, build_iptc, build_xmp, insert_app13
-from pipeline.sniff import sniff_bytes
+from pipeline.ingest.sniff import sniff_bytes
+from pipeline.model.embedded_text import EmbeddedText
+from pipeline.render.image.metadata import app13_segment, build_iptc, build_xmp, insert_app13
 
 
 @pytest.mark.parametrize(("head", "kind", "fmt"), [

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from pipeline.errors import InvalidStory
-from pipeline.story import load_story, locate, parse_story
-from pipeline.subtitles import SubtitleLimits
+from pipeline.model.story import load_story, locate, parse_story
+from pipeline.model.subtitles import SubtitleLimits
 
 GOOD = {
     "story": {

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import hls, text
 from pipeline.errors import InvalidStory
-from pipeline.subtitles import LIMITS, SubtitleLimits, load, parse, webvtt
+from pipeline.model.subtitles import LIMITS, SubtitleLimits, load, parse, webvtt
+from pipeline.render.av import hls
+from pipeline.render.graphics import text
 
 SRT = """1
 00:00:01,000 --> 00:00:03,500

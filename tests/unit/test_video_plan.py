@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.avprobe import AudioStream, AVInfo, VideoStream
-from pipeline.ffmpeg_graph import build_argv, rung_target
-from pipeline.metadata import EmbeddedText
-from pipeline.story import LowerThird
-from pipeline.subtitles import Cue
-from pipeline.video_plan import natural_rate, pal_cadence, plan_frame, plan_video
+from pipeline.ingest.info import AudioStream, AVInfo, VideoStream
+from pipeline.model.embedded_text import EmbeddedText
+from pipeline.model.story import LowerThird
+from pipeline.model.subtitles import Cue
+from pipeline.plan.video import natural_rate, pal_cadence, plan_frame, plan_video
+from pipeline.render.av.graph import build_argv, rung_target
 
 SHA = "ab" * 32
 

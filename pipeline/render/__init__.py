@@ -1,0 +1,1 @@
+"""Rendering: pixels and streams into renditions."""

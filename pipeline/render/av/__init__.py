@@ -1,0 +1,1 @@
+"""Clips and audio: the ffmpeg runner, the filter graph, loudness, HLS."""

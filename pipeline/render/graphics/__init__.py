@@ -1,0 +1,1 @@
+"""Graphics drawn by Pillow: caption bars, lower thirds, subtitles, the station logo."""

@@ -1,0 +1,1 @@
+"""Still images: the ladder of sizes, encoders, embedded metadata, the isolated render child."""

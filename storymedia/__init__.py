@@ -1,0 +1,1 @@
+"""storymedia's command line: the front door for a terminal (the library is ``pipeline``)."""

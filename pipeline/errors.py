@@ -7,7 +7,9 @@
     ├── ProbeError                the asset claims a type but cannot be read (empty, truncated)  permanent
     ├── RenderError               producing a rendition failed                               permanent
     ├── LimitExceeded             the work ran past a time or memory ceiling                 retryable
-    └── StorageError              reading or writing the store failed                        transient
+    ├── StorageError              reading or writing the store failed                        transient
+    ├── BrokerError               the message broker (Redis) cannot be reached               transient
+    └── ConfigError               settings (flags, environment) cannot work: names the setting
 
 ``retryable`` says whether running the same work again can help: bad input is permanent, storage
 trouble is transient, and a ceiling reached (time, memory, a crashed process) is never held against
@@ -17,6 +19,8 @@ Library exceptions are re-raised as one of these ``from`` the original.
 """
 
 from __future__ import annotations
+
+from pipeline.redaction import redact
 
 
 class PipelineError(Exception):
@@ -93,3 +97,21 @@ class StorageError(PipelineError):
 
     code = "storage"
     retryable = True
+
+
+class BrokerError(PipelineError):
+    """The message broker (Redis) could not be reached or refused us. Worth a retry."""
+
+    code = "broker"
+    retryable = True
+
+
+class ConfigError(PipelineError):
+    """The settings cannot work (a worker or the command refuses to start with them).
+
+    The reason is redacted: settings hold URLs with passwords."""
+
+    code = "config"
+
+    def __init__(self, reason: str, *, code: str | None = None) -> None:
+        super().__init__(redact(reason), code=code)

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
-from pipeline.errors import PipelineError
-from pipeline.redaction import redact, redact_url
+from pipeline.errors import ConfigError
+from pipeline.redaction import redact_url
 
 DEFAULT_BROKER_URL = "redis://127.0.0.1:6379/0"
 
@@ -49,17 +49,6 @@ ENV = {
                               " (default: 2 x hard time limit)",
     "STORYMEDIA_RECONCILE_EVERY": "beat: seconds between reconcile runs (default 600)",
 }
-
-
-class ConfigError(PipelineError):
-    """The cluster settings cannot work (a worker refuses to start with them).
-
-    The reason is redacted: settings hold URLs with passwords."""
-
-    code = "config"
-
-    def __init__(self, reason: str, *, code: str | None = None) -> None:
-        super().__init__(redact(reason), code=code)
 
 
 def private_storage_default(storage_url: str) -> str:

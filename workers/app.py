@@ -28,8 +28,9 @@ from typing import Any
 from celery import Celery, signals
 from kombu.entity import Queue
 
+from pipeline.errors import ConfigError
 from pipeline.redaction import redact_logging
-from workers.settings import ConfigError, Settings
+from workers.settings import Settings
 
 STAGES = ("probe", "image", "video", "io", "manifest")
 BREAKING = "breaking-"

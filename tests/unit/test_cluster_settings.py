@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from workers.settings import ENV, ConfigError, Settings, private_storage_default
+from pipeline.errors import ConfigError
+from workers.settings import ENV, Settings, private_storage_default
 
 ENVIRONMENT = {"STORYMEDIA_BROKER_URL": "redis://:EnvPw@redis-env:6379/0",
                "STORYMEDIA_STORAGE_URL": "s3://media/env",

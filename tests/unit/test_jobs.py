@@ -7,14 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.errors import StorageError
+from pipeline.errors import ConfigError, StorageError
 from pipeline.model.keys import raw_key
 from pipeline.model.story import load_story
 from pipeline.run import jobs
 from pipeline.storage import LocalStorage
 from tests.fixtures import photo
 from workers.app import QUEUES, queue
-from workers.settings import ConfigError, Settings
+from workers.settings import Settings
 
 STORY = """[story]
 id = "thu-nghiem"

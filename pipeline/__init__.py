@@ -1,6 +1,9 @@
-"""storymedia pipeline: the pure library (no Celery here).
+"""storymedia pipeline: the library, by stage (no Celery, Redis, click or rich here; checked by
+the import contracts in pyproject.toml).
 
-Layers: story and presets (data) -> probe -> plan (pure) -> render -> storage -> manifest.
+model (story, presets, manifest, keys) -> ingest (sniff, limits, probe) -> plan (pure) ->
+render (image, graphics, av) -> storage -> run (one asset end to end, the orchestration, job
+records, the executors). The front doors (``storymedia`` CLI, ``workers`` Celery tasks) call ``run``.
 """
 
 __version__ = "0.1.0"

@@ -1,8 +1,10 @@
-"""The storage interface every backend implements, and what it returns."""
+"""The storage interface every backend implements, what it returns, and the optional
+capabilities (presigned URLs, upload clean-up, bucket set-up, locks) some backends add."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -19,6 +21,23 @@ class ObjectInfo:
     bytes: int
     sha256: str
     content_type: str
+
+
+@dataclass(frozen=True)
+class StorageOptions:
+    """What ``open_storage`` passes to an opener besides the URL; each backend uses its part."""
+
+    public_base: str | None = None
+    """Base URL editors fetch objects from (``public_url``); None: relative keys."""
+    endpoint_url: str | None = None
+    """S3: the server, when it is not AWS."""
+    presign_endpoint_url: str | None = None
+    """S3: the host browsers use with presigned URLs (default: ``endpoint_url``)."""
+    region: str | None = None
+    presign_expiry: int = 3600
+    """S3: lifetime of a presigned URL in seconds."""
+    multipart_bytes: int | None = None
+    """S3: the size from which uploads go multipart, and the part size (None: 16 MiB)."""
 
 
 @runtime_checkable
@@ -69,3 +88,52 @@ class Storage(Protocol):
 
     def public_url(self, key: str) -> str:
         """The URL an editor uses for ``key`` (relative key when no public base is set)."""
+
+
+# Optional capabilities: a backend that has one implements it; callers ask with ``isinstance``.
+
+@runtime_checkable
+class Presigning(Protocol):
+    """Signs time-limited GET URLs, so an editor's browser can fetch a private object."""
+
+    def presign(self, key: str, expires_in: int | None = None) -> str:
+        """A GET URL for ``key`` valid for ``expires_in`` seconds (the backend's default if None)."""
+
+
+@runtime_checkable
+class UploadCleanup(Protocol):
+    """Uploads that can be left half-done (S3 multipart) and the means to abort them."""
+
+    def own_uploads(self, prefix: str = "") -> list[tuple[str, str]]:
+        """Incomplete uploads under ``prefix`` that this object started: (key, upload id)."""
+
+    def abort_own_uploads(self, prefix: str = "") -> int:
+        """Abort this object's incomplete uploads under ``prefix``; returns how many."""
+
+    def abort_upload(self, key: str, upload_id: str) -> bool:
+        """Abort one upload by id; False when it is no longer there."""
+
+    def incomplete_uploads(self, prefix: str = "", older_than: float = 0.0) -> list[tuple[str, str]]:
+        """Everyone's incomplete uploads under ``prefix`` started ``older_than`` seconds ago or
+        earlier: (key, upload id)."""
+
+    def abort_incomplete_uploads(self, prefix: str = "", older_than: float = 0.0) -> int:
+        """Abort everyone's incomplete uploads under ``prefix`` at least ``older_than`` seconds
+        old; returns how many."""
+
+
+@runtime_checkable
+class BucketSetup(Protocol):
+    """A store that must be prepared before the first write (create the bucket, set its rules)."""
+
+    def ensure_bucket(self) -> None:
+        """Make the store ready; safe to call again."""
+
+
+@runtime_checkable
+class Locking(Protocol):
+    """Named locks between processes that share the store."""
+
+    def exclusive(self, name: str, timeout: float = 600.0) -> AbstractContextManager[None]:
+        """Hold the lock ``name`` for the ``with`` block; StorageError after ``timeout`` seconds
+        of waiting for another holder."""

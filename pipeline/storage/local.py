@@ -17,9 +17,10 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
+from urllib.parse import unquote, urlparse
 
 from pipeline.errors import StorageError
-from pipeline.storage.base import IMMUTABLE, NO_CACHE, ObjectInfo
+from pipeline.storage.base import IMMUTABLE, NO_CACHE, ObjectInfo, StorageOptions
 
 _CHUNK = 1 << 20
 
@@ -177,3 +178,10 @@ class LocalStorage:
 
     def public_url(self, key: str) -> str:
         return f"{self.public_base}{key}" if self.public_base else key
+
+
+def open_local(url: str, options: StorageOptions) -> LocalStorage:
+    """``file:///path`` or a plain path."""
+    parsed = urlparse(url)
+    path = Path(unquote(parsed.path) if parsed.scheme else url)
+    return LocalStorage(path, options.public_base)

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from pipeline.errors import StorageError
-from pipeline.storage.base import IMMUTABLE, NO_CACHE, ObjectInfo
+from pipeline.storage.base import IMMUTABLE, NO_CACHE, ObjectInfo, StorageOptions
 
 
 class MemoryStorage:
@@ -69,3 +69,8 @@ class MemoryStorage:
 
     def public_url(self, key: str) -> str:
         return key
+
+
+def open_memory(url: str, options: StorageOptions) -> MemoryStorage:
+    """``memory://``: a new, empty store each time."""
+    return MemoryStorage()

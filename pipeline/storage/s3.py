@@ -1,6 +1,7 @@
 """S3Storage: an S3 bucket (AWS, SeaweedFS, Garage, ...) through boto3. The cluster's store.
 
-The only module that imports boto3. Every boto3/botocore error leaves this module as a
+The only module that imports boto3, and only when an ``s3://`` URL is opened. Every
+boto3/botocore error is translated in one place (``S3Storage._mapped``) into a
 :class:`~pipeline.errors.StorageError` with a reason a person can act on, raised ``from`` the
 original.
 
@@ -35,9 +36,11 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import Any, TypeVar
+from urllib.parse import unquote, urlparse
 
 import boto3
 import boto3.exceptions
@@ -46,7 +49,7 @@ from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 
 from pipeline.errors import StorageError
-from pipeline.storage.base import IMMUTABLE, NO_CACHE, ObjectInfo
+from pipeline.storage.base import IMMUTABLE, NO_CACHE, ObjectInfo, StorageOptions
 
 log = logging.getLogger(__name__)
 
@@ -59,9 +62,57 @@ _DENIED = {"403", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch",
            "ExpiredToken", "TokenRefreshRequired", "AllAccessDisabled", "InvalidSecurity"}
 _BUSY = {"503", "SlowDown", "ServiceUnavailable", "RequestTimeout", "InternalError", "500"}
 _GONE_UPLOAD = {"NoSuchUpload", "404"}
+_NO_BUCKET = {"404", "NoSuchBucket", "NotFound"}
+_BOTO_ERRORS = (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError,
+                boto3.exceptions.Boto3Error)
+_SET_UP = "cannot set up the S3 client for"
+_CONDITION_REFUSED = {"PreconditionFailed", "ConditionalRequestConflict", "NotImplemented"}
+_CONDITION_REFUSED_STATUS = {412, 409, 501}
+
+
+class _AnyCode(frozenset[str]):
+    """``expected=_ANY_CODE``: every ClientError is a refusal the caller handles itself."""
+
+    def __contains__(self, item: object) -> bool:
+        return True
+
+
+_ANY_CODE = _AnyCode()
 _CREATE_TOKEN = "create-token"
 """Metadata field holding a random token per ``create()`` call: tells our own earlier attempt (a
 retry after a lost response) from another writer's object."""
+
+
+@dataclass
+class _Refusal:
+    """A ClientError the caller expected (a missing key, a failed condition): ``_mapped`` hands it
+    over instead of raising. False while nothing was refused."""
+
+    error: botocore.exceptions.ClientError | None = None
+
+    def __bool__(self) -> bool:
+        return self.error is not None
+
+    @property
+    def code(self) -> str:
+        return _code(self.error) if self.error is not None else ""
+
+    @property
+    def status(self) -> int:
+        return _status(self.error) if self.error is not None else 0
+
+
+def open_s3(url: str, options: StorageOptions) -> S3Storage:
+    """``s3://bucket/prefix``."""
+    parsed = urlparse(url)
+    if not parsed.netloc:
+        raise StorageError(f"no bucket in storage URL {url!r} (use s3://bucket/prefix)")
+    multipart = {} if options.multipart_bytes is None else {
+        "multipart_threshold": options.multipart_bytes, "multipart_chunksize": options.multipart_bytes}
+    return S3Storage(parsed.netloc, unquote(parsed.path).strip("/"), endpoint_url=options.endpoint_url,
+                     region=options.region, public_base=options.public_base,
+                     presign_endpoint_url=options.presign_endpoint_url,
+                     presign_expiry=options.presign_expiry, **multipart)
 
 
 class S3Storage:
@@ -102,7 +153,7 @@ class S3Storage:
             request_checksum_calculation="when_required",
             response_checksum_validation="when_required",
         )
-        try:
+        with self._mapped(_SET_UP, self.url, also=(ValueError,)):   # ValueError: a bad endpoint URL
             session = boto3.session.Session()
             self._client: Any = session.client("s3", endpoint_url=endpoint_url, region_name=region,
                                                config=config)
@@ -110,8 +161,6 @@ class S3Storage:
             self._presigner: Any = (
                 self._client if presign_url == endpoint_url
                 else session.client("s3", endpoint_url=presign_url, region_name=region, config=config))
-        except (botocore.exceptions.BotoCoreError, ValueError) as exc:
-            raise StorageError(f"cannot set up the S3 client for {self.url}: {exc}") from exc
         self.endpoint = str(self._client.meta.endpoint_url)
         self.atomic_create = True
         """Whether the server honours ``If-None-Match: *`` on PutObject (SeaweedFS >= 4.48, AWS,
@@ -142,11 +191,32 @@ class S3Storage:
         return f"{self.prefix}/" if self.prefix else ""
 
     # -- errors --------------------------------------------------------------------------------
-    def _fail(self, exc: BaseException, action: str, key: str | None = None) -> NoReturn:
-        raise StorageError(self._reason(exc, action, key)) from exc
+    @contextlib.contextmanager
+    def _mapped(self, action: str, key: str | None = None, *, expected: Collection[str] = (),
+                expected_status: Collection[int] = (),
+                also: tuple[type[Exception], ...] = ()) -> Iterator[_Refusal]:
+        """The one place boto3/botocore errors become StorageError (``from`` the original), with
+        a reason built from ``action`` and ``key`` ("cannot upload raw/a.jpg: ...").
+
+        A ClientError whose code is in ``expected`` (or HTTP status in ``expected_status``) is
+        not an error for the caller: the block ends and the yielded :class:`_Refusal` holds it.
+        ``also`` names further exception types to translate (the client's set-up).
+        """
+        refusal = _Refusal()
+        try:
+            yield refusal
+        except botocore.exceptions.ClientError as exc:
+            if _code(exc) in expected or _status(exc) in expected_status:
+                refusal.error = exc
+                return
+            raise StorageError(self._reason(exc, action, key)) from exc
+        except (*_BOTO_ERRORS, *also) as exc:
+            raise StorageError(self._reason(exc, action, key)) from exc
 
     def _reason(self, exc: BaseException, action: str, key: str | None) -> str:
         what = f"{action} {key}" if key else action
+        if action == _SET_UP:   # no client yet: nothing was asked of the server
+            return f"{what}: {exc}"
         # boto3's transfer wrappers hide the real error one level down.
         if isinstance(exc, boto3.exceptions.RetriesExceededError) and exc.last_exception is not None:
             exc = exc.last_exception
@@ -190,13 +260,9 @@ class S3Storage:
         return f"{what} failed: {type(exc).__name__}: {exc}"
 
     def _call(self, action: str, key: str | None, call: Callable[[], _T]) -> _T:
-        try:
-            return call()
-        except StorageError:
-            raise
-        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError,
-                boto3.exceptions.Boto3Error) as exc:
-            self._fail(exc, action, key)
+        with self._mapped(action, key):
+            result = call()
+        return result
 
     # -- writes --------------------------------------------------------------------------------
     def _extra_args(self, sha256: str, content_type: str, cache_control: str) -> dict[str, Any]:
@@ -210,13 +276,10 @@ class S3Storage:
         object_key = self._key(key)
         extra = self._extra_args(sha256, content_type, cache_control)
         try:
-            self._client.upload_file(str(path), self.bucket, object_key, ExtraArgs=extra,
-                                     Config=self.transfer_config)
+            self._call("cannot upload", key, lambda: self._client.upload_file(
+                str(path), self.bucket, object_key, ExtraArgs=extra, Config=self.transfer_config))
         except FileNotFoundError as exc:
             raise StorageError(f"cannot upload {key}: {path} does not exist") from exc
-        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError,
-                boto3.exceptions.Boto3Error) as exc:
-            self._fail(exc, "cannot upload", key)
         return True
 
     def put_bytes(self, key: str, data: bytes, *, content_type: str,
@@ -255,40 +318,32 @@ class S3Storage:
         args = self._extra_args(sha256, content_type, cache_control)
         args["Metadata"][_CREATE_TOKEN] = token
         for _ in range(3):
-            try:
+            with self._mapped("cannot create", key, expected=_CONDITION_REFUSED,
+                              expected_status=_CONDITION_REFUSED_STATUS) as refused:
                 self._client.put_object(Bucket=self.bucket, Key=object_key, Body=data,
                                         IfNoneMatch="*", **args)
+            if not refused:
                 return True
-            except botocore.exceptions.ClientError as exc:
-                code, status = _code(exc), _status(exc)
-                if code == "PreconditionFailed" or status == 412:
+            if refused.code == "PreconditionFailed" or refused.status == 412:
+                return self._created_with(key, object_key, token)
+            if refused.code == "ConditionalRequestConflict" or refused.status == 409:
+                if self.exists(key):
                     return self._created_with(key, object_key, token)
-                if code == "ConditionalRequestConflict" or status == 409:
-                    if self.exists(key):
-                        return self._created_with(key, object_key, token)
-                    continue
-                if code == "NotImplemented" or status == 501:
-                    raise StorageError(
-                        f"cannot create {key}: the object store at {self.endpoint} does not support"
-                        " conditional writes (If-None-Match); use a lock to serialise creates",
-                        code="no-conditional-writes") from exc
-                self._fail(exc, "cannot create", key)
-            except botocore.exceptions.BotoCoreError as exc:
-                self._fail(exc, "cannot create", key)
+                continue
+            raise StorageError(   # NotImplemented, 501
+                f"cannot create {key}: the object store at {self.endpoint} does not support"
+                " conditional writes (If-None-Match); use a lock to serialise creates",
+                code="no-conditional-writes") from refused.error
         raise StorageError(f"cannot create {key}: other conditional writes of it kept conflicting"
                            f" at {self.endpoint}; try again")
 
     def _created_with(self, key: str, object_key: str, token: str) -> bool:
         """True when ``key`` holds what the ``create()`` call with ``token`` wrote: its first
         attempt landed and the answer was lost, so botocore's retry found the key taken."""
-        try:
+        with self._mapped("cannot look up", key, expected=_NOT_FOUND) as missing:
             response = self._client.head_object(Bucket=self.bucket, Key=object_key)
-        except botocore.exceptions.ClientError as exc:
-            if _code(exc) in _NOT_FOUND:
-                return False   # taken, then deleted: either way not ours
-            self._fail(exc, "cannot look up", key)
-        except botocore.exceptions.BotoCoreError as exc:
-            self._fail(exc, "cannot look up", key)
+        if missing:
+            return False   # taken, then deleted: either way not ours
         return bool((response.get("Metadata") or {}).get(_CREATE_TOKEN) == token)
 
     def check_create_only(self) -> bool:
@@ -316,26 +371,16 @@ class S3Storage:
 
     def delete(self, key: str) -> None:
         object_key = self._key(key)
-        try:
+        with self._mapped("cannot delete", key, expected=_NOT_FOUND):
             self._client.delete_object(Bucket=self.bucket, Key=object_key)
-        except botocore.exceptions.ClientError as exc:
-            if _code(exc) in _NOT_FOUND:
-                return
-            self._fail(exc, "cannot delete", key)
-        except botocore.exceptions.BotoCoreError as exc:
-            self._fail(exc, "cannot delete", key)
 
     # -- reads ---------------------------------------------------------------------------------
     def head(self, key: str) -> ObjectInfo | None:
         object_key = self._key(key)
-        try:
+        with self._mapped("cannot look up", key, expected=_NOT_FOUND) as missing:
             response = self._client.head_object(Bucket=self.bucket, Key=object_key)
-        except botocore.exceptions.ClientError as exc:
-            if _code(exc) in _NOT_FOUND:
-                return None
-            self._fail(exc, "cannot look up", key)
-        except botocore.exceptions.BotoCoreError as exc:
-            self._fail(exc, "cannot look up", key)
+        if missing:
+            return None
         metadata = response.get("Metadata") or {}
         return ObjectInfo(key=key, bytes=int(response.get("ContentLength", 0)),
                           sha256=str(metadata.get("sha256", "")),
@@ -365,11 +410,10 @@ class S3Storage:
             raise StorageError(f"cannot download {key} to {path}: {exc.strerror or exc}") from exc
         tmp = Path(tmp_name)
         try:
-            self._client.download_file(self.bucket, object_key, tmp_name, Config=self.transfer_config)
+            with self._mapped("cannot download", key):
+                self._client.download_file(self.bucket, object_key, tmp_name,
+                                           Config=self.transfer_config)
             os.replace(tmp, path)
-        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError,
-                boto3.exceptions.Boto3Error) as exc:
-            self._fail(exc, "cannot download", key)
         except OSError as exc:
             raise StorageError(f"cannot download {key} to {path}: {exc.strerror or exc}") from exc
         finally:
@@ -426,16 +470,11 @@ class S3Storage:
         aborted = 0
         for key, upload_id in self.incomplete_uploads(prefix, older_than):
             object_key = self._key(key)
-            try:
+            with self._mapped("cannot abort the upload of", key, expected=_GONE_UPLOAD) as gone:
                 self._client.abort_multipart_upload(Bucket=self.bucket, Key=object_key,
                                                     UploadId=upload_id)
-            except botocore.exceptions.ClientError as exc:
-                if _code(exc) in {"NoSuchUpload", "404"}:
-                    continue
-                self._fail(exc, "cannot abort the upload of", key)
-            except botocore.exceptions.BotoCoreError as exc:
-                self._fail(exc, "cannot abort the upload of", key)
-            aborted += 1
+            if not gone:
+                aborted += 1
         return aborted
 
     def own_uploads(self, prefix: str = "") -> builtins.list[tuple[str, str]]:
@@ -469,18 +508,12 @@ class S3Storage:
         """Abort one multipart upload by its id (one this or another process started and
         remembered); False when it is no longer there (completed, aborted or expired).
         StorageError when the store cannot be asked: the upload may still be there."""
-        try:
-            self._client.abort_multipart_upload(Bucket=self.bucket, Key=self._key(key),
+        object_key = self._key(key)
+        with self._mapped("cannot abort the upload of", key, expected=_GONE_UPLOAD) as gone:
+            self._client.abort_multipart_upload(Bucket=self.bucket, Key=object_key,
                                                 UploadId=upload_id)
-        except botocore.exceptions.ClientError as exc:
-            if _code(exc) not in _GONE_UPLOAD:
-                self._fail(exc, "cannot abort the upload of", key)
-            self._forget_upload(upload_id)
-            return False
-        except botocore.exceptions.BotoCoreError as exc:
-            self._fail(exc, "cannot abort the upload of", key)
         self._forget_upload(upload_id)
-        return True
+        return not gone
 
     # botocore event handlers: s3transfer calls the client from its own threads, so these keep
     # ``_own`` under a lock. ``context`` is one dict per API call, shared by its events.
@@ -511,14 +544,10 @@ class S3Storage:
         The bucket stays private (no ACL, no policy). Servers that refuse lifecycle rules only
         earn a warning: ``abort_incomplete_uploads()`` with an age does the same job when run.
         """
-        try:
+        with self._mapped("cannot check bucket", self.bucket, expected=_NO_BUCKET) as missing:
             self._client.head_bucket(Bucket=self.bucket)
-        except botocore.exceptions.ClientError as exc:
-            if _code(exc) not in {"404", "NoSuchBucket", "NotFound"}:
-                self._fail(exc, "cannot check bucket", self.bucket)
+        if missing:
             self._create_bucket()
-        except botocore.exceptions.BotoCoreError as exc:
-            self._fail(exc, "cannot check bucket", self.bucket)
         self._ensure_lifecycle()
         self.check_create_only()
 
@@ -527,38 +556,34 @@ class S3Storage:
         region = self._client.meta.region_name
         if region and region not in ("us-east-1", "aws-global"):
             args["CreateBucketConfiguration"] = {"LocationConstraint": region}
-        try:
+        with self._mapped("cannot create bucket", self.bucket,
+                          expected={"BucketAlreadyOwnedByYou", "BucketAlreadyExists"}):
             self._client.create_bucket(**args)
-        except botocore.exceptions.ClientError as exc:
-            if _code(exc) in {"BucketAlreadyOwnedByYou", "BucketAlreadyExists"}:
-                return
-            self._fail(exc, "cannot create bucket", self.bucket)
-        except botocore.exceptions.BotoCoreError as exc:
-            self._fail(exc, "cannot create bucket", self.bucket)
 
     def _ensure_lifecycle(self) -> None:
         rule = {"ID": LIFECYCLE_RULE_ID, "Status": "Enabled", "Filter": {"Prefix": ""},
                 "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1}}
-        try:
-            try:
-                rules = list(self._client.get_bucket_lifecycle_configuration(
-                    Bucket=self.bucket).get("Rules", []))
-            except botocore.exceptions.ClientError as exc:
-                if _code(exc) != "NoSuchLifecycleConfiguration":
-                    raise
-                rules = []
-            if any(r.get("ID") == LIFECYCLE_RULE_ID for r in rules):
-                return
-            # The call replaces the whole configuration: keep the operators' own rules.
+        action = "cannot set the lifecycle rule of bucket"
+        with self._mapped(action, self.bucket, expected=_ANY_CODE) as refused:
+            response = self._client.get_bucket_lifecycle_configuration(Bucket=self.bucket)
+        if refused and refused.code != "NoSuchLifecycleConfiguration":
+            self._warn_no_lifecycle(refused)
+            return
+        rules = [] if refused else list(response.get("Rules", []))
+        if any(r.get("ID") == LIFECYCLE_RULE_ID for r in rules):
+            return
+        # The call replaces the whole configuration: keep the operators' own rules.
+        with self._mapped(action, self.bucket, expected=_ANY_CODE) as refused:
             self._client.put_bucket_lifecycle_configuration(
                 Bucket=self.bucket, LifecycleConfiguration={"Rules": [*rules, rule]})
-        except botocore.exceptions.ClientError as exc:
-            log.warning("bucket %s: the object store refused the lifecycle rule that aborts"
-                        " incomplete uploads (%s); run abort_incomplete_uploads() with an age"
-                        " now and then",
-                        self.bucket, _code(exc) or exc)
-        except botocore.exceptions.BotoCoreError as exc:
-            self._fail(exc, "cannot set the lifecycle rule of bucket", self.bucket)
+        if refused:
+            self._warn_no_lifecycle(refused)
+
+    def _warn_no_lifecycle(self, refused: _Refusal) -> None:
+        log.warning("bucket %s: the object store refused the lifecycle rule that aborts"
+                    " incomplete uploads (%s); run abort_incomplete_uploads() with an age"
+                    " now and then",
+                    self.bucket, refused.code or refused.error)
 
 
 def _code(exc: botocore.exceptions.ClientError) -> str:

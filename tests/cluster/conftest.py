@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from pipeline.storage import S3Storage
+from pipeline.storage.s3 import S3Storage
 from tests.servers import SeaweedS3
 
 

@@ -16,7 +16,8 @@ import botocore.exceptions
 import pytest
 
 from pipeline.errors import StorageError
-from pipeline.storage import IMMUTABLE, NO_CACHE, S3Storage, Storage, open_storage
+from pipeline.storage import IMMUTABLE, NO_CACHE, Storage, open_storage
+from pipeline.storage.s3 import S3Storage
 from tests.servers import SeaweedS3, free_ports
 
 pytestmark = pytest.mark.cluster

@@ -3,12 +3,28 @@
 from __future__ import annotations
 
 import hashlib
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from pipeline.errors import StorageError
-from pipeline.storage import LocalStorage, MemoryStorage, S3Storage, open_storage
+from pipeline.storage import (
+    BucketSetup,
+    LocalStorage,
+    Locking,
+    MemoryStorage,
+    Presigning,
+    Storage,
+    StorageOptions,
+    UploadCleanup,
+    open_storage,
+    register,
+)
+from pipeline.storage.registry import unregister
+from pipeline.storage.s3 import S3Storage
+from tests.fixtures import photo
 
 
 @pytest.fixture(params=["local", "memory"])
@@ -82,6 +98,70 @@ def test_open_storage_by_scheme(tmp_path: Path) -> None:
         open_storage("ftp://example/bucket")
 
 
+def test_a_registered_scheme_opens_its_backend_and_unknown_ones_list_the_examples(tmp_path: Path) -> None:
+    seen: list[tuple[str, StorageOptions]] = []
+
+    def open_cache(url: str, options: StorageOptions) -> Storage:
+        seen.append((url, options))
+        return LocalStorage(tmp_path, options.public_base)
+
+    register("cache", open_cache, example="cache://name")
+    try:
+        store = open_storage("cache://photos", "https://cdn.example/", presign_expiry=60)
+        assert isinstance(store, LocalStorage) and store.root == tmp_path.resolve()
+        assert seen == [("cache://photos", StorageOptions(public_base="https://cdn.example/",
+                                                          presign_expiry=60))]
+    finally:
+        unregister("cache")
+    with pytest.raises(StorageError) as unknown:
+        open_storage("ftp://example/bucket")
+    assert unknown.value.reason == ("unknown storage URL scheme 'ftp' in 'ftp://example/bucket'"
+                                    " (use file:///path, memory:// or s3://bucket/prefix)")
+
+
+def test_capabilities_are_declared_by_the_backends_that_have_them(tmp_path: Path) -> None:
+    s3 = open_storage("s3://media/p", endpoint_url="http://127.0.0.1:9")
+    local, memory = LocalStorage(tmp_path), MemoryStorage()
+    for store in (s3, local, memory):
+        assert isinstance(store, Storage)
+    assert [isinstance(s3, c) for c in (Presigning, UploadCleanup, BucketSetup, Locking)] == \
+        [True, True, True, False]
+    assert [isinstance(local, c) for c in (Presigning, UploadCleanup, BucketSetup, Locking)] == \
+        [False, False, False, True]
+    assert not any(isinstance(memory, c) for c in (Presigning, UploadCleanup, BucketSetup, Locking))
+
+
+LOCAL_RUN = """
+import runpy, sys
+from pathlib import Path
+from pipeline.storage import open_storage
+root = Path(sys.argv[1])
+store = open_storage((root / "store").as_uri())
+store.put_bytes("raw/ab/abc", b"raw", content_type="image/jpeg")
+assert store.get_bytes("raw/ab/abc") == b"raw"
+sys.argv = ["storymedia", "run", str(root / "story.toml"), "--out", str(root / "out"), "--quiet"]
+try:
+    runpy.run_module("storymedia", run_name="__main__", alter_sys=True)
+except SystemExit as exit:
+    assert not exit.code, exit.code
+print(sorted(name for name in ("boto3", "botocore", "s3transfer", "pipeline.storage.s3")
+             if name in sys.modules))
+"""
+
+
+def test_a_local_run_never_imports_boto3(tmp_path: Path) -> None:
+    photo((320, 240)).save(tmp_path / "a.jpg", quality=90)
+    (tmp_path / "story.toml").write_text(
+        '[story]\nid = "local-2023"\ntitle = "Local"\nbyline = "Đình Hà"\n'
+        'published = 2023-09-12T21:15:00+07:00\n\n[[assets]]\nfile = "a.jpg"\ncaption = "Ảnh"\n',
+        encoding="utf-8")
+    result = subprocess.run([sys.executable, "-c", LOCAL_RUN, str(tmp_path)], capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "[]"
+    assert (tmp_path / "out" / "public" / "stories" / "local-2023" / "manifest.json").is_file()
+
+
 def test_open_storage_s3_needs_no_server_to_open() -> None:
     store = open_storage("s3://media/news/prod/", "https://cdn.example/", endpoint_url="http://127.0.0.1:9",
                          region="eu-west-1", presign_expiry=600, multipart_bytes=8 << 20)
@@ -93,6 +173,10 @@ def test_open_storage_s3_needs_no_server_to_open() -> None:
     assert open_storage("s3://media").url == "s3://media"
     with pytest.raises(StorageError, match="no bucket"):
         open_storage("s3:///prefix")
+    with pytest.raises(StorageError) as bad:
+        open_storage("s3://media/p", endpoint_url="not a url")
+    assert bad.value.reason == "cannot set up the S3 client for s3://media/p: Invalid endpoint: not a url"
+    assert isinstance(bad.value.__cause__, ValueError)
 
 
 def test_public_url(tmp_path: Path) -> None:
@@ -124,9 +208,6 @@ def _create(root: Path, data: bytes) -> bool:
 
 
 def test_local_exclusive_lock_waits_then_times_out(tmp_path: Path) -> None:
-    import subprocess
-    import sys
-
     holder = subprocess.Popen([sys.executable, "-c", (
         "import sys, time; from pathlib import Path; from pipeline.storage import LocalStorage\n"
         f"with LocalStorage(Path({str(tmp_path)!r})).exclusive('story-s'):\n"

@@ -6,7 +6,7 @@ import struct
 
 import pytest
 
-from pipeline.errors import UnsupportedMedia
+from pipeline.errors import RenderError, UnsupportedMedia
 from pipeline.ingest.sniff import sniff_bytes
 from pipeline.model.embedded_text import EmbeddedText
 from pipeline.render.image.metadata import app13_segment, build_iptc, build_xmp, insert_app13
@@ -82,6 +82,13 @@ def test_app13_goes_after_the_app_segments() -> None:
     assert out.startswith(b"\xff\xd8\xff\xe0\x00\x04ab\xff\xe1\x00\x04cd\xff\xed")
     assert out.endswith(b"\xff\xdb\x00\x02")
     assert segment[4:18] == b"Photoshop 3.0\x00"
+
+
+def test_app13_failures_are_render_errors() -> None:
+    with pytest.raises(RenderError, match="not a JPEG stream"):
+        insert_app13(b"\x89PNG\r\n\x1a\n", app13_segment(build_iptc(TEXT)))
+    with pytest.raises(RenderError, match="too large for one APP13 segment"):
+        app13_segment(b"\x1c" * 0xFFFF)
 
 
 def test_xmp_escapes_and_keeps_text() -> None:

@@ -17,6 +17,7 @@ from xml.sax.saxutils import escape
 
 from PIL import Image
 
+from pipeline.errors import RenderError
 from pipeline.model.embedded_text import EmbeddedText
 
 
@@ -103,20 +104,22 @@ def build_iptc(text: EmbeddedText) -> bytes:
 
 
 def app13_segment(iptc: bytes) -> bytes:
-    """A JPEG APP13 segment holding ``iptc`` as Photoshop image resource 0x0404."""
+    """A JPEG APP13 segment holding ``iptc`` as Photoshop image resource 0x0404; RenderError when
+    it does not fit in one segment."""
     resource = b"8BIM" + struct.pack(">H", 0x0404) + b"\x00\x00" + struct.pack(">I", len(iptc)) + iptc
     if len(iptc) % 2:
         resource += b"\x00"
     payload = b"Photoshop 3.0\x00" + resource
     if len(payload) + 2 > 0xFFFF:
-        raise ValueError("IPTC block too large for one APP13 segment")
+        raise RenderError("IPTC block too large for one APP13 segment")
     return b"\xff\xed" + struct.pack(">H", len(payload) + 2) + payload
 
 
 def insert_app13(jpeg: bytes, segment: bytes) -> bytes:
-    """Insert an APP13 segment after the leading APPn segments of an encoded JPEG."""
+    """Insert an APP13 segment after the leading APPn segments of an encoded JPEG; RenderError when
+    ``jpeg`` is not one."""
     if not jpeg.startswith(b"\xff\xd8"):
-        raise ValueError("not a JPEG stream")
+        raise RenderError("not a JPEG stream")
     pos = 2
     while pos + 4 <= len(jpeg) and jpeg[pos] == 0xFF and 0xE0 <= jpeg[pos + 1] <= 0xEF:
         (length,) = struct.unpack(">H", jpeg[pos + 2 : pos + 4])

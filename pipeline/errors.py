@@ -8,6 +8,7 @@
     ├── RenderError               producing a rendition failed                               permanent
     ├── LimitExceeded             the work ran past a time or memory ceiling                 retryable
     ├── StorageError              reading or writing the store failed                        transient
+    │   └── ManifestInvalid       a manifest does not match its schema (names the field)     permanent
     ├── BrokerError               the message broker (Redis) cannot be reached               transient
     └── ConfigError               settings (flags, environment) cannot work: names the setting
 
@@ -97,6 +98,14 @@ class StorageError(PipelineError):
 
     code = "storage"
     retryable = True
+
+
+class ManifestInvalid(StorageError):
+    """A manifest (built here or read back from the store) does not match the schema; the reason
+    names the field. Running the same work again does not help."""
+
+    code = "invalid-manifest"
+    retryable = False
 
 
 class BrokerError(PipelineError):

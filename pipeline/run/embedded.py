@@ -1,8 +1,11 @@
 """The embedded executor: one story, in-process, on every core, into a local folder.
 
-Assets run in a process pool (one asset per task; a process renders all of an asset's
-renditions from one decode). Progress events travel back on a queue. The manifest is written
-last, only after every asset has finished and every object is stored.
+What the job is and what happens next is :mod:`pipeline.run.orchestration`'s, as in the cluster;
+this module only runs the units of work: each asset in a process pool (one asset per task; a
+process renders all of an asset's renditions from one decode), at most one per process at a time,
+so an asset not yet started is never started once the job is canceled. Progress events travel
+back on a queue. The job's records live in ``OUT/private`` like the cluster's in its private
+bucket: the job record, each asset's result as it finishes, ``done.json`` after the manifest.
 """
 
 from __future__ import annotations
@@ -10,27 +13,32 @@ from __future__ import annotations
 import multiprocessing
 import os
 import queue
+import socket
 import threading
+from collections import deque
 from collections.abc import Callable
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipeline.errors import PipelineError
+from pipeline.errors import PipelineError, StorageError
 from pipeline.ingest.limits import Limits, load_limits
 from pipeline.model import manifest
-from pipeline.model.keys import raw_key
+from pipeline.model.keys import manifest_key, raw_key
 from pipeline.model.presets import Preset, load_presets
 from pipeline.model.story import Story, load_story
 from pipeline.render.graphics.text import require_raqm
-from pipeline.run import jobs
+from pipeline.run import jobs, orchestration
 from pipeline.run.asset import AssetOutcome, AssetWork, failed_entry, process_asset
+from pipeline.run.orchestration import Finished, JobEvent, asset_event, job_event
 from pipeline.storage import LocalStorage, Storage
 
-Event = tuple[int, str, int, int]
-"""(asset order, stage, done, total)"""
+OnEvent = Callable[[JobEvent], None]
+MAX_ROUNDS = 3
+"""Rounds of re-rendering assets whose stored objects do not check out before the run gives up."""
+HOST = socket.gethostname()
 
 _events: Any = None
 
@@ -40,12 +48,18 @@ def _init_worker(events: Any) -> None:
     _events = events
 
 
-def _run_one(work: AssetWork, storage: Storage, limits: Limits) -> AssetOutcome:
+def _run_one(work: AssetWork, storage: Storage, limits: Limits, job_id: str, story_id: str) -> AssetOutcome:
     def progress(stage: str, done: int, total: int) -> None:
         if _events is not None:
-            _events.put((work.order, stage, done, total))
+            _events.put(asset_event(job_id, story_id, work.order, stage, done, total))
 
     return process_asset(work, storage, limits, progress=progress)
+
+
+def _crashed(work: AssetWork) -> AssetOutcome:
+    return AssetOutcome(entry=failed_entry(
+        work, "worker-crashed", "processing stopped unexpectedly (the worker process died,"
+        " perhaps out of memory); run the story again to retry", retryable=True))
 
 
 def _outcome(future: Future[AssetOutcome], work: AssetWork) -> AssetOutcome:
@@ -53,9 +67,7 @@ def _outcome(future: Future[AssetOutcome], work: AssetWork) -> AssetOutcome:
     try:
         return future.result()
     except BrokenProcessPool:
-        return AssetOutcome(entry=failed_entry(
-            work, "worker-crashed", "processing stopped unexpectedly (the worker process died,"
-            " perhaps out of memory); run the story again to retry", retryable=True))
+        return _crashed(work)
     except PipelineError:
         raise  # storage trouble: the whole run stops and says so
     except Exception as exc:  # a bug or a library failure on strange input: fail this asset only
@@ -67,13 +79,28 @@ def _outcome(future: Future[AssetOutcome], work: AssetWork) -> AssetOutcome:
 @dataclass
 class RunReport:
     story: Story
+    job: jobs.Job
     manifest_path: Path
-    written: manifest.Written
+    finished: Finished
     outcomes: list[AssetOutcome] = field(default_factory=list)
+    """Of the assets that ran, in story order."""
+
+    @property
+    def written(self) -> manifest.Written:
+        """The manifest this run wrote, or the story's current one when it wrote none (the job was
+        canceled, or the manifest was unchanged)."""
+        if self.finished.written is not None:
+            return self.finished.written
+        key = manifest_key(self.story.story.id)
+        if not self.manifest_path.is_file():
+            raise StorageError(f"story {self.story.story.id} has no manifest: the job was"
+                               f" {self.finished.status or 'not finished'}")
+        document = manifest.parse(self.manifest_path.read_bytes(), key)
+        return manifest.Written(key, int(document["version"]), False, document)
 
     @property
     def status(self) -> str:
-        return str(self.written.document["status"])
+        return self.finished.status
 
     @property
     def exit_code(self) -> int:
@@ -100,26 +127,21 @@ def prepare(story_file: Path, presets_dir: Path | None = None) -> tuple[Story, d
     return story, presets
 
 
-def plan_work(staged: jobs.Staged, private: LocalStorage, presets: dict[str, Preset],
-              previous: dict[str, Any] | None) -> list[AssetWork]:
-    """One work item per asset, on the raw files as stored in the private area."""
+def plan_work(job: jobs.Job, private: LocalStorage, presets: dict[str, Preset],
+              previous: dict[str, Any] | None, orders: list[int]) -> list[AssetWork]:
+    """One work item per asset of ``orders`` (in that order), on the raw files as stored in the
+    private area."""
     known = manifest.renditions_by_key(previous)
-    story = staged.story
-    return [
-        AssetWork(order=item.order, path=private.root / raw_key(item.sha256), asset=asset,
-                  story=story.story,
-                  presets=tuple(presets[name] for name in story.asset_presets(asset)),
-                  known=known, sha256=item.sha256,
-                  subtitles=private.root / raw_key(item.subtitles_sha256) if item.subtitles_sha256 else None)
-        for item, asset in zip(staged.assets, story.assets, strict=True)
-    ]
-
-
-def _size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except OSError:
-        return 0
+    story = job.story
+    work = []
+    for order in orders:
+        item, asset = job.assets[order - 1], story.assets[order - 1]
+        work.append(AssetWork(
+            order=order, path=private.root / raw_key(item.sha256), asset=asset, story=story.story,
+            presets=tuple(presets[name] for name in story.asset_presets(asset)),
+            known=known, sha256=item.sha256,
+            subtitles=private.root / raw_key(item.subtitles_sha256) if item.subtitles_sha256 else None))
+    return work
 
 
 def run_story(
@@ -130,7 +152,7 @@ def run_story(
     workers: int | None = None,
     public_url: str | None = None,
     limits: Limits | None = None,
-    on_event: Callable[[Event], None] | None = None,
+    on_event: OnEvent | None = None,
     story: Story | None = None,
     presets: dict[str, Preset] | None = None,
     lock_timeout: float = 3600.0,
@@ -138,21 +160,51 @@ def run_story(
     """Process every asset of the story at ``story_file`` into ``out_dir`` and write its manifest.
 
     ``out_dir/public`` gets the renditions and manifests (what ``public_url`` serves);
-    ``out_dir/private`` the raw originals (camera metadata and all) and the per-story lock that
-    keeps two runs of one story from interleaving.
+    ``out_dir/private`` the raw originals (camera metadata and all), the job's records and the
+    per-story lock that keeps two runs of one story from interleaving. Each run is a new job.
     """
     require_raqm()
     if story is None or presets is None:
         story, presets = prepare(story_file, presets_dir)
     public, private = areas(out_dir, public_url)
+    emit = on_event or (lambda event: None)
     with private.exclusive(f"story-{story.story.id}", timeout=lock_timeout):
         staged = jobs.stage(story_file, story, presets, private)
-        previous = manifest.read_current(public, story.story.id)
-        work = plan_work(staged, private, presets, previous)
-        outcomes = _execute(work, public, limits or load_limits(presets_dir), workers, on_event)
-        written = manifest.write(public, story, [o.entry for o in outcomes], jobs.new_job_id())
-    return RunReport(story=story, manifest_path=public.root / written.key, written=written,
-                     outcomes=outcomes)
+        job = jobs.record(private, staged, jobs.new_job_id(), story.story.breaking)
+        emit(job_event(job.id, job.story_id, "queued"))
+        finished, outcomes = run_job(job, public, private, presets,
+                                     limits or load_limits(presets_dir), workers, emit)
+    emit(job_event(job.id, job.story_id, finished.status, finished.reason))
+    return RunReport(story=story, job=job, manifest_path=public.root / manifest_key(job.story_id),
+                     finished=finished, outcomes=[outcomes[a.order] for a in job.assets
+                                                  if a.order in outcomes])
+
+
+def run_job(job: jobs.Job, public: LocalStorage, private: LocalStorage, presets: dict[str, Preset],
+            limits: Limits, workers: int | None, emit: OnEvent) -> tuple[Finished, dict[int, AssetOutcome]]:
+    """Run what is left of a recorded job and finish it. The caller holds the story's lock."""
+    outcomes: dict[int, AssetOutcome] = {}
+    for round_ in range(1, MAX_ROUNDS + 1):
+        todo = orchestration.to_do(private, job)
+        if todo:
+            emit(job_event(job.id, job.story_id, "running"))
+            work = plan_work(job, private, presets, manifest.read_current(public, job.story_id), todo)
+            outcomes.update(_execute(job, work, public, private, limits, workers, emit))
+        finished = orchestration.finish(public, private, job)
+        if finished.status == "canceled":
+            recorded = jobs.recorded_orders(private, job.story_id, job.id)
+            for order in orchestration.work_order(job):
+                if order not in recorded:
+                    emit(asset_event(job.id, job.story_id, order, "canceled"))
+        if finished.waiting:
+            raise StorageError(f"job {job.id}: assets {', '.join(map(str, finished.waiting))} have no"
+                               " recorded result after they ran; run the story again")
+        if not finished.damaged:
+            return finished, outcomes
+        if round_ == MAX_ROUNDS:
+            break
+        orchestration.render_again(private, job, finished.damaged)
+    raise StorageError(f"{finished.reason}; gave up after {MAX_ROUNDS} rounds")
 
 
 def areas(out_dir: Path, public_url: str | None = None) -> tuple[LocalStorage, LocalStorage]:
@@ -160,9 +212,11 @@ def areas(out_dir: Path, public_url: str | None = None) -> tuple[LocalStorage, L
     return LocalStorage(out_dir / "public", public_url), LocalStorage(out_dir / "private")
 
 
-def _execute(work: list[AssetWork], storage: Storage, limits: Limits, workers: int | None,
-             on_event: Callable[[Event], None] | None) -> list[AssetOutcome]:
-    """Run every work item in a process pool, biggest raw file first; outcomes in story order."""
+def _execute(job: jobs.Job, work: list[AssetWork], public: Storage, private: Storage, limits: Limits,
+             workers: int | None, emit: OnEvent) -> dict[int, AssetOutcome]:
+    """Run the work items in a process pool, in the order given, each recorded as it finishes.
+
+    An item starts only when a process is free, and only while the job is not canceled."""
     workers = max(1, min(workers or os.cpu_count() or 1, len(work)))
 
     # spawn: workers are fresh interpreters and direct children of this process (safe next to the
@@ -177,8 +231,13 @@ def _execute(work: list[AssetWork], storage: Storage, limits: Limits, workers: i
                 event = events.get(timeout=0.1)
             except queue.Empty:
                 continue
-            if on_event is not None:
-                on_event(event)
+            emit(event)
+
+    outcomes: dict[int, AssetOutcome] = {}
+
+    def record(item: AssetWork, outcome: AssetOutcome) -> None:
+        orchestration.record_outcome(private, job, item.order, outcome, worker=HOST)
+        outcomes[item.order] = outcome
 
     listener = threading.Thread(target=pump, daemon=True)
     listener.start()
@@ -186,13 +245,25 @@ def _execute(work: list[AssetWork], storage: Storage, limits: Limits, workers: i
         with ProcessPoolExecutor(max_workers=workers, mp_context=context,
                                  initializer=_init_worker, initargs=(events,),
                                  max_tasks_per_child=16) as pool:
-            # Biggest raw file first: the clip that takes a minute starts at once and the photos
-            # fill the other processes around it, instead of the clip starting last and running
-            # alone (longest job first shortens the story's total time).
-            futures: dict[int, Future[AssetOutcome]] = {
-                item.order: pool.submit(_run_one, item, storage, limits)
-                for item in sorted(work, key=lambda item: _size(item.path), reverse=True)}
-            return [_outcome(futures[item.order], item) for item in work]
+            waiting = deque(work)
+            running: dict[Future[AssetOutcome], AssetWork] = {}
+            while waiting or running:
+                while waiting and len(running) < workers:
+                    if orchestration.is_canceled(private, job.story_id, job.id):
+                        waiting.clear()
+                        break
+                    item = waiting.popleft()
+                    try:
+                        running[pool.submit(_run_one, item, public, limits, job.id, job.story_id)] = item
+                    except BrokenProcessPool:   # a worker died: the pool takes nothing more
+                        record(item, _crashed(item))
+                if not running:
+                    continue
+                ended, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in ended:
+                    item = running.pop(future)
+                    record(item, _outcome(future, item))
+            return outcomes
     finally:
         stop.set()
         listener.join(timeout=5)

@@ -5,11 +5,13 @@ Everything a cluster run needs to survive a lost broker lives in the object stor
     stories/<story>/jobs/<job>.json                 the job record: the story as submitted, raws by SHA-256
     stories/<story>/jobs/<job>/assets/<NNNN>.json   one asset's result: its manifest entry, attempts,
                                                     and for a failed render the command and log tail
+    stories/<story>/jobs/<job>/cancel.json          the job was canceled (see pipeline.run.orchestration)
     stories/<story>/jobs/<job>/done.json            written after the manifest: the job is finished
 
-Raw files are uploaded before the record (content-addressed: ``raw/<sha[:2]>/<sha>``, once), so a
-record never names a file the store does not hold. A job is finished only when ``done.json``
-exists; ``reconcile`` re-enqueues the others, and every stage skips what is already recorded.
+The cluster keeps them in its private bucket, the embedded run in ``OUT/private``. Raw files are
+uploaded before the record (content-addressed: ``raw/<sha[:2]>/<sha>``, once), so a record never
+names a file the store does not hold. A job is finished only when ``done.json`` exists;
+``reconcile`` re-enqueues the others, and every stage skips what is already recorded.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from pipeline.run.originals import store_original
 from pipeline.storage import NO_CACHE, Storage, file_sha256
 
 JOB_SCHEMA = "storymedia/job@1"
-FINAL_STATES = ("complete", "partial", "failed")
+FINAL_STATES = ("complete", "partial", "failed", "canceled")
 
 Uploaded = Callable[[str, int], None]
 """Called with (file name, bytes) after each raw file is stored (or found already stored)."""
@@ -155,8 +157,8 @@ def _job_asset(item: Any, order: int, where: str) -> JobAsset:
                     subtitles_sha256=subtitles)
 
 
-def _encode(document: dict[str, Any]) -> bytes:
-    return (json.dumps(document, ensure_ascii=False, indent=2, sort_keys=True) + "\n").encode("utf-8")
+def _encode(document: dict[str, Any], sort_keys: bool = True) -> bytes:
+    return (json.dumps(document, ensure_ascii=False, indent=2, sort_keys=sort_keys) + "\n").encode("utf-8")
 
 
 def fingerprint(story: Story, shas: list[tuple[str, str | None]], labels: dict[str, str]) -> str:
@@ -255,7 +257,8 @@ class AssetResult:
 
 
 def write_asset_result(storage: Storage, story_id: str, job_id: str, result: AssetResult) -> None:
-    storage.replace(asset_result_key(story_id, job_id, result.order), _encode(vars(result)),
+    """Record one asset's result; its entry keeps its key order (the manifest is built from it)."""
+    storage.replace(asset_result_key(story_id, job_id, result.order), _encode(vars(result), sort_keys=False),
                     content_type="application/json", cache_control=NO_CACHE)
 
 

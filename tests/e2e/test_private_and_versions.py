@@ -187,3 +187,51 @@ def test_a_file_name_written_in_nfd_on_disk_is_found_and_processed(tmp_path: Pat
     entry = current(out)["assets"][0]
     assert entry["status"] == "done" and entry["filename"] == unicodedata.normalize("NFC", name)
     assert entry["caption"] == unicodedata.normalize("NFC", "Bà Lê Thị Minh Tâm")
+
+
+def test_a_job_canceled_before_it_starts_keeps_the_previous_manifest(story: Path, tmp_path: Path) -> None:
+    from pipeline.run import jobs, orchestration
+    from pipeline.run.embedded import areas, prepare, run_story
+
+    out = tmp_path / "out"
+    assert run_cli("run", str(story), "--out", str(out)).returncode == 0
+    before = (public(out) / "manifest.json").read_bytes()
+    story.write_text(story_text(("media/a.jpg", "Một, sửa"), ("media/b.jpg", "Hai")), encoding="utf-8")
+    loaded, presets = prepare(story)
+    _, private = areas(out)
+    events: list[orchestration.JobEvent] = []
+
+    def on_event(event: orchestration.JobEvent) -> None:
+        events.append(event)
+        if event.about_job and event.state == "queued":   # recorded, nothing started yet
+            assert orchestration.cancel(private, event.story_id, event.job_id, "the editor pulled it")
+
+    report = run_story(story, out, story=loaded, presets=presets, workers=1, on_event=on_event)
+    assert report.status == "canceled" and report.outcomes == []
+    assert (public(out) / "manifest.json").read_bytes() == before, "the manifest is not replaced"
+    assert sorted(p.name for p in public(out).glob("manifest.v*.json")) == ["manifest.v1.json"]
+    done = jobs.read_done(private, "rieng-tu-2023", report.job.id)
+    assert done is not None and (done["status"], done["manifest_version"]) == ("canceled", 1)
+    assert jobs.read_asset_results(private, "rieng-tu-2023", report.job.id) == {}, "nothing ran"
+    assert [(e.order, e.state) for e in events] == [(0, "queued"), (1, "canceled"), (2, "canceled"),
+                                                    (0, "canceled")]
+    assert not orchestration.cancel(private, "rieng-tu-2023", report.job.id), "a finished job stays finished"
+
+
+def test_a_cancel_while_running_starts_no_further_asset(story: Path, tmp_path: Path) -> None:
+    from pipeline.run import jobs, orchestration
+    from pipeline.run.embedded import areas, prepare, run_story
+
+    out = tmp_path / "out"
+    loaded, presets = prepare(story)
+    _, private = areas(out)
+
+    def on_event(event: orchestration.JobEvent) -> None:
+        if event.order == 1 and event.state == "probing":   # the biggest photo has started
+            orchestration.cancel(private, event.story_id, event.job_id)
+
+    report = run_story(story, out, story=loaded, presets=presets, workers=1, on_event=on_event)
+    assert report.status == "canceled"
+    results = jobs.read_asset_results(private, "rieng-tu-2023", report.job.id)
+    assert list(results) == [1], "the asset that had started finished and was recorded; b.jpg never started"
+    assert not (public(out) / "manifest.json").exists(), "a canceled job writes no manifest"

@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 
 from pipeline.model.manifest import validate
+from pipeline.run import jobs
+from pipeline.storage import LocalStorage
 from tests import clips
 from tests.conftest import run_cli
 from tests.fixtures import photo, pixel_bomb_png, truncated_jpeg
@@ -125,7 +127,11 @@ def test_rerun_redoes_nothing_and_a_changed_caption_redoes_one_asset(tmp_path: P
     second = run_cli("run", str(story), "--out", str(out))
     assert second.returncode == 0
     assert "Nothing to do: all 26 renditions were already stored" in second.stdout
-    assert snapshot(out) == before, "a rerun writes nothing"
+    after = snapshot(out)
+    assert {key: after.get(key) for key in before} == before, "a rerun changes nothing already there"
+    added = sorted(set(after) - set(before))
+    assert added and all(key.startswith("private/stories/bad-inputs-2023/jobs/") for key in added), (
+        "a rerun writes nothing but its own job's records")
     assert manifest_of(out, "bad-inputs-2023")["version"] == 1
 
     story.write_text(HEAD + asset("media/a.jpg", "Một") + asset("media/b.jpg", "Hai, đã sửa"),
@@ -137,6 +143,39 @@ def test_rerun_redoes_nothing_and_a_changed_caption_redoes_one_asset(tmp_path: P
     assert doc["version"] == 2
     assert (out / "public" / "stories" / "bad-inputs-2023" / "manifest.v1.json").is_file()
     assert doc["assets"][1]["caption"] == "Hai, đã sửa"
+    private = LocalStorage(out / "private")
+    _first, second_job, third_job = jobs.story_jobs(private, "bad-inputs-2023")
+    assert third_job == doc["job"]
+    results = jobs.read_asset_results(private, "bad-inputs-2023", third_job)
+    assert [(r.rendered, r.reused) for r in results.values()] == [(0, 13), (13, 0)], (
+        "the job's records say only the changed asset was rendered")
+    assert jobs.read_done(private, "bad-inputs-2023", third_job)["manifest_version"] == 2
+    assert jobs.read_done(private, "bad-inputs-2023", second_job)["manifest_version"] == 1
+
+
+def test_a_run_keeps_the_jobs_records_in_the_private_area(tmp_path: Path) -> None:
+    media = tmp_path / "media"
+    media.mkdir()
+    photo((1600, 1067), 1).save(media / "a.jpg", quality=90)
+    (media / "notes.jpg").write_text("Biên bản họp\n" * 30, encoding="utf-8")
+    story = tmp_path / "story.toml"
+    story.write_text(HEAD + asset("media/a.jpg", "Một") + asset("media/notes.jpg", "Hai"), encoding="utf-8")
+    out = tmp_path / "out"
+    result = run_cli("run", str(story), "--out", str(out))
+    assert result.returncode == 2, result.stdout + result.stderr
+    doc = manifest_of(out, "bad-inputs-2023")
+    private = LocalStorage(out / "private")
+    (job_id,) = jobs.story_jobs(private, "bad-inputs-2023")
+    assert job_id == doc["job"]
+    job = jobs.read_job(private, "bad-inputs-2023", job_id)
+    assert [a.file for a in job.assets] == ["media/a.jpg", "media/notes.jpg"]
+    results = jobs.read_asset_results(private, "bad-inputs-2023", job_id)
+    assert [results[order].entry for order in (1, 2)] == doc["assets"], "the manifest is built from them"
+    assert results[2].entry["error"]["reason"] and results[1].rendered == len(doc["assets"][0]["renditions"]) > 0
+    done = jobs.read_done(private, "bad-inputs-2023", job_id)
+    assert done is not None and (done["status"], done["manifest_version"]) == ("partial", 1)
+    assert list(jobs.unfinished_jobs(private)) == []
+    assert not (out / "public" / "stories" / "bad-inputs-2023" / "jobs").exists(), "records stay private"
 
 
 def test_deleted_rendition_is_made_again(tmp_path: Path) -> None:

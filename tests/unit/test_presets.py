@@ -9,7 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from pipeline.errors import InvalidPreset
-from pipeline.model.presets import load_preset_file, load_presets, parse_preset
+from pipeline.model.presets import default_presets_dir, load_preset_file, load_presets, parse_preset
 from tests.conftest import PRESETS
 
 
@@ -108,3 +108,12 @@ def test_broken_toml_stops_the_load(tmp_path: Path) -> None:
 def test_empty_folder(tmp_path: Path) -> None:
     with pytest.raises(InvalidPreset, match="no preset files"):
         load_presets(tmp_path)
+
+
+def test_default_presets_dir_is_the_repository_folder_unless_the_environment_says(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("STORYMEDIA_PRESETS", raising=False)
+    assert default_presets_dir() == PRESETS.resolve()
+    assert (default_presets_dir() / "web.toml").is_file()
+    monkeypatch.setenv("STORYMEDIA_PRESETS", str(tmp_path))
+    assert default_presets_dir() == tmp_path

@@ -22,7 +22,7 @@ from pipeline.model.keys import manifest_key
 from pipeline.model.presets import Preset
 from pipeline.model.story import Story
 from pipeline.run import jobs
-from pipeline.storage import file_sha256
+from pipeline.storage import BucketSetup, Presigning, file_sha256
 from workers.context import Context
 from workers.live import JobView
 from workers.reconcile import enqueue
@@ -42,9 +42,8 @@ class Submitted:
 def submit(ctx: Context, story_file: Path, story: Story, presets: dict[str, Preset], *,
            breaking: bool = False, on_uploaded: jobs.Uploaded | None = None) -> Submitted:
     for area in (ctx.storage, ctx.private):
-        ensure = getattr(area, "ensure_bucket", None)
-        if ensure is not None:
-            ensure()   # the bucket, and a rule that expires abandoned multipart uploads
+        if isinstance(area, BucketSetup):
+            area.ensure_bucket()   # the bucket, and a rule that expires abandoned multipart uploads
     staged = jobs.stage(story_file, story, presets, ctx.private, on_uploaded)
     story_id = story.story.id
     job_id = jobs.new_job_id()
@@ -188,12 +187,12 @@ def current_manifest(ctx: Context, story_id: str) -> dict[str, Any]:
 
 def presigned(ctx: Context, document: dict[str, Any], expires: int | None) -> dict[str, Any]:
     """The manifest with every rendition URL replaced by a presigned GET URL."""
-    presign = getattr(ctx.storage, "presign", None)
-    if presign is None:
-        raise StorageError(f"presigned URLs need S3 storage ({ctx.storage.url} is not)")
+    storage = ctx.storage
+    if not isinstance(storage, Presigning):
+        raise StorageError(f"presigned URLs need S3 storage ({storage.url} is not)")
     for asset in document["assets"]:
         for rendition in asset["renditions"]:
-            rendition["url"] = presign(rendition["key"], expires)
+            rendition["url"] = storage.presign(rendition["key"], expires)
     return document
 
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 from pipeline.errors import PipelineError
 from pipeline.run import jobs
+from pipeline.storage import UploadCleanup
 from workers.app import app, queue
 from workers.context import Context
 
@@ -73,8 +74,7 @@ def reconcile(ctx: Context, stale_after: float | None = None, dry_run: bool = Fa
         if not dry_run:
             enqueue(job, ctx)
     for area in (ctx.storage, ctx.private):   # only uploads older than stale_after: never a live one
-        abort = getattr(area, "abort_incomplete_uploads", None)
-        if abort is not None and not dry_run:
+        if isinstance(area, UploadCleanup) and not dry_run:
             with contextlib.suppress(PipelineError):
-                found.aborted_uploads += int(abort("", older_than=stale_after))
+                found.aborted_uploads += area.abort_incomplete_uploads("", older_than=stale_after)
     return found

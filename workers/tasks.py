@@ -45,7 +45,7 @@ from pipeline.model import manifest
 from pipeline.model.keys import asset_id
 from pipeline.run import jobs
 from pipeline.run.asset import AssetWork, failed_entry, process_asset
-from pipeline.storage import S3Storage
+from pipeline.storage import UploadCleanup
 from workers.app import app, queue
 from workers.context import Context, context
 
@@ -245,7 +245,7 @@ def _abort_own_uploads(ctx: Context, job: jobs.Job, order: int, prefix: str | No
     are left to ``reconcile`` (by age) and the bucket's lifecycle rule.
     """
     storage = ctx.storage
-    if not isinstance(storage, S3Storage):
+    if not isinstance(storage, UploadCleanup):
         return
     if prefix is not None:
         with contextlib.suppress(PipelineError):

@@ -154,10 +154,13 @@ class LocalStorage:
             raise StorageError(f"cannot read {key}: {exc.strerror or exc}") from exc
 
     def download(self, key: str, path: Path) -> None:
+        source = self._path(key)
         try:
-            shutil.copyfile(self._path(key), path)
-        except FileNotFoundError as exc:
-            raise StorageError(f"{key} is not in the store") from exc
+            shutil.copyfile(source, path)
+        except OSError as exc:
+            if not source.is_file():
+                raise StorageError(f"{key} is not in the store") from exc
+            raise StorageError(f"cannot download {key} to {path}: {exc.strerror or exc}") from exc
 
     def delete(self, key: str) -> None:
         try:

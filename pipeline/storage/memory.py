@@ -59,7 +59,11 @@ class MemoryStorage:
             raise StorageError(f"{key} is not in the store") from exc
 
     def download(self, key: str, path: Path) -> None:
-        path.write_bytes(self.get_bytes(key))
+        data = self.get_bytes(key)
+        try:
+            path.write_bytes(data)
+        except OSError as exc:
+            raise StorageError(f"cannot download {key} to {path}: {exc.strerror or exc}") from exc
 
     def delete(self, key: str) -> None:
         self.objects.pop(key, None)

@@ -70,6 +70,14 @@ def test_download(storage, tmp_path: Path) -> None:
     assert (tmp_path / "copy").read_bytes() == b"raw"
 
 
+def test_download_failures_are_storage_errors(storage, tmp_path: Path) -> None:
+    with pytest.raises(StorageError, match="raw/ab/missing is not in the store"):
+        storage.download("raw/ab/missing", tmp_path / "copy")
+    storage.put_bytes("raw/ab/abc", b"raw", content_type="image/jpeg")
+    with pytest.raises(StorageError, match="raw/ab/abc"):
+        storage.download("raw/ab/abc", tmp_path / "no-such-folder" / "copy")
+
+
 def test_delete_and_missing_key_is_not_an_error(storage) -> None:
     storage.put_bytes("raw/ab/abc", b"raw", content_type="image/jpeg")
     storage.delete("raw/ab/abc")

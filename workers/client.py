@@ -22,6 +22,7 @@ from pipeline.model.keys import manifest_key
 from pipeline.model.presets import Preset
 from pipeline.model.story import Story
 from pipeline.run import jobs
+from pipeline.run.orchestration import STALLED, job_event
 from pipeline.storage import BucketSetup, Presigning, file_sha256
 from workers.context import Context
 from workers.live import JobView
@@ -56,9 +57,9 @@ def submit(ctx: Context, story_file: Path, story: Story, presets: dict[str, Pres
     except BaseException:
         # No broker took the message: a new submission must not attach to this job, and the
         # job's live state must not say "queued" (reconcile resumes a stalled job at once).
-        ctx.live.job_state(job_id, story_id, "stalled",
-                           "the broker did not take the job's first message; `storymedia reconcile`"
-                           " resumes it")
+        ctx.live.publish(job_event(job_id, story_id, STALLED,
+                                   "the broker did not take the job's first message;"
+                                   " `storymedia reconcile` resumes it"))
         ctx.live.release(story_id, staged.fingerprint, job_id)
         raise
     ctx.live.hold(story_id, staged.fingerprint, job_id, int(ctx.settings.visibility_timeout))
@@ -109,7 +110,7 @@ def status(ctx: Context, story_id: str, job_id: str) -> JobStatus:
     rows = []
     for item in job.assets:
         live = view.assets.get(item.order, {}) if view else {}
-        row: dict[str, Any] = {"order": item.order, "file": item.file, "state": live.get("stage", "pending"),
+        row: dict[str, Any] = {"order": item.order, "file": item.file, "state": live.get("state", "pending"),
                                "done": live.get("done", 0), "total": live.get("total", 0),
                                "attempts": live.get("attempts", 0), "worker": live.get("worker", "")}
         result = results.get(item.order)
@@ -137,7 +138,7 @@ def _live_rows(job: jobs.Job, view: JobView) -> list[dict[str, Any]]:
     rows = []
     for item in job.assets:
         live = view.assets.get(item.order, {})
-        rows.append({"order": item.order, "file": item.file, "state": live.get("stage", "pending"),
+        rows.append({"order": item.order, "file": item.file, "state": live.get("state", "pending"),
                      "done": live.get("done", 0), "total": live.get("total", 0),
                      "attempts": live.get("attempts", 0), "worker": live.get("worker", "")})
     return rows

@@ -1,6 +1,7 @@
 """Live progress in Redis: what operators and ``submit --wait`` watch. Never the only copy of anything.
 
-    storymedia:job:<job>        hash: story, state, reason, assets, updated, asset:<order> -> JSON
+    storymedia:job:<job>        hash: story, state, reason, updated, asset:<order> -> JSON (file,
+                                state, done, total, attempts, worker, reason): the JobEvents so far
     storymedia:attempts:<job>:<order>:<stage>   executions of one stage of one asset (poison files)
     storymedia:claim:<story>:<fingerprint>      the job already running this exact submission
     storymedia:lock:manifest:<story>            one manifest writer per story at a time
@@ -16,11 +17,13 @@ from __future__ import annotations
 import contextlib
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, cast
 
 import redis
+
+from pipeline.run.orchestration import JobEvent
 
 KEEP = 7 * 86400
 
@@ -44,27 +47,35 @@ class Live:
     def _job(job: str) -> str:
         return f"storymedia:job:{job}"
 
-    def job_state(self, job: str, story: str, state: str, reason: str = "",
-                  assets: list[tuple[int, str]] | None = None) -> None:
-        fields: Any = {"story": story, "state": state, "reason": reason, "updated": time.time()}
-        for order, name in assets or ():
-            fields[f"asset:{order}"] = json.dumps({"file": name, "stage": "pending", "done": 0, "total": 0})
-        with contextlib.suppress(redis.RedisError):
-            pipe = self.redis.pipeline()
-            pipe.hset(self._job(job), mapping=fields)
-            pipe.expire(self._job(job), KEEP)
-            pipe.set(f"storymedia:story:{story}", job, ex=KEEP)
-            pipe.execute()
-
-    def asset(self, job: str, order: int, stage: str, done: int = 0, total: int = 0, **extra: Any) -> None:
-        key = self._job(job)
+    def publish(self, event: JobEvent, files: Iterable[tuple[int, str]] = ()) -> None:
+        """Show one step of a job (``files``: (order, name) of assets to list as pending) or of
+        one of its assets. Best effort; an asset of a job Redis lost is left for reconcile."""
+        if event.about_job:
+            self._job_state(event, files)
+            return
+        key = self._job(event.job_id)
         with contextlib.suppress(redis.RedisError):
             if not self.redis.exists(key):
                 return   # Redis lost the job (restarted empty): leave it for reconcile to see
-            current = self.redis.hget(key, f"asset:{order}")
+            current = self.redis.hget(key, f"asset:{event.order}")
             value = json.loads(current) if current else {}
-            value.update(stage=stage, done=done, total=total, **extra)
-            self.redis.hset(key, mapping={f"asset:{order}": json.dumps(value), "updated": time.time()})
+            value.update(state=event.state, done=event.done, total=event.total)
+            value.update({name: getattr(event, name) for name in ("reason", "attempts", "worker")
+                          if getattr(event, name)})
+            self.redis.hset(key, mapping={f"asset:{event.order}": json.dumps(value), "updated": time.time()})
+
+    def _job_state(self, event: JobEvent, files: Iterable[tuple[int, str]]) -> None:
+        fields: Any = {"story": event.story_id, "state": event.state, "reason": event.reason,
+                       "updated": time.time()}
+        for order, name in files:
+            fields[f"asset:{order}"] = json.dumps({"file": name, "state": "pending", "done": 0, "total": 0})
+        key = self._job(event.job_id)
+        with contextlib.suppress(redis.RedisError):
+            pipe = self.redis.pipeline()
+            pipe.hset(key, mapping=fields)
+            pipe.expire(key, KEEP)
+            pipe.set(f"storymedia:story:{event.story_id}", event.job_id, ex=KEEP)
+            pipe.execute()
 
     def read(self, job: str) -> JobView | None:
         data = cast(dict[str, str], self.redis.hgetall(self._job(job)))

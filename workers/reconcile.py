@@ -6,7 +6,8 @@ a stage gave up on it (``stalled``: the store was down through every retry), or 
 state has not moved for ``stale_after`` seconds (a lost message, a crashed worker whose
 message sits unacked). A job whose every asset is recorded but whose manifest never came is
 re-enqueued after only ``READY_GRACE`` seconds: nothing is left to render, so there is nothing to
-wait for. Re-enqueueing is always safe: every stage skips what is recorded.
+wait for (a canceled job likewise: its manifest step only marks it done). Re-enqueueing is always
+safe: every stage skips what is recorded.
 Incomplete multipart uploads older than ``stale_after`` are aborted (a killed worker cannot).
 """
 
@@ -17,7 +18,8 @@ import time
 from dataclasses import dataclass, field
 
 from pipeline.errors import PipelineError
-from pipeline.run import jobs
+from pipeline.run import jobs, orchestration
+from pipeline.run.orchestration import job_event
 from pipeline.storage import UploadCleanup
 from workers.app import app, queue
 from workers.context import Context
@@ -43,8 +45,8 @@ def enqueue(job: jobs.Job, ctx: Context) -> None:
 
     Returns only once the broker took the message; raises kombu's ``OperationalError`` after
     ``SEND_RETRY`` when it cannot."""
-    ctx.live.job_state(job.id, job.story_id, "queued",
-                       assets=[(a.order, a.file.rsplit("/", 1)[-1]) for a in job.assets])
+    ctx.live.publish(job_event(job.id, job.story_id, "queued"),
+                     files=[(a.order, a.file.rsplit("/", 1)[-1]) for a in job.assets])
     with app.connection_for_write() as connection:
         app.send_task("storymedia.start", kwargs={"story_id": job.story_id, "job_id": job.id},
                       queue=queue("io", job.breaking), connection=connection,
@@ -61,10 +63,12 @@ def reconcile(ctx: Context, stale_after: float | None = None, dry_run: bool = Fa
         idle = now - view.updated if view is not None else 0.0
         if view is None:
             why = "the broker has no trace of it"
-        elif view.state == "stalled":
+        elif view.state == orchestration.STALLED:
             why = f"it stalled: {view.reason}"
-        elif idle >= min(READY_GRACE, stale_after) and jobs.all_recorded(ctx.private, job):
-            why = f"every asset is recorded but no manifest came for {idle:.0f} s"
+        elif idle >= min(READY_GRACE, stale_after) and orchestration.manifest_due(ctx.private, job):
+            why = (f"it was canceled but not marked done for {idle:.0f} s"
+                   if orchestration.is_canceled(ctx.private, story_id, job_id)
+                   else f"every asset is recorded but no manifest came for {idle:.0f} s")
         elif idle >= stale_after:
             why = f"no progress for {idle:.0f} s ({view.state})"
         else:

@@ -43,8 +43,9 @@ from pipeline.ingest.info import ImageInfo
 from pipeline.ingest.probe import probe
 from pipeline.model import manifest
 from pipeline.model.keys import asset_id
-from pipeline.run import jobs
+from pipeline.run import jobs, orchestration
 from pipeline.run.asset import AssetWork, failed_entry, process_asset
+from pipeline.run.orchestration import STALLED, asset_event, job_event
 from pipeline.storage import UploadCleanup
 from workers.app import app, queue
 from workers.context import Context, context
@@ -71,8 +72,8 @@ class Stage(Task):  # type: ignore[misc]
         job, story = kwargs.get("job_id"), kwargs.get("story_id")
         if job and story:
             reason = exc.reason if isinstance(exc, PipelineError) else f"{type(exc).__name__}: {exc}"
-            context().live.job_state(job, story, "stalled",
-                                     f"{self.name} gave up: {reason}; `storymedia reconcile` resumes it")
+            context().live.publish(job_event(
+                job, story, STALLED, f"{self.name} gave up: {reason}; `storymedia reconcile` resumes it"))
 
 
 def _work(ctx: Context, job: jobs.Job, order: int) -> AssetWork:
@@ -101,12 +102,18 @@ def _preset_mismatch(ctx: Context, job: jobs.Job) -> str | None:
 
 def _record_failure(ctx: Context, job: jobs.Job, work: AssetWork, code: str, reason: str,
                     retryable: bool, attempts: int) -> dict[str, Any]:
-    entry = failed_entry(work, code, reason, retryable)
-    jobs.write_asset_result(ctx.private, job.story_id, job.id, jobs.AssetResult(
-        order=work.order, entry=entry, attempts=attempts, worker=HOST))
-    ctx.live.asset(job.id, work.order, "failed", 1, 1, reason=reason)
+    orchestration.record_failure(ctx.private, job, work.order, failed_entry(work, code, reason, retryable),
+                                 attempts, HOST)
+    ctx.live.publish(asset_event(job.id, job.story_id, work.order, "failed", 1, 1, reason=reason))
     _fan_in(ctx, job)
     return {"order": work.order, "kind": "failed"}
+
+
+def _canceled(ctx: Context, job: jobs.Job, order: int) -> dict[str, Any]:
+    """The job was canceled before this asset started: it does not start."""
+    ctx.live.publish(asset_event(job.id, job.story_id, order, "canceled"))
+    _fan_in(ctx, job)
+    return {"order": order, "status": "canceled"}
 
 
 def _send(task: Any, job: jobs.Job, stage: str, countdown: float = 0, **kwargs: Any) -> None:
@@ -123,8 +130,8 @@ def _send(task: Any, job: jobs.Job, stage: str, countdown: float = 0, **kwargs: 
 
 
 def _fan_in(ctx: Context, job: jobs.Job) -> None:
-    """Queue the manifest once every asset of the job has a recorded result."""
-    if jobs.all_recorded(ctx.private, job):
+    """Queue the manifest once it is due (every asset recorded, or the job canceled)."""
+    if orchestration.manifest_due(ctx.private, job):
         _send(write_manifest, job, "manifest")
 
 
@@ -135,16 +142,12 @@ def start(self: Stage, *, story_id: str, job_id: str) -> dict[str, Any]:
     job = jobs.read_job(ctx.private, story_id, job_id)
     if jobs.read_done(ctx.private, story_id, job_id):
         return {"job": job_id, "already": "done"}
-    recorded = jobs.recorded_orders(ctx.private, story_id, job_id)
-    todo = [a.order for a in job.assets if a.order not in recorded]
-    ctx.live.job_state(job_id, story_id, "running",
-                       assets=[(a.order, a.file.rsplit("/", 1)[-1]) for a in job.assets
-                               if a.order in todo])
+    todo = orchestration.to_do(ctx.private, job)
+    ctx.live.publish(job_event(job_id, story_id, "running"),
+                     files=[(order, job.assets[order - 1].file.rsplit("/", 1)[-1]) for order in todo])
     if not todo:
         _send(write_manifest, job, "manifest")
-    # Biggest raw file first, as the embedded run does: the clip starts rendering at once and the
-    # photos fill the other processes around it.
-    for order in sorted(todo, key=lambda order: job.assets[order - 1].bytes, reverse=True):
+    for order in todo:
         _send(probe_asset, job, "probe", order=order)
     return {"job": job_id, "assets": len(todo)}
 
@@ -160,7 +163,9 @@ def probe_asset(self: Stage, *, story_id: str, job_id: str, order: int) -> dict[
     if jobs.read_asset_result(ctx.private, story_id, job_id, order) is not None:
         return {"order": order, "kind": "recorded"}
     job = jobs.read_job(ctx.private, story_id, job_id)
-    ctx.live.asset(job_id, order, "probing", 0, 1)
+    if orchestration.is_canceled(ctx.private, story_id, job_id):
+        return _canceled(ctx, job, order)
+    ctx.live.publish(asset_event(job_id, story_id, order, "probing", 0, 1))
     work = _work(ctx, job, order)
     attempts = ctx.live.attempt(job_id, order, "probe")
     mismatch = _preset_mismatch(ctx, job)
@@ -177,7 +182,7 @@ def probe_asset(self: Stage, *, story_id: str, job_id: str, order: int) -> dict[
             raise
         return _record_failure(ctx, job, work, exc.code, exc.reason, exc.retryable, attempts)
     kind = "image" if isinstance(info, ImageInfo) else info.kind
-    ctx.live.asset(job_id, order, "queued", 0, 1, kind=kind)
+    ctx.live.publish(asset_event(job_id, story_id, order, "queued", 0, 1))
     _send(render, job, "image" if kind == "image" else "video", order=order)
     return {"order": order, "kind": kind}
 
@@ -191,6 +196,8 @@ def render(self: Stage, *, story_id: str, job_id: str, order: int) -> dict[str, 
     if existing is not None:   # a redelivery: the work is recorded, make sure the fan-in happened
         _fan_in(ctx, job)
         return {"order": order, "status": existing.entry["status"], "skipped": True}
+    if orchestration.is_canceled(ctx.private, story_id, job_id):
+        return _canceled(ctx, job, order)
     attempts = ctx.live.attempt(job_id, order, "render")
     work = _work(ctx, job, order)
     limit = ctx.settings.soft_time_limit
@@ -209,7 +216,8 @@ def render(self: Stage, *, story_id: str, job_id: str, order: int) -> dict[str, 
         if stage == "rendering" and 0 < done < total and now - last[0] < 0.5:
             return
         last[0] = now
-        ctx.live.asset(job_id, order, stage, done, total, attempts=attempts, worker=HOST)
+        ctx.live.publish(asset_event(job_id, story_id, order, stage, done, total,
+                                     attempts=attempts, worker=HOST))
 
     try:
         outcome = process_asset(work, ctx.storage, ctx.limits, scratch_root=ctx.scratch,
@@ -226,10 +234,7 @@ def render(self: Stage, *, story_id: str, job_id: str, order: int) -> dict[str, 
         log.warning("asset %s of job %s: %s; the render will be retried", order, job_id, exc.reason)
         _abort_own_uploads(ctx, job, order, prefix)
         raise
-    jobs.write_asset_result(ctx.private, story_id, job_id, jobs.AssetResult(
-        order=order, entry=outcome.entry, attempts=attempts, seconds=round(outcome.seconds, 2),
-        worker=HOST, rendered=outcome.rendered, reused=outcome.reused,
-        diagnostics=outcome.diagnostics))
+    orchestration.record_outcome(ctx.private, job, order, outcome, attempts, HOST)
     _fan_in(ctx, job)
     return {"order": order, "status": outcome.entry["status"], "rendered": outcome.rendered}
 
@@ -260,19 +265,6 @@ def _abort_own_uploads(ctx: Context, job: jobs.Job, order: int, prefix: str | No
             ctx.live.forget_upload(job.id, order, key, upload_id)
 
 
-def _objects(entry: dict[str, Any]) -> list[tuple[str, str]]:
-    found = []
-    source = entry.get("source", {})
-    if entry["status"] == "done" and source.get("key"):
-        found.append((source["key"], source["sha256"]))
-    for rendition in entry.get("renditions", []):
-        found.append((rendition["key"], rendition["sha256"]))
-        for part in [*rendition.get("segments", []), *rendition.get("playlists", []),
-                         *rendition.get("sheets", [])]:
-            found.append((part["key"], part["sha256"]))
-    return found
-
-
 @app.task(base=Stage, bind=True, name="storymedia.manifest")
 def write_manifest(self: Stage, *, story_id: str, job_id: str) -> dict[str, Any]:
     """Check every object the job made against its SHA-256, then write the manifest, last.
@@ -285,43 +277,28 @@ def write_manifest(self: Stage, *, story_id: str, job_id: str) -> dict[str, Any]
     if jobs.read_done(ctx.private, story_id, job_id):
         return {"job": job_id, "already": True}
     with ctx.live.manifest_lock(story_id, timeout=300):
-        done = jobs.read_done(ctx.private, story_id, job_id)
-        if done:
-            return {"job": job_id, "status": done["status"], "already": True}
-        results = jobs.read_asset_results(ctx.private, story_id, job_id)
-        missing = [a.order for a in job.assets if a.order not in results]
-        if missing:   # being rendered again (see below): the last of them queues this task anew
-            return {"job": job_id, "waiting": missing}
-        damaged = [order for order, result in results.items()
-                   if not all(ctx.storage.exists(key, sha) for key, sha in _objects(result.entry))]
-        if damaged:
-            return _rerun(ctx, job, damaged)
-        entries = [results[a.order].entry for a in job.assets]
-        current = manifest.read_current(ctx.storage, story_id)
-        newer = current is not None and jobs.later(str(current.get("job", "")), job_id)
-        if newer:   # a later submission of the story already wrote its manifest: keep it
-            status, version = manifest.story_status(entries), int(current["version"])  # type: ignore[index]
-        else:
-            written = manifest.write(ctx.storage, job.story, entries, job_id)
-            status, version = str(written.document["status"]), written.version
-        jobs.mark_done(ctx.private, story_id, job_id, status, version, superseded=newer)
-    ctx.live.job_state(job_id, story_id, status)
+        finished = orchestration.finish(ctx.storage, ctx.private, job)
+        if finished.already:
+            return {"job": job_id, "status": finished.status, "already": True}
+        if finished.waiting:   # being rendered again (see below): the last of them queues this task anew
+            return {"job": job_id, "waiting": list(finished.waiting)}
+        if finished.damaged:
+            return _rerun(ctx, job, finished)
+    ctx.live.publish(job_event(job_id, story_id, finished.status, finished.reason))
     ctx.live.release(story_id, job.fingerprint, job_id)
-    log.info("story %s job %s: %s, manifest v%s", story_id, job_id, status, version)
-    return {"job": job_id, "status": status, "version": version}
+    log.info("story %s job %s: %s, manifest v%s", story_id, job_id, finished.status, finished.version)
+    return {"job": job_id, "status": finished.status, "version": finished.version}
 
 
-def _rerun(ctx: Context, job: jobs.Job, damaged: list[int]) -> dict[str, Any]:
+def _rerun(ctx: Context, job: jobs.Job, finished: orchestration.Finished) -> dict[str, Any]:
     """Objects went missing or changed since their asset was recorded: render those assets again."""
     rounds = ctx.live.attempt(job.id, 0, "manifest")
-    reason = f"the objects of assets {', '.join(map(str, damaged))} do not check out"
     if rounds > ctx.settings.max_attempts:
-        raise StorageError(reason + f"; gave up after {rounds - 1} rounds")
-    for order in damaged:
-        jobs.drop_asset_result(ctx.private, job.story_id, job.id, order)
-    ctx.live.job_state(job.id, job.story_id, "running", reason + "; rendering them again")
+        raise StorageError(finished.reason + f"; gave up after {rounds - 1} rounds")
+    orchestration.render_again(ctx.private, job, finished.damaged)
+    ctx.live.publish(job_event(job.id, job.story_id, "running", finished.reason + "; rendering them again"))
     _send(start, job, "io", countdown=2)
-    return {"job": job.id, "rerun": damaged}
+    return {"job": job.id, "rerun": list(finished.damaged)}
 
 
 @app.task(base=Stage, bind=True, name="storymedia.reconcile")

@@ -24,13 +24,15 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipeline.errors import StorageError
 from pipeline.model import manifest
 from pipeline.run import jobs
-from pipeline.run.asset import AssetOutcome, AssetWork, failed_entry
 from pipeline.storage import NO_CACHE, Storage
+
+if TYPE_CHECKING:   # the decisions need no render stack (the broker's side imports this module)
+    from pipeline.run.asset import AssetOutcome
 
 JOB_STATES = ("queued", "running", "complete", "partial", "failed", "canceled")
 """A job's states; the last four are final (``done.json`` holds one of them)."""
@@ -131,11 +133,11 @@ def record_outcome(private: Storage, job: jobs.Job, order: int, outcome: AssetOu
     return result
 
 
-def record_failure(private: Storage, job: jobs.Job, work: AssetWork, code: str, reason: str,
-                   retryable: bool, attempts: int = 1, worker: str = "") -> jobs.AssetResult:
-    """Record an asset that failed outside ``process_asset`` (a crashed worker, a poison file)."""
-    result = jobs.AssetResult(order=work.order, entry=failed_entry(work, code, reason, retryable),
-                              attempts=attempts, worker=worker)
+def record_failure(private: Storage, job: jobs.Job, order: int, entry: dict[str, Any],
+                   attempts: int = 1, worker: str = "") -> jobs.AssetResult:
+    """Record an asset that failed outside ``process_asset`` (a crashed worker, a poison file):
+    ``entry`` is its failed entry (:func:`pipeline.run.asset.failed_entry`)."""
+    result = jobs.AssetResult(order=order, entry=entry, attempts=attempts, worker=worker)
     jobs.write_asset_result(private, job.story_id, job.id, result)
     return result
 
@@ -213,12 +215,19 @@ def finish(public: Storage, private: Storage, job: jobs.Job) -> Finished:
 
 
 def render_again(private: Storage, job: jobs.Job, orders: Iterable[int]) -> None:
-    """A re-run of these assets: their results are dropped and the job is open again, so they run
-    again and the manifest is written anew (a new version when anything changed)."""
+    """Send these assets round again within the job (their objects did not check out): their
+    results are dropped, so they run again before the manifest is due."""
     for order in orders:
         jobs.drop_asset_result(private, job.story_id, job.id, order)
-    private.delete(jobs.done_key(job.story_id, job.id))
+
+
+def rerun(private: Storage, job: jobs.Job, orders: Iterable[int]) -> None:
+    """A re-run of a job's assets: their results are dropped and the job is open again (not done,
+    not canceled), so they run again and the manifest is written anew (a new version when
+    anything changed). The executor then runs the job as it runs a new one."""
+    render_again(private, job, orders)
     private.delete(cancel_key(job.story_id, job.id))
+    private.delete(jobs.done_key(job.story_id, job.id))
 
 
 def cancel_key(story_id: str, job_id: str) -> str:

@@ -69,6 +69,10 @@ _SET_UP = "cannot set up the S3 client for"
 _CONDITION_REFUSED = {"PreconditionFailed", "ConditionalRequestConflict", "NotImplemented"}
 _CONDITION_REFUSED_STATUS = {412, 409, 501}
 
+_CREATE_TOKEN = "create-token"
+"""Metadata field holding a random token per ``create()`` call: tells our own earlier attempt (a
+retry after a lost response) from another writer's object."""
+
 
 class _AnyCode(frozenset[str]):
     """``expected=_ANY_CODE``: every ClientError is a refusal the caller handles itself."""
@@ -78,9 +82,6 @@ class _AnyCode(frozenset[str]):
 
 
 _ANY_CODE = _AnyCode()
-_CREATE_TOKEN = "create-token"
-"""Metadata field holding a random token per ``create()`` call: tells our own earlier attempt (a
-retry after a lost response) from another writer's object."""
 
 
 @dataclass
@@ -196,7 +197,8 @@ class S3Storage:
                 expected_status: Collection[int] = (),
                 also: tuple[type[Exception], ...] = ()) -> Iterator[_Refusal]:
         """The one place boto3/botocore errors become StorageError (``from`` the original), with
-        a reason built from ``action`` and ``key`` ("cannot upload raw/a.jpg: ...").
+        a reason that names ``action`` and ``key`` and says what to check (credentials, the
+        bucket, the endpoint).
 
         A ClientError whose code is in ``expected`` (or HTTP status in ``expected_status``) is
         not an error for the caller: the block ends and the yielded :class:`_Refusal` holds it.

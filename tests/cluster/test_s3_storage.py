@@ -491,6 +491,49 @@ def test_ensure_bucket_creates_it_with_the_lifecycle_rule(s3_server: SeaweedS3,
     assert storage.get_bytes("a.txt") == b"x"
 
 
+class _Answer:
+    """A short-circuited HTTP answer for a ``before-call`` handler: botocore reads only the status."""
+
+    def __init__(self, status: int) -> None:
+        self.status_code = status
+
+
+def refuse(storage: S3Storage, operation: str, code: str, status: int) -> None:
+    """Fault injection: ``operation`` of this storage's client is answered with an S3 error."""
+    on_call(storage, f"before-call.s3.{operation}", lambda **_: (_Answer(status), {
+        "Error": {"Code": code, "Message": f"{code} (injected)"},
+        "ResponseMetadata": {"HTTPStatusCode": status}}))
+
+
+def test_a_refused_lifecycle_rule_is_a_warning_and_a_refused_read_of_it_too(
+        s3_server: SeaweedS3, s3_env: dict[str, str], caplog: pytest.LogCaptureFixture) -> None:
+    storage = S3Storage("lifecycle-refused", "p", endpoint_url=s3_server.endpoint)
+    refuse(storage, "PutBucketLifecycleConfiguration", "NotImplemented", 501)
+    storage.ensure_bucket()
+    assert "refused the lifecycle rule that aborts incomplete uploads (NotImplemented)" in caplog.text
+    caplog.clear()
+    other = S3Storage("lifecycle-refused", "p", endpoint_url=s3_server.endpoint)
+    refuse(other, "GetBucketLifecycleConfiguration", "AccessDenied", 403)
+    other.ensure_bucket()
+    assert "(AccessDenied)" in caplog.text
+    assert other.atomic_create, "the rest of the set-up went on"
+
+
+def test_a_server_without_conditional_writes_says_so(s3_server: SeaweedS3, s3_storage: S3Storage) -> None:
+    refuse(s3_storage, "PutObject", "NotImplemented", 501)
+    with pytest.raises(StorageError, match="does not support conditional writes") as caught:
+        s3_storage.create("stories/s/manifest.v1.json", b"x", content_type="text/plain")
+    assert caught.value.code == "no-conditional-writes"
+    assert isinstance(caught.value.__cause__, botocore.exceptions.ClientError)
+    busy = S3Storage("media", s3_storage.prefix, endpoint_url=s3_server.endpoint, max_attempts=1)
+    refuse(busy, "PutObject", "InternalError", 500)
+    with pytest.raises(StorageError, match="cannot create stories/s/manifest.v1.json: the object store"
+                                           r" at .* is unavailable or overloaded \(InternalError") as busy_error:
+        busy.create("stories/s/manifest.v1.json", b"x", content_type="text/plain")
+    assert busy_error.value.code == "storage" and busy_error.value.retryable
+    assert list(s3_storage.list()) == [], "nothing was written"
+
+
 def _parts_stored(raw, key: str) -> int:
     uploads = raw.list_multipart_uploads(Bucket="media", Prefix=key).get("Uploads", [])
     if not uploads:

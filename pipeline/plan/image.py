@@ -14,6 +14,7 @@ from pipeline.ingest.info import ImageInfo
 from pipeline.model.embedded_text import EmbeddedText
 from pipeline.model.keys import rendition_key, spec_hash
 from pipeline.model.presets import CaptionStyle, ImageRenditionSpec, LogoSpec, Preset
+from pipeline.plan.kinds import STILL_KINDS, StillKind
 
 Layout = Literal["scale", "crop", "blur-fill"]
 Box = tuple[float, float, float, float]
@@ -50,8 +51,16 @@ class ImagePlan:
         return self.placement[2] / (self.region[2] - self.region[0])
 
     @property
+    def kind(self) -> StillKind:
+        return STILL_KINDS[self.spec.format]
+
+    @property
+    def extension(self) -> str:
+        return self.kind.extension
+
+    @property
     def mime(self) -> str:
-        return self.spec.mime
+        return self.kind.mime
 
 
 def fill_region(src: tuple[int, int], frame: tuple[int, int], focus: tuple[float, float]) -> Box:
@@ -149,7 +158,8 @@ def plan_image(
                 caption_style=preset.caption, logo=logo,
                 logo_file=str(preset.logo_path) if logo and preset.logo_path else None,
                 font_file=str(preset.font_path), spec_hash=digest,
-                key=rendition_key(asset_sha256, preset.label, spec.name, digest, spec.extension),
+                key=rendition_key(asset_sha256, preset.label, spec.name, digest,
+                                  STILL_KINDS[spec.format].extension),
             ))
     plans.sort(key=lambda p: p.scale, reverse=True)
     return plans

@@ -1,7 +1,9 @@
 """Plan clip renditions: frame rates, field handling, frame geometry, keys. Pure, no ffmpeg.
 
 One plan per asset covers every preset: the renderer turns it into ONE ffmpeg process that
-decodes the source once and writes every output (see :mod:`pipeline.render.av.graph`).
+decodes the source once and writes every output (see :mod:`pipeline.render.av.graph`). What
+differs between output types (picture, rate, file) is declared per kind in
+:mod:`pipeline.plan.kinds`.
 """
 
 from __future__ import annotations
@@ -13,60 +15,20 @@ from typing import Literal
 from pipeline.ingest.info import AVInfo
 from pipeline.model.embedded_text import EmbeddedText
 from pipeline.model.keys import rendition_key, spec_hash
-from pipeline.model.presets import (
-    AudioOutput,
-    CaptionStyle,
-    HlsOutput,
-    HlsRung,
-    LogoSpec,
-    Loudness,
-    Mp4Output,
-    PosterOutput,
-    Preset,
-    SpriteOutput,
-    WebVttOutput,
-    XdcamOutput,
-)
+from pipeline.model.presets import CaptionStyle, HlsOutput, LogoSpec, Loudness, Preset
 from pipeline.model.story import LowerThird
 from pipeline.model.subtitles import Cue
-
-STANDARD_RATES = tuple(Fraction(r) for r in ("24000/1001", "24", "25", "30000/1001", "30", "50",
-                                             "60000/1001", "60"))
-PAL_FIELDS = Fraction(50)
-PAL_FRAMES = Fraction(25)
-
-Geometry = Literal["scale", "blur-fill"]
-Cadence = Literal["progressive", "psf", "weave", "keep-fields"]
-"""How interlaced output is made: ``psf`` 25p flagged TFF; ``weave`` 50p -> 50 fields
-(``tinterlace``); ``keep-fields`` the source is already 25i and stays so."""
-
-
-@dataclass(frozen=True)
-class Frame:
-    """The picture an output gets: its size and how the source fills it."""
-
-    width: int
-    height: int
-    geometry: Geometry
-    inner: tuple[int, int]
-    """Size of the whole source picture inside the frame (equals the frame for ``scale``)."""
-
-
-@dataclass(frozen=True)
-class RungPlan:
-    """One HLS rung: its picture and bitrates (kb/s)."""
-
-    name: str
-    frame: Frame
-    bitrate: int
-    maxrate: int
+from pipeline.plan.audio import AudioPlan as AudioPlan
+from pipeline.plan.audio import plan_audio
+from pipeline.plan.frames import Cadence, Frame, RungPlan, natural_rate, pal_cadence, plan_rungs
+from pipeline.plan.kinds import CLIP_KINDS, Branch, ClipKind, ClipOutput
 
 
 @dataclass(frozen=True)
 class OutputPlan:
     preset: str
     name: str
-    spec: Mp4Output | HlsOutput | XdcamOutput | PosterOutput | SpriteOutput | WebVttOutput
+    spec: ClipOutput
     frame: Frame
     fps: Fraction
     """Frames per second written (25 for 1080i50: two fields a frame)."""
@@ -80,6 +42,10 @@ class OutputPlan:
     """MP4 only: remuxed from this HLS rung instead of encoded."""
 
     @property
+    def kind(self) -> ClipKind:
+        return CLIP_KINDS[self.spec.type]
+
+    @property
     def frames(self) -> tuple[Frame, ...]:
         """The pictures this output takes from its branch (one per rung for HLS)."""
         if self.rungs:
@@ -88,27 +54,21 @@ class OutputPlan:
 
     @property
     def extension(self) -> str:
-        return {"mp4": "mp4", "hls": "m3u8", "xdcam": "mxf", "poster": "jpg", "sprite": "vtt",
-                "webvtt": "vtt"}[self.spec.type]
+        return self.kind.extension
 
     @property
     def mime(self) -> str:
-        return {"mp4": "video/mp4", "hls": "application/vnd.apple.mpegurl",
-                "xdcam": "application/mxf", "poster": "image/jpeg", "sprite": "text/vtt",
-                "webvtt": "text/vtt"}[self.spec.type]
+        return self.kind.mime
 
     @property
     def has_audio(self) -> bool:
-        return self.spec.type not in ("poster", "sprite", "webvtt")
+        return self.kind.has_audio
 
     @property
     def encoded(self) -> bool:
         """False for outputs that are not fed by the main graph: an MP4 remuxed from an HLS rung,
-        a WebVTT sidecar, and the stills (poster, sprite), which come from quick seeks on the
-        source instead. A sparse output inside the graph (one frame at 10 %, one every 2 s) holds
-        back every other output: ffmpeg queues their frames until the sparse one gets its next
-        frame, gigabytes at 1080p."""
-        return self.from_rung is None and self.spec.type not in ("webvtt", "poster", "sprite")
+        and the kinds whose pictures come from elsewhere (see :attr:`ClipKind.feed`)."""
+        return self.from_rung is None and self.kind.feed == "graph"
 
 
 @dataclass(frozen=True)
@@ -140,28 +100,6 @@ class BranchPlan:
         return {frame: next((big for big in frames[:index] if big.geometry == frame.geometry == "scale"
                              and abs(big.width / big.height - frame.width / frame.height) < 0.01), None)
                 for index, frame in enumerate(frames)}
-
-
-AUDIO_FILES = {"bwf": ("wav", "audio/wav"), "aac": ("m4a", "audio/mp4"), "mp3": ("mp3", "audio/mpeg")}
-
-
-@dataclass(frozen=True)
-class AudioPlan:
-    """One audio-only rendition (radio): the programme stereo at a loudness, in a format."""
-
-    preset: str
-    name: str
-    spec: AudioOutput
-    spec_hash: str
-    key: str
-
-    @property
-    def extension(self) -> str:
-        return AUDIO_FILES[self.spec.type][0]
-
-    @property
-    def mime(self) -> str:
-        return AUDIO_FILES[self.spec.type][1]
 
 
 @dataclass(frozen=True)
@@ -203,68 +141,9 @@ class VideoPlan:
             a.spec.loudness for a in self.audio]
 
 
-def nearest_rate(rate: Fraction) -> Fraction:
-    """The standard frame rate closest to ``rate`` (VFR phone clips become CFR at it)."""
-    return min(STANDARD_RATES, key=lambda r: abs(float(r) - float(rate)))
-
-
-def natural_rate(info: AVInfo, max_fps: float) -> Fraction:
-    assert info.video is not None
-    video = info.video
-    rate = nearest_rate(video.avg_fps if video.vfr else video.fps)
-    if video.interlaced:
-        rate = nearest_rate(rate)  # fields are not frames: a 25i source is 25 frames/s
-    while float(rate) > max_fps + 0.01:
-        rate = rate / 2
-    return rate
-
-
-def pal_cadence(info: AVInfo) -> tuple[Fraction, Cadence]:
-    """Progressive rate of the branch and how 1080i50 is made from it."""
-    assert info.video is not None
-    video = info.video
-    rate = nearest_rate(video.avg_fps if video.vfr else video.fps)
-    if video.interlaced and rate == PAL_FRAMES:
-        return PAL_FRAMES, "keep-fields"
-    if video.interlaced or float(rate) > 40:
-        return PAL_FIELDS, "weave"   # 50p/60p, or 30i deinterlaced to 60p: true 50 fields
-    return PAL_FRAMES, "psf"          # 24/25/30p: 25 frames, each both fields
-
-
-def even(value: float) -> int:
-    return max(2, round(value / 2) * 2)
-
-
-def plan_frame(info: AVInfo, box: tuple[int, int], mode: Literal["fit", "fill"]) -> Frame:
-    assert info.video is not None
-    sw, sh = info.video.width, info.video.height
-    if mode == "fit":
-        if sh > sw and box[0] > box[1]:
-            box = (box[1], box[0])   # a vertical clip gets a vertical box
-        k = min(box[0] / sw, box[1] / sh, 1.0)
-        size = (even(sw * k), even(sh * k))
-        return Frame(size[0], size[1], "scale", size)
-    width, height = box
-    if abs(sw / sh - width / height) / (width / height) < 0.02:
-        return Frame(width, height, "scale", (width, height))
-    k = min(width / sw, height / sh)
-    return Frame(width, height, "blur-fill", (even(sw * k), even(sh * k)))
-
-
-def plan_rungs(info: AVInfo, spec: HlsOutput, mode: Literal["fit", "fill"]
-               ) -> tuple[tuple[RungPlan, ...], dict[str, str]]:
-    """The ladder for this source, and which kept rung stands for each declared one.
-
-    Rungs that would need upscaling collapse onto the same picture; of those the smallest
-    declared rung is kept (a 720p source keeps the "720p" rung with its bitrates, not a
-    "1080p" rung that is really 720p)."""
-    groups: dict[Frame, list[HlsRung]] = {}
-    for rung in spec.rungs:
-        groups.setdefault(plan_frame(info, (rung.width, rung.height), mode), []).append(rung)
-    kept = tuple(RungPlan(same[-1].name, frame, same[-1].bitrate, same[-1].maxrate)
-                 for frame, same in groups.items())
-    alias = {rung.name: same[-1].name for same in groups.values() for rung in same}
-    return kept, alias
+    def branch_of(self, out: OutputPlan) -> BranchPlan:
+        """The branch (preset) that makes ``out``."""
+        return next(b for b in self.branches if out in b.outputs)
 
 
 def plan_video(
@@ -281,14 +160,7 @@ def plan_video(
     branches = []
     audio: list[AudioPlan] = []
     for preset in presets:
-        sound = preset.audio
-        if sound is not None and info.audio is not None and (info.video is None or sound.from_clips):
-            for wanted in sound.outputs:
-                digest = spec_hash({"preset": preset.label, "output": wanted.model_dump(mode="json"),
-                                    "length": round(info.video.duration, 3) if info.video else None})
-                key = rendition_key(asset_sha256, preset.label, wanted.name, digest,
-                                    AUDIO_FILES[wanted.type][0])
-                audio.append(AudioPlan(preset.label, wanted.name, wanted, digest, key))
+        audio += plan_audio(info, asset_sha256, preset)
         spec = preset.video
         if spec is None or info.video is None:
             continue
@@ -303,57 +175,40 @@ def plan_video(
         ladder = next((o for o in spec.outputs if isinstance(o, HlsOutput)), None)
         rungs, alias = plan_rungs(info, ladder, spec.frame) if ladder else ((), {})
         burned = cues if spec.burn_subtitles else ()
+        branch = Branch(info=info, spec=spec, rate=rate, cadence=cadence, rungs=rungs, alias=alias,
+                        cues=cues)
         for out in spec.outputs:
-            extra: dict[str, object] = {}
-            out_cadence: Cadence
-            if isinstance(out, WebVttOutput):
-                if not cues:
-                    continue
-                frame, out_fps, out_cadence = plan_frame(info, (16, 16), "fit"), rate, "progressive"
-            elif isinstance(out, HlsOutput):
-                frame = rungs[0].frame
-                out_fps, out_cadence = rate, "progressive"
-                extra["rungs"] = rungs
-            elif isinstance(out, Mp4Output) and out.from_rung:
-                rung = next(r for r in rungs if r.name == alias[out.from_rung])
-                frame, out_fps, out_cadence = rung.frame, rate, "progressive"
-                extra["from_rung"] = rung.name
-            elif out.type == "xdcam":
-                frame = plan_frame(info, (1920, 1080), "fill")
-                out_fps, out_cadence = PAL_FRAMES, cadence
-            else:
-                box = ((out.width, out.height) if isinstance(out, Mp4Output) else (out.width, 9999))
-                frame = plan_frame(info, box, spec.frame)
-                out_fps = PAL_FRAMES if spec.frame_rate == "pal-interlaced" else rate
-                out_cadence = "progressive"
+            kind = CLIP_KINDS[out.type]
+            shape = kind.plan(branch, out)
+            if shape is None:
+                continue
+            on_ladder = bool(shape.rungs) or shape.from_rung is not None
             at = poster_time if poster_time is not None else info.duration * (
-                out.at if isinstance(out, PosterOutput) else 0.1)
+                shape.moment if shape.moment is not None else 0.1)
             at = min(max(at, 0.0), max(info.duration - 0.1, 0.0))
             material = {
                 "preset": preset.label, "output": out.model_dump(mode="json"),
-                "frame": asdict(frame), "fps": str(out_fps), "cadence": out_cadence,
+                "frame": asdict(shape.frame), "fps": str(shape.fps), "cadence": shape.cadence,
                 "branch": {"rate": str(rate), "frame": spec.frame, "gop": spec.gop_seconds,
                            "loudness": spec.loudness.model_dump() if spec.loudness else None},
                 "logo": logo.model_dump(mode="json") if logo else None,
                 "graphics": preset.graphics_hash if logo or strap or burned else None,
                 "lower_third": strap.model_dump() if strap else None,
                 "subtitles": [asdict(c) for c in burned] or None,
-                "cues": [asdict(c) for c in cues] if isinstance(out, WebVttOutput) else None,
+                "cues": [asdict(c) for c in shape.cues] if shape.cues is not None else None,
                 "caption_style": preset.caption.model_dump() if strap or burned else None,
-                "poster_time": round(at, 3) if out.type == "poster" else None,
-                "rungs": [asdict(r) for r in rungs] if extra else None,
-                "ladder": ladder.model_dump(mode="json") if extra and ladder else None,
+                "poster_time": round(at, 3) if shape.moment is not None else None,
+                "rungs": [asdict(r) for r in rungs] if on_ladder else None,
+                "ladder": ladder.model_dump(mode="json") if on_ladder and ladder else None,
             }
             digest = spec_hash(material)
-            plan = OutputPlan(preset=preset.label, name=out.name, spec=out, frame=frame,
-                              fps=out_fps, cadence=out_cadence, poster_time=at,
-                              spec_hash=digest, key="", **extra)  # type: ignore[arg-type]
-            key = rendition_key(asset_sha256, preset.label, out.name, digest, plan.extension)
-            if isinstance(out, HlsOutput):
-                key = key.removesuffix(".m3u8") + "/master.m3u8"
-            elif isinstance(out, SpriteOutput):
-                key = key.removesuffix(".vtt") + "/thumbnails.vtt"
-            outputs.append(replace(plan, key=key))
+            key = rendition_key(asset_sha256, preset.label, out.name, digest, kind.extension)
+            if kind.index is not None:
+                key = key.removesuffix("." + kind.extension) + "/" + kind.index
+            outputs.append(OutputPlan(preset=preset.label, name=out.name, spec=out, frame=shape.frame,
+                                      fps=shape.fps, cadence=shape.cadence, poster_time=at,
+                                      spec_hash=digest, key=key, rungs=shape.rungs,
+                                      from_rung=shape.from_rung))
         branches.append(BranchPlan(
             preset=preset.label, rate=rate,
             deinterlace=info.video.interlaced and not keep_fields,

@@ -11,7 +11,8 @@ from pipeline.ingest.info import AudioStream, AVInfo, VideoStream
 from pipeline.model.embedded_text import EmbeddedText
 from pipeline.model.story import LowerThird
 from pipeline.model.subtitles import Cue
-from pipeline.plan.video import natural_rate, pal_cadence, plan_frame, plan_video
+from pipeline.plan.frames import natural_rate, pal_cadence, plan_frame
+from pipeline.plan.video import plan_video
 from pipeline.render.av.graph import build_argv, rung_target
 
 SHA = "ab" * 32

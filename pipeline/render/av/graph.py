@@ -1,43 +1,29 @@
 """Turn a :class:`VideoPlan` into ONE ffmpeg command line (pure: builds argv, runs nothing).
 
-This is the only module that uses ffmpeg-python (unmaintained since 2019; kept replaceable
+This is the only module that imports ffmpeg-python (unmaintained since 2019; kept replaceable
 here). The graph decodes the source once; each preset branch conforms the frame rate and fields
 once; each frame size is built once with its graphics (logo) and smaller sizes of the same
 shape are scaled from it; audio is downmixed to 48 kHz stereo once and normalised per preset.
+What each kind of output adds (its last filters, encoder options, audio tracks) is its step in
+:mod:`pipeline.render.av.outputs`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
-from typing import Any
 
 import ffmpeg as fp
 
 from pipeline.ingest.info import AVInfo
-from pipeline.model.presets import LogoSpec, Loudness, Mp4Output, PosterOutput, SpriteOutput
-from pipeline.plan.video import AudioPlan, BranchPlan, Frame, OutputPlan, VideoPlan, even
+from pipeline.model.presets import LogoSpec, Loudness
+from pipeline.plan.audio import AudioPlan
+from pipeline.plan.frames import Frame, even
+from pipeline.plan.video import BranchPlan, OutputPlan, VideoPlan
 from pipeline.render.av.loudness import Measured, normalise
+from pipeline.render.av.outputs import AUDIO_STEPS, CLIP_STEPS, Stream, rate_arg, rung_target
 from pipeline.render.av.runner import GLOBAL_ARGS, binary, input_options
-
-Stream = Any  # ffmpeg-python nodes are untyped
-
-XDCAM_VIDEO: dict[str, object] = {
-    "c:v": "mpeg2video", "profile:v": 0, "level:v": 2, "pix_fmt": "yuv422p",
-    "bufsize": 17825792, "rc_init_occupancy": 17825792, "rc_max_vbv_use": 1, "rc_min_vbv_use": 1,
-    "g": 12, "bf": 2, "sc_threshold": 1000000000, "flags": "+ildct+ilme", "alternate_scan": 1,
-    "intra_vlc": 1, "non_linear_quant": 1, "dc": 10, "qmin": 1, "qmax": 12, "lmin": 118,
-    "seq_disp_ext": 1, "video_format": "component", "color_primaries": "bt709",
-    "color_trc": "bt709", "colorspace": "bt709", "color_range": "tv", "aspect": "16:9",
-}
-"""XDCAM HD422: MPEG-2 4:2:2P@HL (the MXF muxer labels it so only with profile 0 / level 2),
-CBR with the 422P@HL VBV buffer, long GOP N=12 M=3, interlaced DCT and motion."""
-
-
-def _rate(value: Fraction) -> str:
-    return f"{value.numerator}/{value.denominator}"
 
 
 def _split(stream: Stream, count: int, audio: bool = False) -> list[Stream]:
@@ -74,11 +60,6 @@ def _geometry(stream: Stream, frame: Frame, interlaced: bool) -> Stream:
 
 Consumer = tuple[OutputPlan, str | None]
 """Who takes a picture from a branch: an output, or one rung (by name) of an HLS output."""
-
-
-def rung_target(plan: OutputPlan, rung: str) -> str:
-    """The ``targets`` key of one HLS rung's fragmented MP4."""
-    return f"{plan.key}#{rung}"
 
 
 def consumers(branch: BranchPlan) -> list[tuple[Consumer, Frame]]:
@@ -154,72 +135,22 @@ def _frames(branch: BranchPlan, stream: Stream, logo: Stream | None, interlaced:
     return out
 
 
-def _video_for(plan: OutputPlan, branch: BranchPlan, stream: Stream) -> Stream:
-    spec = plan.spec
-    if spec.type == "xdcam":
-        if plan.cadence == "weave":
-            stream = stream.filter("tinterlace", mode="interleave_top")
-        elif plan.cadence == "keep-fields":
-            stream = stream.filter("fieldorder", "tff")
-        return stream.filter("setfield", "tff").filter("format", "yuv422p")
-    if branch.fields == "keep":
-        stream = stream.filter("bwdif", mode="send_frame")
-    if plan.fps != branch.rate:
-        stream = stream.filter("fps", _rate(plan.fps))
-    return stream.filter("setfield", "prog").filter("format", "yuv420p")
-
-
-X264_THREADS = 2
-"""Per x264 encoder: one graph feeds up to a dozen of them at once, so each needs few threads;
-x264's default (1.5 x cores) only multiplies the frames held in flight. (With threads, x264's
-VBV depends on thread timing: a re-render of a clip can differ in bytes, never in key or spec.)"""
-
-
-def _x264(fps: Fraction, gop_seconds: float, preset: str, profile: str,
-          level: str) -> dict[str, object]:
-    gop = max(1, round(float(fps) * gop_seconds))
-    return {"c:v": "libx264", "preset": preset, "profile:v": profile, "level:v": level,
-            "g": gop, "keyint_min": gop, "sc_threshold": 0, "threads": X264_THREADS,
-            "color_primaries": "bt709",
-            "color_trc": "bt709", "colorspace": "bt709"}
-
-
-def _aac(bitrate: int) -> dict[str, object]:
-    return {"c:a": "aac", "b:a": f"{bitrate}k", "ac": 2, "ar": 48000}
-
-
-def _level(frame: Frame, fps: Fraction) -> str:
-    pixels = frame.width * frame.height * float(fps)
-    return "3.1" if pixels <= 1280 * 720 * 30 else ("4.1" if pixels <= 1920 * 1088 * 30 else "4.2")
-
-
 CLEAN = {"map_metadata": -1, "map_chapters": -1}
 """Outputs inherit nothing from the source's metadata: no GPS ``location`` tag from a phone, no
 device names, no timecode track that was not asked for."""
 
 
-def _video_args(plan: OutputPlan, gop_seconds: float, rung: str | None) -> dict[str, object]:
-    return {**CLEAN, **_codec_args(plan, gop_seconds, rung)}
-
-
-def _codec_args(plan: OutputPlan, gop_seconds: float, rung: str | None) -> dict[str, object]:
-    spec = plan.spec
-    if spec.type == "xdcam":
-        rate = f"{spec.bitrate * 1000}k"
-        return {**XDCAM_VIDEO, "b:v": rate, "minrate": rate, "maxrate": rate,
-                "timecode": spec.timecode, "c:a": "pcm_s24le", "ar": 48000, "f": "mxf"}
-    if spec.type == "hls":
-        step = next(r for r in plan.rungs if r.name == rung)
-        level = _level(step.frame, plan.fps)
-        return {**_x264(plan.fps, gop_seconds, spec.x264_preset, "high", level),
-                "b:v": f"{step.bitrate}k", "maxrate": f"{step.maxrate}k",
-                "bufsize": f"{step.maxrate * 2}k", **_aac(spec.audio_bitrate),
-                "movflags": "+frag_keyframe+empty_moov+default_base_moof+negative_cts_offsets",
-                "f": "mp4"}
-    assert isinstance(spec, Mp4Output)
-    return {**_x264(plan.fps, gop_seconds, spec.x264_preset, spec.profile, spec.level),
-            "crf": spec.crf, "maxrate": f"{spec.maxrate}k", "bufsize": f"{spec.maxrate * 2}k",
-            **_aac(spec.audio_bitrate), "movflags": "+faststart", "f": "mp4"}
+def _output(plan: OutputPlan, branch: BranchPlan, picture: Stream, sound: Stream | None,
+            rung: str | None, target: Path) -> Stream:
+    """One graph-fed output: its picture finished, its audio tracks, its encoder options."""
+    step = CLIP_STEPS[plan.spec.type]
+    assert step.picture is not None
+    assert step.options is not None
+    streams: list[Stream] = [step.picture(picture, plan, branch)]
+    if sound is not None:
+        streams += step.sound(sound, plan)
+    args = {**CLEAN, **step.options(plan, branch.gop_seconds, rung)}
+    return fp.output(*streams, str(target), **args)
 
 
 def build_argv(plan: VideoPlan, source: Path, targets: dict[str, Path], measured: Measured | None,
@@ -253,7 +184,7 @@ def build_argv(plan: VideoPlan, source: Path, targets: dict[str, Path], measured
         stream = video_streams[index]
         if branch.deinterlace:
             stream = stream.filter("bwdif", mode="send_field")
-        stream = stream.filter("fps", _rate(branch.rate))
+        stream = stream.filter("fps", rate_arg(branch.rate))
         logo = next(logo_streams[branch.logo_file]) if branch.logo_file else None
         mine = {frame: track for (preset, frame), track in (overlays or {}).items()
                 if preset == branch.preset}
@@ -268,24 +199,14 @@ def build_argv(plan: VideoPlan, source: Path, targets: dict[str, Path], measured
             else:
                 branch_audio = fp.input(f"anullsrc=r=48000:cl=stereo:d={video.duration:.3f}",
                                         f="lavfi").audio if any(
-                    c[0].spec.type == "xdcam" for c in takers) else None
+                    CLIP_STEPS[c[0].spec.type].silence_if_mute for c in takers) else None
             if branch_audio is not None:
                 audio = _split(branch_audio, len(takers), audio=True)
         audio_for = dict(zip(takers, audio, strict=False))
         for consumer, picture in pictures.items():
             plan_out, rung = consumer
-            streams: list[Stream] = [_video_for(plan_out, branch, picture)]
-            track = audio_for.get(consumer)
-            if track is not None and plan_out.spec.type == "xdcam":
-                pairs = _split(track, plan_out.spec.audio_tracks // 2, audio=True)
-                for pair in pairs:
-                    mono = pair.filter_multi_output("channelsplit", channel_layout="stereo")
-                    streams += [mono[0], mono[1]]
-            elif track is not None:
-                streams.append(track)
-            args = _video_args(plan_out, branch.gop_seconds, rung)
             target = targets[rung_target(plan_out, rung) if rung else plan_out.key]
-            outputs.append(fp.output(*streams, str(target), **args))
+            outputs.append(_output(plan_out, branch, picture, audio_for.get(consumer), rung, target))
     return _compile(outputs)
 
 
@@ -301,13 +222,6 @@ def _compile(outputs: list[Stream]) -> list[str]:
     return list(compiled)
 
 
-AUDIO_ARGS: dict[str, dict[str, object]] = {
-    "bwf": {"c:a": "pcm_s24le", "f": "wav", "write_bext": 1, "rf64": "auto"},
-    "aac": {"c:a": "aac", "movflags": "+faststart", "f": "mp4"},
-    "mp3": {"c:a": "libmp3lame", "f": "mp3", "id3v2_version": 3},
-}
-
-
 def _audio_outputs(radio: dict[Loudness, list[AudioPlan]], sources: list[Stream],
                    measured: Measured | None, targets: dict[str, Path]) -> list[Stream]:
     """Audio-only renditions: one loudness pass per target, shared by the formats wanting it."""
@@ -315,40 +229,27 @@ def _audio_outputs(radio: dict[Loudness, list[AudioPlan]], sources: list[Stream]
     for (target, plans), sound in zip(radio.items(), sources, strict=True):
         normalised = _normalised(sound, target, measured)
         for plan, copy in zip(plans, _split(normalised, len(plans), audio=True), strict=True):
-            args = {**CLEAN, **AUDIO_ARGS[plan.spec.type], "ac": 2, "ar": 48000}
-            if plan.spec.type != "bwf":
+            step = AUDIO_STEPS[plan.spec.type]
+            args = {**CLEAN, **step.options, "ac": 2, "ar": 48000}
+            if step.bitrate:
                 args["b:a"] = f"{plan.spec.bitrate}k"
             outputs.append(fp.output(copy, str(targets[plan.key]), **args))
     return outputs
 
 
 def still_argv(plan: OutputPlan, info: AVInfo, source: Path, target: Path) -> list[str]:
-    """A poster or a thumbnail sprite straight from the source, in a quick run of its own.
-
-    Poster: seek to the frame (input seeking decodes from the keyframe before it only).
-    Sprite: a rough decode (no B-frames, no deblocking), one frame every ``interval`` seconds,
-    tiled into sheets.
-    """
-    spec = plan.spec
-    assert isinstance(spec, PosterOutput | SpriteOutput)
+    """A still taken straight from the source (a poster, thumbnail sheets) in a quick run of its
+    own: its kind's input options, the source's fields undone, the size, then its kind's filters."""
+    still = CLIP_STEPS[plan.spec.type].still
+    assert still is not None
     video = info.video
     assert video is not None
-    before: dict[str, object] = {**input_options(info.demuxer)}
-    if isinstance(spec, PosterOutput):
-        before["ss"] = f"{plan.poster_time:.3f}"
-    else:
-        before.update(skip_frame="noref", skip_loop_filter="all")   # 160 px: a rough decode will do
+    before: dict[str, object] = {**input_options(info.demuxer), **still.seek(plan)}
     stream = fp.input("file:" + str(source), **before).video
     if video.interlaced:
         stream = stream.filter("bwdif", mode="send_frame")
     stream = stream.filter("scale", plan.frame.width, plan.frame.height, flags="lanczos").filter("setsar", 1)
-    args: dict[str, object] = {**CLEAN, "f": "image2"}
-    if isinstance(spec, PosterOutput):
-        stream = stream.filter("format", "yuvj420p")
-        args.update({"frames:v": 1, "q:v": 2, "update": 1})
-    else:
-        stream = (stream.filter("fps", f"1/{spec.interval:g}")
-                  .filter("tile", f"{spec.columns}x{spec.rows}").filter("format", "yuvj420p"))
-        args.update({"q:v": 4, "start_number": 0, "fps_mode": "passthrough"})
+    stream, options = still.finish(stream, plan)
+    args: dict[str, object] = {**CLEAN, "f": "image2", **options}
     command = [binary("ffmpeg"), *GLOBAL_ARGS]
     return list(fp.output(stream, str(target), **args).compile(cmd=command))

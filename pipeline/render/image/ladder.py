@@ -9,7 +9,6 @@ not from 24 MP. Formats of the same geometry share one resized, captioned, logo-
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 from collections import deque
 from collections.abc import Callable
@@ -17,7 +16,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from PIL import Image, ImageEnhance, ImageFilter, PngImagePlugin
+from PIL import Image, ImageEnhance, ImageFilter
 
 from pipeline.errors import RenderError
 from pipeline.ingest.decode import decode, open_image
@@ -25,7 +24,8 @@ from pipeline.ingest.info import ImageInfo
 from pipeline.plan.image import ImagePlan, decode_size, fill_region
 from pipeline.render.graphics.logo import place_logo
 from pipeline.render.graphics.text import draw_caption_bar
-from pipeline.render.image.metadata import app13_segment, build_iptc, build_xmp, insert_app13, safe_exif
+from pipeline.render.image.encoders import ENCODERS
+from pipeline.render.image.metadata import safe_exif
 
 LANCZOS = Image.Resampling.LANCZOS
 REDUCING_GAP = 3.0
@@ -109,35 +109,9 @@ def _frame(ladder: _Ladder, plan: ImagePlan, info: ImageInfo) -> Image.Image:
     return img
 
 
-def _flatten(img: Image.Image, background: str) -> Image.Image:
-    if img.mode != "RGBA":
-        return img
-    value = int(background[1:], 16)
-    under = Image.new("RGB", img.size, (value >> 16, (value >> 8) & 0xFF, value & 0xFF))
-    under.paste(img, (0, 0), img)
-    return under
-
-
 def encode(img: Image.Image, plan: ImagePlan, exif: bytes) -> bytes:
-    """Encode one frame in the plan's format with XMP (and IPTC for JPEG) embedded."""
-    spec = plan.spec
-    xmp = build_xmp(plan.text)
-    buffer = io.BytesIO()
-    if spec.format == "jpeg":
-        _flatten(img, spec.background).save(
-            buffer, "JPEG", quality=spec.quality, subsampling=spec.subsampling,
-            progressive=spec.progressive, optimize=False, exif=exif, xmp=xmp)
-        return insert_app13(buffer.getvalue(), app13_segment(build_iptc(plan.text)))
-    if spec.format == "webp":
-        img.save(buffer, "WEBP", quality=spec.quality, method=min(spec.effort, 6), exif=exif,
-                 xmp=xmp)
-    elif spec.format == "avif":
-        img.save(buffer, "AVIF", quality=spec.quality, speed=10 - spec.effort, exif=exif, xmp=xmp)
-    else:
-        info = PngImagePlugin.PngInfo()
-        info.add_itxt("XML:com.adobe.xmp", xmp.decode("utf-8"))
-        img.save(buffer, "PNG", pnginfo=info, exif=exif)
-    return buffer.getvalue()
+    """Encode one frame in the plan's format (:mod:`pipeline.render.image.encoders`)."""
+    return ENCODERS[plan.spec.format](img, plan.spec, plan.text, exif)
 
 
 def _geometry(plan: ImagePlan) -> tuple[object, ...]:
@@ -155,7 +129,7 @@ def _source_exif(path: Path, info: ImageInfo) -> bytes:
 
 
 def _write(plan: ImagePlan, data: bytes, scratch: Path) -> Rendered:
-    target = scratch / f"{plan.spec_hash[:24]}.{plan.spec.extension}"
+    target = scratch / f"{plan.spec_hash[:24]}.{plan.extension}"
     target.write_bytes(data)
     return Rendered(plan=plan, path=target, bytes=len(data), sha256=hashlib.sha256(data).hexdigest(),
                     width=plan.width, height=plan.height)

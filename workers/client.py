@@ -208,15 +208,10 @@ def pull(ctx: Context, story_id: str, preset: str, dest: Path,
         known = sorted({r["preset"] for a in document["assets"] for r in a["renditions"]})
         raise StorageError(f"story {story_id} has no renditions of preset {preset!r}"
                            f" (it has: {', '.join(known) or 'none'})")
-    wanted = []
-    for rendition in picked:
-        wanted.append((rendition["key"], rendition["sha256"], rendition["bytes"]))
-        for part in [*rendition.get("segments", []), *rendition.get("playlists", []),
-                         *rendition.get("sheets", [])]:
-            wanted.append((part["key"], part["sha256"], part.get("bytes", 0)))
+    wanted = [part for rendition in picked for part in manifest.parse_rendition(rendition).objects()]
     saved = []
     root = dest.resolve()
-    for key, sha, size in wanted:
+    for key, sha, size in ((part.key, part.sha256, part.bytes) for part in wanted):
         target = (root / key).resolve()
         if not target.is_relative_to(root):   # the schema refuses such keys; never trust one check
             raise StorageError(f"the manifest names {key!r}, which would land outside {dest}")

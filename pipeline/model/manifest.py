@@ -3,13 +3,16 @@
 It is written last, after every object it lists is stored: first ``manifest.v<N>.json`` (created
 only if absent: a version file is never replaced), then ``manifest.json`` is replaced atomically.
 When nothing changed since the last version no new version is written (``generated_at`` and
-``job`` alone do not make a change). A manifest read back is validated against the schema first.
+``job`` alone do not make a change). A manifest read back is validated against the schema and the
+types (:mod:`pipeline.model.manifest_types`) first. Entries come in as those types or as their JSON
+objects; documents go out as JSON objects. :func:`objects` lists every stored object entries name.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
@@ -17,9 +20,20 @@ from importlib import resources
 from typing import Any
 
 import jsonschema
+import pydantic
 
-from pipeline.errors import StorageError
+from pipeline.errors import ManifestInvalid, StorageError
 from pipeline.model.keys import manifest_key, manifest_version_key
+from pipeline.model.manifest_types import (
+    AssetEntry,
+    Manifest,
+    StoredObject,
+    StoryBlock,
+    StoryStatus,
+    Summary,
+    asset_entry,
+)
+from pipeline.model.manifest_types import parse_rendition as parse_rendition  # for readers of one rendition
 from pipeline.model.story import Story
 from pipeline.storage import NO_CACHE, Storage
 
@@ -35,52 +49,84 @@ def schema() -> dict[str, Any]:
     return loaded
 
 
-def validate(document: dict[str, Any]) -> None:
-    """Raise ``jsonschema.ValidationError`` when ``document`` is not a valid v1 manifest."""
-    jsonschema.validate(document, schema(), format_checker=jsonschema.FormatChecker())
+def _where(path: Iterable[object]) -> str:
+    return "/".join(str(part) for part in path) or "(top level)"
 
 
-def _failed(asset: dict[str, Any]) -> bool:
-    return asset["status"] == "failed" or "update_failed" in asset
+def validate(document: dict[str, Any], name: str = "the document") -> None:
+    """Raise :class:`ManifestInvalid` (naming the field) when ``document`` is not a valid v1
+    manifest."""
+    try:
+        jsonschema.validate(document, schema(), format_checker=jsonschema.FormatChecker())
+    except jsonschema.ValidationError as exc:
+        raise ManifestInvalid(f"{name} is not a valid manifest: {_where(exc.absolute_path)}:"
+                              f" {exc.message[:200]}") from exc
 
 
-def story_status(assets: list[dict[str, Any]]) -> str:
+Entry = AssetEntry | Mapping[str, Any]
+"""An asset entry, typed or as its JSON object."""
+
+
+def _entries(assets: Iterable[Entry]) -> list[AssetEntry]:
+    try:
+        return [asset_entry(a) for a in assets]
+    except pydantic.ValidationError as exc:
+        raise ManifestInvalid(f"an asset entry is not valid: {_pydantic_reason(exc)}") from exc
+
+
+def _pydantic_reason(exc: pydantic.ValidationError) -> str:
+    first = exc.errors()[0]
+    return f"{_where(first['loc'])}: {first['msg'][:200]}"
+
+
+def objects(entries: Iterable[Entry]) -> list[StoredObject]:
+    """Every stored object the asset entries name (key, sha256, bytes): each rendition's main file,
+    then its HLS segments and playlists or its sprite sheets; in entry and rendition order."""
+    return [part for entry in _entries(entries) for part in entry.objects()]
+
+
+def story_status(assets: Sequence[Entry]) -> str:
     """``complete`` when every asset is done and up to date; ``failed`` when none has renditions;
     else ``partial`` (an asset failed, or an update failed and its previous renditions stand)."""
-    if not any(_failed(a) for a in assets):
+    return _status(_entries(assets))
+
+
+def _status(entries: Sequence[AssetEntry]) -> StoryStatus:
+    if not any(a.status == "failed" or a.update_failed is not None for a in entries):
         return "complete"
-    return "failed" if all(a["status"] == "failed" for a in assets) else "partial"
+    return "failed" if all(a.status == "failed" for a in entries) else "partial"
 
 
-def build(story: Story, assets: list[dict[str, Any]], job: str, version: int) -> dict[str, Any]:
-    """Assemble a manifest from per-asset entries (already in story order)."""
+def document(story: Story, assets: Sequence[Entry], job: str, version: int) -> Manifest:
+    """The typed manifest of per-asset entries (already in story order)."""
     info = story.story
-    renditions = [r for a in assets for r in a["renditions"]]
-    return {
-        "schema": SCHEMA_ID,
-        "story": {
-            "id": info.id, "title": info.title, "byline": info.byline,
-            "published": info.published.isoformat(), "source": info.source,
-            "language": info.language, "copyright": info.copyright,
-        },
-        "version": version,
-        "status": story_status(assets),
-        "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "job": job,
-        "summary": {
-            "assets": len(assets),
-            "done": sum(1 for a in assets if a["status"] == "done"),
-            "failed": sum(1 for a in assets if a["status"] == "failed"),
-            "updates_failed": sum(1 for a in assets if "update_failed" in a),
-            "renditions": len(renditions),
-            "bytes": sum(r["bytes"] for r in renditions),
-        },
-        "assets": assets,
-    }
+    entries = _entries(assets)
+    renditions = [r for a in entries for r in a.renditions]
+    return Manifest(
+        schema=SCHEMA_ID,
+        story=StoryBlock(id=info.id, title=info.title, byline=info.byline,
+                         published=info.published.isoformat(), source=info.source,
+                         language=info.language, copyright=info.copyright),
+        version=version,
+        status=_status(entries),
+        generated_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        job=job,
+        summary=Summary(
+            assets=len(entries),
+            done=sum(1 for a in entries if a.status == "done"),
+            failed=sum(1 for a in entries if a.status == "failed"),
+            updates_failed=sum(1 for a in entries if a.update_failed is not None),
+            renditions=len(renditions),
+            bytes=sum(r.bytes for r in renditions)),
+        assets=tuple(entries))
 
 
-def keep_published(assets: list[dict[str, Any]], previous: dict[str, Any] | None
-                   ) -> list[dict[str, Any]]:
+def build(story: Story, assets: Sequence[Entry], job: str, version: int) -> dict[str, Any]:
+    """Assemble a manifest (its JSON object) from per-asset entries (already in story order)."""
+    return document(story, assets, job, version).to_json()
+
+
+def keep_published(assets: Sequence[Entry], previous: dict[str, Any] | None) -> list[AssetEntry]:
     """Never publish less than before: an asset that failed now but had renditions in the previous
     version keeps that version's entry (its renditions, and the caption they carry), marked with
     ``update_failed`` and the reason. A producer's bad file, a crash, a time limit or a lack of
@@ -88,35 +134,38 @@ def keep_published(assets: list[dict[str, Any]], previous: dict[str, Any] | None
 
     The previous entry is found by asset id (same raw file), else by file name when the name is
     unique in the previous version (the file was replaced by one that failed)."""
+    entries = _entries(assets)
     if previous is None:
-        return assets
-    published = [a for a in previous.get("assets", []) if a.get("status") == "done"]
-    by_id = {a["id"]: a for a in published}
-    names = [a["filename"] for a in published]
-    by_name = {a["filename"]: a for a in published if names.count(a["filename"]) == 1}
+        return entries
+    published = [a for a in _entries(previous.get("assets", [])) if a.status == "done"]
+    by_id = {a.id: a for a in published}
+    names = [a.filename for a in published]
+    by_name = {a.filename: a for a in published if names.count(a.filename) == 1}
     kept = []
-    for entry in assets:
-        before = by_id.get(entry["id"]) or by_name.get(entry["filename"])
-        if entry["status"] != "failed" or before is None:
+    for entry in entries:
+        before = by_id.get(entry.id) or by_name.get(entry.filename)
+        if entry.status != "failed" or entry.error is None or before is None:
             kept.append(entry)
             continue
-        kept.append({**before, "order": entry["order"], "update_failed": entry["error"]})
+        kept.append(before.with_update_failed(entry.order, entry.error))
     return kept
 
 
 def parse(data: bytes, key: str) -> dict[str, Any]:
-    """A manifest read back from the store, checked against the schema: hostile until checked
-    (keys become file paths in ``pull``). StorageError says what is wrong."""
+    """A manifest read back from the store, checked against the schema and the types: hostile
+    until checked (keys become file paths in ``pull``). StorageError says what is wrong
+    (:class:`ManifestInvalid` when it is JSON but not a manifest)."""
     try:
-        document = json.loads(data)
-        validate(document)
+        loaded = json.loads(data)
     except ValueError as exc:
         raise StorageError(f"{key} is not valid JSON: {exc}") from exc
-    except jsonschema.ValidationError as exc:
-        where = "/".join(str(part) for part in exc.absolute_path) or "(top level)"
-        raise StorageError(f"{key} is not a valid manifest: {where}: {exc.message[:200]}") from exc
-    loaded: dict[str, Any] = document
-    return loaded
+    validate(loaded, key)
+    try:
+        Manifest.model_validate(loaded)
+    except pydantic.ValidationError as exc:
+        raise ManifestInvalid(f"{key} is not a valid manifest: {_pydantic_reason(exc)}") from exc
+    checked: dict[str, Any] = loaded
+    return checked
 
 
 def read(storage: Storage, key: str) -> dict[str, Any]:
@@ -185,7 +234,7 @@ def encode(document: dict[str, Any]) -> bytes:
 WRITE_ATTEMPTS = 5
 
 
-def write(storage: Storage, story: Story, assets: list[dict[str, Any]], job: str) -> Written:
+def write(storage: Storage, story: Story, assets: Sequence[Entry], job: str) -> Written:
     """Validate and write the next manifest version, unless its content is unchanged.
 
     The next version follows the highest ``manifest.v<N>.json`` stored (not ``manifest.json``,

@@ -1,9 +1,10 @@
 """One asset through the pipeline: hash, probe, plan, render what is missing, store, describe.
 
 ``process_asset`` is the unit of work both executors run (the embedded process pool and the Celery
-workers), on the raw file as stored in the private area (:mod:`pipeline.run.originals`); the
+tasks), on the raw file as stored in the private area (:mod:`pipeline.run.originals`); the
 renditions go to the public area. It never raises for bad input: a failed asset comes back as a
-manifest entry with ``status: failed`` and a reason, so the rest of the story goes on.
+manifest entry with ``status: failed`` and a reason, so the rest of the story goes on. Entries are
+built as :mod:`pipeline.model.manifest_types` and handed on as their JSON objects.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+import pydantic
+
 from pipeline.errors import LimitExceeded, PipelineError, RenderError, UnsupportedMedia
 from pipeline.ingest.info import AVInfo, ImageInfo
 from pipeline.ingest.limits import Limits
@@ -23,6 +26,15 @@ from pipeline.ingest.probe import MediaInfo, probe
 from pipeline.model import subtitles
 from pipeline.model.embedded_text import EmbeddedText
 from pipeline.model.keys import asset_id
+from pipeline.model.manifest_types import (
+    AssetEntry,
+    Failure,
+    ImageFacts,
+    RenditionHead,
+    Source,
+    parse_rendition,
+    rendition,
+)
 from pipeline.model.presets import Preset
 from pipeline.model.story import Asset, StoryInfo
 from pipeline.plan.image import ImagePlan, plan_image
@@ -56,6 +68,7 @@ class AssetWork:
 @dataclass
 class AssetOutcome:
     entry: dict[str, Any]
+    """The asset's manifest entry as JSON (an :class:`AssetEntry` written out)."""
     rendered: int = 0
     reused: int = 0
     stored: int = 0
@@ -72,35 +85,33 @@ def embedded_text(story: StoryInfo, asset: Asset) -> EmbeddedText:
         language=story.language)
 
 
-def _entry(work: AssetWork, sha: str, size: int, info: MediaInfo | None) -> dict[str, Any]:
+def _entry(work: AssetWork, sha: str, size: int, info: MediaInfo | None,
+           renditions: Sequence[RenditionHead] = ()) -> AssetEntry:
     asset = work.asset
-    source: dict[str, Any] = {"sha256": sha, "bytes": size}
-    kind = "unknown"
+    source = Source(sha256=sha, bytes=size)
     if isinstance(info, ImageInfo):
-        kind = "image"
-        source.update(mime=info.mime, width=info.width, height=info.height,
-                      orientation=info.orientation)
+        source = Source(sha256=sha, bytes=size, mime=info.mime, width=info.width, height=info.height,
+                        orientation=info.orientation)
     elif isinstance(info, AVInfo):
-        kind = info.kind
-        source.update(mime=info.mime, **source_facts(info))
+        source = source_facts(info, sha, size)
     text = embedded_text(work.story, asset)
-    return {
-        "id": asset_id(sha), "kind": kind, "order": work.order,
+    return AssetEntry.model_validate({
+        "id": asset_id(sha), "kind": info.kind if isinstance(info, AVInfo) else
+        "image" if isinstance(info, ImageInfo) else "unknown", "order": work.order,
         "filename": Path(asset.file).name, "source": source, "caption": asset.caption,
-        "credit": asset.credit, "copyright": text.copyright, "focus": list(asset.focus),
-        "status": "done", "renditions": [],
-    }
+        "credit": asset.credit, "copyright": text.copyright, "focus": tuple(asset.focus),
+        "status": "done", "renditions": tuple(renditions)})
 
 
 def failed_entry(work: AssetWork, code: str, reason: str, retryable: bool = False) -> dict[str, Any]:
-    """A failed-asset manifest entry for a failure outside ``process_asset`` (a crashed worker)."""
+    """A failed-asset manifest entry (JSON) for a failure outside ``process_asset`` (a crashed
+    worker)."""
     try:
         sha, size = file_sha256(work.path), work.path.stat().st_size
     except OSError:
         sha, size = "0" * 64, 0
-    entry = _entry(work, sha, size, None)
-    entry.update(status="failed", error={"code": code, "reason": reason, "retryable": retryable})
-    return entry
+    failure = Failure(code=code, reason=reason, retryable=retryable)
+    return _entry(work, sha, size, None).failed(failure).to_json()
 
 
 class _Plan(Protocol):
@@ -125,37 +136,41 @@ class _Made(Protocol):
     def sha256(self) -> str: ...
 
 
-def _describe(made: _Made, storage: Storage) -> dict[str, Any]:
+def _describe(made: _Made, storage: Storage) -> RenditionHead:
     plan = made.plan
-    entry: dict[str, Any] = {
-        "preset": plan.preset, "name": plan.name, "key": plan.key, "url": storage.public_url(plan.key),
-        "mime": plan.mime, "bytes": made.bytes, "sha256": made.sha256,
-    }
+    head = RenditionHead(preset=plan.preset, name=plan.name, key=plan.key,
+                         url=storage.public_url(plan.key), mime=plan.mime, bytes=made.bytes,
+                         sha256=made.sha256)
     if isinstance(made, Rendered):
-        entry.update(width=made.width, height=made.height, layout=made.plan.layout)
-    elif isinstance(made, RenderedAV):
-        entry.update(made.facts)
-    return entry
+        return rendition(head, ImageFacts(width=made.width, height=made.height, layout=made.plan.layout))
+    if isinstance(made, RenderedAV):
+        return rendition(head, made.facts)
+    raise TypeError(f"no manifest entry for {type(made).__name__}")
 
 
-def _reusable(plan: _Plan, work: AssetWork, storage: Storage) -> dict[str, Any] | None:
-    entry = work.known.get(plan.key)
-    if entry is None or not storage.exists(plan.key, entry["sha256"]):
+def _reusable(plan: _Plan, work: AssetWork, storage: Storage) -> RenditionHead | None:
+    """The previous manifest's rendition of ``plan`` when every object it names is stored and
+    right (checked by SHA-256), with its URL as this storage gives it."""
+    known = work.known.get(plan.key)
+    if known is None:
         return None
-    parts = [*entry.get("segments", []), *entry.get("playlists", []), *entry.get("sheets", [])]
-    if not all(storage.exists(part["key"], part["sha256"]) for part in parts):
+    try:
+        previous = parse_rendition(known)
+    except pydantic.ValidationError:
+        return None   # not a rendition these types know: make it again
+    if not all(storage.exists(part.key, part.sha256) for part in previous.objects()):
         return None
-    return {**entry, "url": storage.public_url(plan.key)}
+    return previous.model_copy(update={"url": storage.public_url(plan.key)})
 
 
 Render = Callable[[list[Any], Path, Callable[[Any], None]], object]
 
 
 def _produce(work: AssetWork, plans: Sequence[_Plan], render: Render, storage: Storage,
-             outcome: AssetOutcome, scratch_root: Path | None) -> list[dict[str, Any]]:
+             outcome: AssetOutcome, scratch_root: Path | None) -> list[RenditionHead]:
     """Reuse what is stored and right, render the rest into scratch, store each file as it is
     finished; return the manifest entries in plan order."""
-    by_key: dict[str, dict[str, Any]] = {}
+    by_key: dict[str, RenditionHead] = {}
     missing = []
     for plan in plans:
         reused = _reusable(plan, work, storage)
@@ -188,7 +203,7 @@ def _produce(work: AssetWork, plans: Sequence[_Plan], render: Render, storage: S
 
 def _image_renditions(work: AssetWork, info: ImageInfo, sha: str, storage: Storage,
                       outcome: AssetOutcome, report: Progress, scratch_root: Path | None,
-                      limits: Limits | None = None) -> list[dict[str, Any]]:
+                      limits: Limits | None = None) -> list[RenditionHead]:
     plans = plan_image(info, sha, list(work.presets), embedded_text(work.story, work.asset),
                        work.asset.focus, work.asset.branded)
     labels = [p.label for p in work.presets]
@@ -210,7 +225,7 @@ def _image_renditions(work: AssetWork, info: ImageInfo, sha: str, storage: Stora
 
 def _clip_renditions(work: AssetWork, info: AVInfo, sha: str, storage: Storage,
                      outcome: AssetOutcome, report: Progress, scratch_root: Path | None
-                     ) -> list[dict[str, Any]]:
+                     ) -> list[RenditionHead]:
     cues: tuple[subtitles.Cue, ...] = ()
     if work.subtitles is not None:
         cues = tuple(subtitles.load(work.subtitles, work.asset.subtitles or "subtitles"))
@@ -242,20 +257,17 @@ def process_asset(work: AssetWork, storage: Storage, limits: Limits, scratch_roo
     outcome = AssetOutcome(entry={})
     try:
         info = probe(work.path, limits)
-        entry = _entry(work, sha, size, info)
         if isinstance(info, ImageInfo):
-            entry["renditions"] = _image_renditions(work, info, sha, storage, outcome, report,
-                                                    scratch_root, limits)
+            made = _image_renditions(work, info, sha, storage, outcome, report, scratch_root, limits)
         else:
-            entry["renditions"] = _clip_renditions(work, info, sha, storage, outcome, report, scratch_root)
+            made = _clip_renditions(work, info, sha, storage, outcome, report, scratch_root)
+        entry = _entry(work, sha, size, info, made).to_json()
         report("done", 1, 1)
     except PipelineError as exc:
         if exc.retryable and not isinstance(exc, LimitExceeded):
             raise   # storage trouble: the executor retries or stops the run
-        entry = _entry(work, sha, size, info)
-        entry["status"] = "failed"
-        entry["renditions"] = []
-        entry["error"] = {"code": exc.code, "reason": exc.reason, "retryable": exc.retryable}
+        failure = Failure(code=exc.code, reason=exc.reason, retryable=exc.retryable)
+        entry = _entry(work, sha, size, info).failed(failure).to_json()
         if isinstance(exc, RenderError) and exc.command:
             outcome.diagnostics = {"command": exc.command, "log_tail": exc.log_tail[-4000:]}
         report("failed", 1, 1)

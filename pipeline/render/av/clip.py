@@ -17,6 +17,7 @@ from typing import Any
 from pipeline.errors import RenderError
 from pipeline.ingest.info import AVInfo
 from pipeline.model import subtitles
+from pipeline.model.manifest_types import AudioStream, Source, VideoStream
 from pipeline.model.presets import HlsOutput, SpriteOutput
 from pipeline.plan.video import AudioPlan, BranchPlan, Frame, OutputPlan, VideoPlan
 from pipeline.render.av import hls, loudness
@@ -36,7 +37,8 @@ class RenderedAV:
     bytes: int
     sha256: str
     facts: dict[str, Any]
-    """Measured: duration, bitrate, video and audio stream facts, loudness."""
+    """Measured on the output (duration, bitrate, streams, loudness...): its manifest entry but the
+    head, as JSON (:func:`pipeline.model.manifest_types.rendition` types it)."""
     extras: tuple[tuple[str, Path, str], ...] = ()
     """Objects stored before the main file (HLS segments and playlists): key, file, type."""
 
@@ -260,15 +262,14 @@ def render_video(source: Path, plan: VideoPlan, scratch: Path,
     return done
 
 
-def source_facts(info: AVInfo) -> dict[str, Any]:
-    """What the manifest says about a clip's source."""
-    facts: dict[str, Any] = {"duration": round(info.duration, 3)}
-    if info.video is not None:
-        v = info.video
-        facts.update(width=v.width, height=v.height, video={
-            "codec": v.codec, "pix_fmt": v.pix_fmt, "fps": round(float(v.fps), 3),
-            "field_order": v.field_order, "rotation": v.rotation, "vfr": v.vfr})
-    if info.audio is not None:
-        facts["audio"] = {"codec": info.audio.codec, "channels": info.audio.channels,
-                          "sample_rate": info.audio.sample_rate}
-    return facts
+def source_facts(info: AVInfo, sha256: str, size: int) -> Source:
+    """What the manifest says about a clip's (or an audio piece's) source file."""
+    v, a = info.video, info.audio
+    return Source(
+        sha256=sha256, bytes=size, mime=info.mime, duration=round(info.duration, 3),
+        width=v.width if v is not None else None, height=v.height if v is not None else None,
+        video=VideoStream(codec=v.codec, pix_fmt=v.pix_fmt, fps=round(float(v.fps), 3),
+                          field_order=v.field_order, rotation=v.rotation, vfr=v.vfr)
+        if v is not None else None,
+        audio=AudioStream(codec=a.codec, channels=a.channels, sample_rate=a.sample_rate)
+        if a is not None else None)

@@ -186,3 +186,13 @@ def test_a_forged_asset_result_is_refused(story_file: Path, tmp_path: Path, pres
                     content_type="application/json")
     with pytest.raises(StorageError, match="damaged or forged"):
         jobs.read_asset_result(storage, "thu-nghiem", job.id, 1)
+
+
+def test_an_asset_result_keeps_its_entrys_key_order(tmp_path: Path) -> None:
+    """The manifest is built from the recorded entries: their keys stay in the order written."""
+    storage = LocalStorage(tmp_path / "store")
+    entry = {"id": "x", "kind": "image", "order": 1, "status": "done", "renditions": [{"preset": "web@1", "key": "k"}]}
+    jobs.write_asset_result(storage, "s", "j", jobs.AssetResult(order=1, entry=entry))
+    read = jobs.read_asset_result(storage, "s", "j", 1)
+    assert read is not None and list(read.entry) == list(entry)
+    assert list(read.entry["renditions"][0]) == ["preset", "key"]

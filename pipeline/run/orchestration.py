@@ -144,22 +144,6 @@ def record_failure(private: Storage, job: jobs.Job, order: int, entry: dict[str,
 
 # Finishing, re-running, canceling ------------------------------------------------------------------
 
-def stored_objects(entries: Iterable[dict[str, Any]]) -> list[tuple[str, str]]:
-    """(key, SHA-256) of every object the asset entries name: the source when stored, each
-    rendition, and its HLS segments and playlists and sprite sheets."""
-    found = []
-    for entry in entries:
-        source = entry.get("source", {})
-        if entry["status"] == "done" and source.get("key"):
-            found.append((source["key"], source["sha256"]))
-        for rendition in entry.get("renditions", []):
-            found.append((rendition["key"], rendition["sha256"]))
-            for part in [*rendition.get("segments", []), *rendition.get("playlists", []),
-                         *rendition.get("sheets", [])]:
-                found.append((part["key"], part["sha256"]))
-    return found
-
-
 @dataclass(frozen=True)
 class Finished:
     """What ``finish`` came to. ``status`` is the job's final state, or ``""`` when it is not
@@ -198,7 +182,7 @@ def finish(public: Storage, private: Storage, job: jobs.Job) -> Finished:
     if missing:
         return Finished(waiting=missing)
     damaged = tuple(order for order, result in sorted(results.items())
-                    if not all(public.exists(key, sha) for key, sha in stored_objects([result.entry])))
+                    if not all(public.exists(o.key, o.sha256) for o in manifest.objects([result.entry])))
     if damaged:
         return Finished(damaged=damaged, reason=f"the objects of assets {', '.join(map(str, damaged))}"
                                                 " do not check out")

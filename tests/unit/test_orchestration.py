@@ -157,16 +157,26 @@ def test_a_rerun_reopens_the_job_and_writes_the_next_version() -> None:
     assert orchestration.to_do(private, late) == [2, 3, 1]
 
 
-def test_stored_objects_lists_segments_playlists_and_sheets() -> None:
-    part = {"key": "renditions/x/seg-1.ts", "sha256": "2" * 64}
-    hls = {"key": "renditions/x/master.m3u8", "sha256": "3" * 64, "segments": [part],
-           "playlists": [{"key": "renditions/x/v.m3u8", "sha256": "4" * 64}]}
-    sprite = {"key": "renditions/x/sprite.vtt", "sha256": "5" * 64,
-              "sheets": [{"key": "renditions/x/sheet-1.jpg", "sha256": "6" * 64}]}
-    failed = {"status": "failed", "source": {"key": "raw/x", "sha256": "7" * 64}, "renditions": []}
-    found = orchestration.stored_objects([{"status": "done", "renditions": [hls, sprite]}, failed])
-    assert [key.rsplit("/", 1)[-1] for key, _ in found] == [
-        "master.m3u8", "seg-1.ts", "v.m3u8", "sprite.vtt", "sheet-1.jpg"]
+def test_a_lost_sprite_sheet_sends_its_clip_round_again() -> None:
+    """Every object a rendition names is checked, not only its main file."""
+    public, private = MemoryStorage(), MemoryStorage()
+    the_job = job()
+    prefix = "renditions/" + "2" * 16 + "/web@1/"
+
+    def stored(name: str) -> dict:
+        data = name.encode()
+        public.put_bytes(prefix + name, data, content_type="application/octet-stream")
+        return {"key": prefix + name, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+
+    sprite = {"preset": "web@1", "name": "thumbnails", "url": "t.vtt", "mime": "text/vtt",
+              **stored("thumbnails.vtt"), "width": 160, "height": 90, "thumbnails": 7, "interval": 2,
+              "sheets": [stored("sprite-000.jpg"), stored("sprite-001.jpg")]}
+    clip = {**entry(2, public), "renditions": [sprite]}
+    for order in (1, 3):
+        record(private, the_job, order, entry(order, public))
+    record(private, the_job, 2, clip)
+    public.delete(prefix + "sprite-001.jpg")
+    assert orchestration.finish(public, private, the_job).damaged == (2,)
 
 
 def test_events_map_stages_onto_the_asset_states() -> None:

@@ -25,7 +25,7 @@ What it does
    scaled from that 1080 picture, and the same encoders and rate settings as our graph
    (x264 ``veryfast`` High, 2 s closed GOPs, ``X264_THREADS`` threads per encoder, the rung
    bitrates for HLS, CRF 23 / 8 Mb/s for the proxy, the XDCAM HD422 option set of
-   ``pipeline.render.av.graph.XDCAM_VIDEO``; :func:`baseline_drift` checks at start that the
+   ``pipeline.render.av.outputs.XDCAM_VIDEO``; :func:`baseline_drift` checks at start that the
    presets and graph still match what the commands were written for). The poster (``trim`` at
    10 %) and the sprite (``fps=1/2``, 160x90, ``tile=10x10``) are outputs of the same graph,
    logo-free as ours. Differences: the 1080p and 720p MP4s are encodes of their own (with the
@@ -92,7 +92,7 @@ from typing import Any
 
 from machine import machine_busy, work_folder
 
-from pipeline.render.av.graph import X264_THREADS, XDCAM_VIDEO
+from pipeline.render.av.outputs import X264_THREADS, XDCAM_VIDEO
 from pipeline.render.av.runner import binary
 
 APPROACHES = ("ours", "single", "per-output")
@@ -424,14 +424,15 @@ OUR_PHASES = (("probe + plan", None), ("loudness pass 1", "measure"), ("graph (a
 
 def prepare_ours(source: Path, out: Path) -> tuple[Callable[[], dict[str, str]], Phases]:
     """The timed step for our pipeline (probe, plan, render), instrumented per phase."""
-    from pipeline import video as video_module
     from pipeline.ingest.info import AVInfo
     from pipeline.ingest.limits import Limits
     from pipeline.ingest.probe import probe
     from pipeline.model.embedded_text import EmbeddedText
     from pipeline.model.presets import load_presets
     from pipeline.plan.video import plan_video
+    from pipeline.render.av import clip as video_module
     from pipeline.render.av import loudness
+    from pipeline.render.av import outputs as outputs_module
 
     all_presets = load_presets()
     presets = [all_presets[name] for name in PRESETS]
@@ -440,7 +441,8 @@ def prepare_ours(source: Path, out: Path) -> tuple[Callable[[], dict[str, str]],
     loudness.measure = phases.wrap("loudness pass 1", loudness.measure)
     for name, attribute in OUR_PHASES[2:]:
         assert attribute is not None
-        setattr(video_module, attribute, phases.wrap(name, getattr(video_module, attribute)))
+        module = outputs_module if attribute in ("_sprite", "_package", "_facts") else video_module
+        setattr(module, attribute, phases.wrap(name, getattr(module, attribute)))
 
     def run() -> dict[str, str]:
         kids = resource.getrusage(resource.RUSAGE_CHILDREN)

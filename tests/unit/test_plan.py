@@ -9,6 +9,7 @@ import pytest
 from pipeline.ingest.info import ImageInfo
 from pipeline.model.embedded_text import EmbeddedText
 from pipeline.plan.image import decode_size, fill_region, fit_inside, plan_image
+from pipeline.plan.kinds import STILL_KINDS
 
 SHA = "ab" * 32
 TEXT = EmbeddedText(caption="Bà Lê Thị Minh Tâm", byline="Đình Hà", credit="Đình Hà")
@@ -122,3 +123,12 @@ def test_plans_are_largest_first_and_decode_size_serves_the_largest(presets) -> 
     width, height = decode_size(source, plans)
     assert width >= 2000 and width < 6000 / 2 + 2     # JPEG DCT scaling can halve it
     assert height >= 1080
+
+
+def test_still_plans_take_file_and_key_from_their_kind(presets) -> None:
+    plans = plan_image(info(3000, 2000), SHA, [presets[n] for n in sorted(presets)], TEXT)
+    assert {p.spec.format for p in plans} >= {"jpeg", "webp"}
+    for plan in plans:
+        kind = STILL_KINDS[plan.spec.format]
+        assert (plan.extension, plan.mime) == (kind.extension, kind.mime)
+        assert plan.key.endswith(f".{kind.extension}")

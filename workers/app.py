@@ -14,18 +14,17 @@ fast-lane worker is never stuck behind an evening's archive work.
 Run a worker with ``storymedia worker --queues image,probe`` (or ``celery -A workers.app worker``);
 it refuses to start when the visibility timeout is not above the hard time limit.
 
-Importing this module reads no setting. The command line calls :func:`configure_app` with the
-settings its flags gave before it sends anything; a process Celery started (worker, beat, Flower)
-configures the app from the environment on first use, through a lazy default.
+Importing this module builds no app and reads no setting: :func:`create_app` builds one from the
+settings it is given (the command line's, from its flags and the environment). Only ``app``, the
+attribute Celery's own command line looks up, is built from the environment, on first use.
 """
 
 from __future__ import annotations
 
-import contextlib
 import sys
 from typing import Any
 
-from celery import Celery, signals
+from celery import Celery, current_app, signals
 from kombu.entity import Queue
 
 from pipeline.errors import ConfigError
@@ -87,42 +86,54 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     )
 
 
-app = Celery("storymedia", include=["workers.tasks"])
-_configured: Settings | None = None
+class ClusterApp(Celery):  # type: ignore[misc]
+    """A Celery app of the cluster: Celery's own, plus the settings it was built from."""
+
+    def __init__(self, settings: Settings, main: str = "storymedia", **kwargs: Any) -> None:
+        kwargs.setdefault("include", ["workers.tasks"])
+        super().__init__(main, **kwargs)
+        self.settings = settings
+        self.conf.update(celery_config(settings))
+
+    def __reduce_keys__(self) -> dict[str, Any]:
+        return {**super().__reduce_keys__(), "settings": self.settings}
 
 
-def current_settings() -> Settings:
-    """The settings the app runs with: those given to :func:`configure_app`, else (a process
-    Celery started) the environment's, read once."""
-    global _configured
-    if _configured is None:
-        _configured = Settings.from_env()
-    return _configured
+def create_app(settings: Settings) -> ClusterApp:
+    """A Celery app for ``settings``: their broker, queues, limits and schedule. The tasks of
+    ``workers.tasks`` are shared tasks: they run on whichever app the worker was started with."""
+    return ClusterApp(settings)
 
 
-def configure_app(settings: Settings) -> Celery:
-    """Point the app (and ``workers.context.context()``) at ``settings``: its broker, limits and
-    queues. Call it before the first message is sent; a later call replaces the configuration and
-    drops the broker connections made for the earlier one."""
-    global _configured
-    _configured = settings
-    app.conf.update(celery_config(settings))
-    app._pool = None   # connections pooled for another broker, as Celery drops them after a fork
-    with contextlib.suppress(AttributeError, KeyError):
-        app.__dict__["amqp"]._producer_pool = None
-    return app
+def app_settings(app: Any = None) -> Settings:
+    """The settings ``app`` (default: this process's current Celery app) was built from."""
+    found = current_app._get_current_object() if app is None else app
+    if not isinstance(found, ClusterApp):
+        raise ConfigError("this process has no storymedia Celery app: build one with"
+                          " workers.app.create_app(settings)")
+    return found.settings
 
 
-# A process Celery started configures the app from the environment when it first reads the
-# configuration; configure_app's values win over these defaults.
-app.add_defaults(lambda: celery_config(current_settings()))
+_from_environment: ClusterApp | None = None
+
+
+def __getattr__(name: str) -> Any:
+    """``workers.app.app``: the app of a process Celery starts itself (``celery --app workers.app
+    worker|beat|flower``, as docker-compose.yml runs Flower), built from the environment on first
+    use. Nothing else reads the environment here."""
+    global _from_environment
+    if name != "app":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    if _from_environment is None:
+        _from_environment = create_app(Settings.from_env())
+    return _from_environment
 
 
 @signals.worker_init.connect
-def _refuse_bad_settings(**_: Any) -> None:
+def _refuse_bad_settings(sender: Any = None, **_: Any) -> None:
     """A worker with settings that would run long tasks twice never starts."""
     try:
-        current_settings().check()
+        app_settings(sender.app).check()
     except ConfigError as exc:
         print(f"storymedia worker: refusing to start: {exc.reason}", file=sys.stderr, flush=True)
         sys.exit(78)  # EX_CONFIG

@@ -24,6 +24,7 @@ from pipeline.model.story import Story
 from pipeline.run import jobs
 from pipeline.run.orchestration import STALLED, job_event
 from pipeline.storage import BucketSetup, Presigning, file_sha256
+from workers.broker import broker_error
 from workers.context import Context
 from workers.live import JobView
 from workers.reconcile import enqueue
@@ -80,7 +81,7 @@ def find_job(ctx: Context, job_or_story: str) -> tuple[str, str]:
             if key.endswith(f"/jobs/{job_or_story}.json"):
                 return key.split("/")[1], job_or_story
         if unreachable is not None:
-            raise unreachable
+            raise broker_error(unreachable, ctx.settings.broker_url) from unreachable
         raise StorageError(f"no job {job_or_story} (neither the broker nor the store knows it)")
     story_jobs = jobs.story_jobs(ctx.private, job_or_story)
     if not story_jobs:

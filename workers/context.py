@@ -1,4 +1,5 @@
-"""What a worker process (or the CLI) opens once: the store, the presets, the live-progress client."""
+"""What a worker process (or the CLI) opens once: the Celery app, the stores, the presets, the
+live-progress client."""
 
 from __future__ import annotations
 
@@ -6,9 +7,12 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
+from celery import current_app
+
 from pipeline.ingest.limits import Limits, load_limits
 from pipeline.model.presets import Preset, load_presets
 from pipeline.storage import Storage, open_storage
+from workers.app import ClusterApp, app_settings, create_app
 from workers.live import Live
 from workers.settings import Settings
 
@@ -43,6 +47,8 @@ class Context:
     presets: dict[str, Preset]
     live: Live
     limits: Limits
+    app: ClusterApp
+    """The Celery app messages are sent with."""
 
     @property
     def raw_cache(self) -> Path:
@@ -56,16 +62,17 @@ class Context:
 
 
 def context() -> Context:
-    """This process's context, for the settings the app runs with (``workers.app.configure_app``,
-    or the environment in a process Celery started); opened on first use, after the worker forked."""
-    from workers.app import current_settings
-
-    return open_context(current_settings())
+    """The context of the Celery app this process runs (a worker's, in a task), for the settings
+    that app was built from; opened on first use, after the worker forked."""
+    app = current_app._get_current_object()
+    return open_context(app_settings(app), app)
 
 
 @cache
-def open_context(settings: Settings) -> Context:
-    """The store, presets and live-progress client for ``settings``, opened once per settings."""
+def open_context(settings: Settings, app: ClusterApp | None = None) -> Context:
+    """The Celery app (a new one from ``settings`` unless given), stores, presets and live-progress
+    client for ``settings``: opened once per settings and app."""
     return Context(settings=settings, storage=open_store(settings), private=open_private_store(settings),
                    presets=load_presets(settings.presets_dir), live=Live(settings.broker_url),
-                   limits=load_limits(settings.presets_dir))
+                   limits=load_limits(settings.presets_dir),
+                   app=create_app(settings) if app is None else app)

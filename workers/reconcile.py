@@ -21,7 +21,7 @@ from pipeline.errors import PipelineError
 from pipeline.run import jobs, orchestration
 from pipeline.run.orchestration import job_event
 from pipeline.storage import UploadCleanup
-from workers.app import app, queue
+from workers.app import queue
 from workers.context import Context
 
 READY_GRACE = 60.0
@@ -47,8 +47,8 @@ def enqueue(job: jobs.Job, ctx: Context) -> None:
     ``SEND_RETRY`` when it cannot."""
     ctx.live.publish(job_event(job.id, job.story_id, "queued"),
                      files=[(a.order, a.file.rsplit("/", 1)[-1]) for a in job.assets])
-    with app.connection_for_write() as connection:
-        app.send_task("storymedia.start", kwargs={"story_id": job.story_id, "job_id": job.id},
+    with ctx.app.connection_for_write() as connection:
+        ctx.app.send_task("storymedia.start", kwargs={"story_id": job.story_id, "job_id": job.id},
                       queue=queue("io", job.breaking), connection=connection,
                       retry=True, retry_policy=SEND_RETRY)
 

@@ -1,8 +1,10 @@
 """Cluster settings: explicit values (the CLI's flags) over the environment over the defaults.
 
 Every variable the cluster reads is listed in ``ENV``; docker-compose.yml sets only these (a test
-checks it). Durations are seconds. A worker started by Celery reads the environment alone; the
-command line builds its settings from its flags and hands them to ``workers.app.configure_app``.
+checks it). Durations are seconds. A process Celery starts (``celery --app workers.app``) reads
+the environment alone; the command line builds its settings from its flags and the environment and
+passes them to ``workers.context.open_context`` (which builds the Celery app with
+``workers.app.create_app``).
 """
 
 from __future__ import annotations

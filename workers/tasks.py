@@ -33,7 +33,7 @@ import time
 from typing import Any
 
 import redis
-from celery import Task
+from celery import Task, shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 from celery.utils.log import get_task_logger
 from kombu.exceptions import OperationalError
@@ -47,7 +47,7 @@ from pipeline.run import jobs, orchestration
 from pipeline.run.asset import AssetWork, failed_entry, process_asset
 from pipeline.run.orchestration import STALLED, asset_event, job_event
 from pipeline.storage import UploadCleanup
-from workers.app import app, queue
+from workers.app import queue
 from workers.context import Context, context
 
 log = get_task_logger(__name__)
@@ -123,7 +123,7 @@ def _send(task: Any, job: jobs.Job, stage: str, countdown: float = 0, **kwargs: 
     can be left half-closed and fail with an AttributeError inside kombu instead of reconnecting
     (seen in the Redis-restart test). A few sends per asset make the extra connect negligible.
     """
-    with app.connection_for_write() as connection:
+    with task.app.connection_for_write() as connection:
         task.apply_async(kwargs={"story_id": job.story_id, "job_id": job.id, **kwargs},
                          queue=queue(stage, job.breaking), countdown=countdown or None,
                          connection=connection, retry=True, retry_policy=PUBLISH_RETRY)
@@ -135,7 +135,7 @@ def _fan_in(ctx: Context, job: jobs.Job) -> None:
         _send(write_manifest, job, "manifest")
 
 
-@app.task(base=Stage, bind=True, name="storymedia.start")
+@shared_task(base=Stage, bind=True, name="storymedia.start")
 def start(self: Stage, *, story_id: str, job_id: str) -> dict[str, Any]:
     """Fan a job out: probe every asset that has no result yet."""
     ctx = context()
@@ -152,7 +152,7 @@ def start(self: Stage, *, story_id: str, job_id: str) -> dict[str, Any]:
     return {"job": job_id, "assets": len(todo)}
 
 
-@app.task(base=Stage, bind=True, name="storymedia.probe")
+@shared_task(base=Stage, bind=True, name="storymedia.probe")
 def probe_asset(self: Stage, *, story_id: str, job_id: str, order: int) -> dict[str, Any]:
     """Read and check one raw file; a file we cannot use is recorded as failed, with the reason.
 
@@ -187,7 +187,7 @@ def probe_asset(self: Stage, *, story_id: str, job_id: str, order: int) -> dict[
     return {"order": order, "kind": kind}
 
 
-@app.task(base=Stage, bind=True, name="storymedia.render")
+@shared_task(base=Stage, bind=True, name="storymedia.render")
 def render(self: Stage, *, story_id: str, job_id: str, order: int) -> dict[str, Any]:
     """Render one asset's missing renditions and store each one; record the asset's result."""
     ctx = context()
@@ -265,7 +265,7 @@ def _abort_own_uploads(ctx: Context, job: jobs.Job, order: int, prefix: str | No
             ctx.live.forget_upload(job.id, order, key, upload_id)
 
 
-@app.task(base=Stage, bind=True, name="storymedia.manifest")
+@shared_task(base=Stage, bind=True, name="storymedia.manifest")
 def write_manifest(self: Stage, *, story_id: str, job_id: str) -> dict[str, Any]:
     """Check every object the job made against its SHA-256, then write the manifest, last.
 
@@ -301,7 +301,7 @@ def _rerun(ctx: Context, job: jobs.Job, finished: orchestration.Finished) -> dic
     return {"job": job.id, "rerun": list(finished.damaged)}
 
 
-@app.task(base=Stage, bind=True, name="storymedia.reconcile")
+@shared_task(base=Stage, bind=True, name="storymedia.reconcile")
 def reconcile_task(self: Stage) -> dict[str, Any]:
     """Beat: re-enqueue jobs without a manifest and without recent progress."""
     from workers.reconcile import reconcile

@@ -16,6 +16,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+import click
 import pytest
 import redis
 import yaml
@@ -73,11 +74,12 @@ def _queues(command: list[str]) -> list[str]:
 
 def test_worker_commands_parse_and_serve_every_queue(compose: dict[str, Any]) -> None:
     workers = _workers(compose)
+    cli_context = click.Context(cli)
     assert {"image-worker", "video-worker", "io-worker", "breaking-worker"} <= set(workers)
     served = set()
     for name, command in workers.items():
         # the arguments parse as the real `storymedia worker` command's options
-        context = cli.commands["worker"].make_context("worker", list(command[2:]))
+        context = cli.get_command(cli_context, "worker").make_context("worker", list(command[2:]))
         assert context.params["queues"] == ",".join(_queues(command)), name
         assert set(_queues(command)) <= set(QUEUES), name
         served |= set(_queues(command))
@@ -266,7 +268,7 @@ def test_seaweedfs_requires_credentials_and_exposes_only_s3(compose: dict[str, A
 
 def test_beat_and_flower_use_the_app(compose: dict[str, Any]) -> None:
     assert compose["services"]["beat"]["command"] == ["storymedia", "beat"]
-    assert "beat" in cli.commands
+    assert "beat" in cli.list_commands(click.Context(cli))
     flower = compose["services"]["flower"]["command"]
     assert flower[:4] == ["celery", "--app", "workers.app", "flower"]
     assert f"--basic-auth={SECRETS['FLOWER_BASIC_AUTH']}" in flower, "Flower is never open without a login"

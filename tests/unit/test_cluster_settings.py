@@ -70,3 +70,74 @@ def test_setting_errors_show_no_password() -> None:
     assert "SuperSecretPw" not in caught.value.reason and "SuperSecretPw" not in str(caught.value)
     assert "amqp://***@rabbit:5672//" in caught.value.reason
     assert "SuperSecretPw" not in ConfigError("cannot use redis://:SuperSecretPw@h/0").reason
+
+
+def test_the_celery_app_is_built_from_the_settings_given() -> None:
+    from workers.app import QUEUES, app_settings, create_app
+
+    desk = Settings.from_env({"STORYMEDIA_TIME_LIMIT": "900", "STORYMEDIA_SOFT_TIME_LIMIT": "800"},
+                             broker_url="redis://desk:6379/1", storage_url="s3://media/desk")
+    night = Settings.from_env({}, broker_url="redis://night:6379/2", storage_url="s3://media/night")
+    first, second = create_app(desk), create_app(night)
+    assert first is not second, "two settings, two apps: nothing global is reconfigured"
+    assert (first.conf.broker_url, first.conf.task_time_limit, first.conf.task_soft_time_limit) == (
+        "redis://desk:6379/1", 900, 800)
+    assert second.conf.broker_url == "redis://night:6379/2"
+    assert [q.name for q in first.conf.task_queues] == list(QUEUES)
+    assert app_settings(first) is desk and app_settings(second) is night
+    assert "workers.tasks" in first.conf.include
+
+
+def test_importing_the_workers_reads_no_setting() -> None:
+    """A setting the environment gets wrong fails only where settings are read, never at import;
+    Celery's own command line (`celery --app workers.app`) builds its app from the environment."""
+    import subprocess
+    import sys
+
+    code = ("import os\n"
+            "import workers.app, workers.tasks, workers.context, workers.client, workers.reconcile\n"
+            "print('imported')\n"
+            "os.environ['STORYMEDIA_TIME_LIMIT'] = '900'\n"
+            "from workers.app import app\n"
+            "print(app.conf.broker_url, app.conf.task_time_limit)\n")
+    env = {"PATH": "/usr/bin:/bin", "STORYMEDIA_TIME_LIMIT": "not-a-number",
+           "STORYMEDIA_BROKER_URL": "redis://from-env:6379/3"}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False,
+                          env=env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split("\n")[:2] == ["imported", "redis://from-env:6379/3 900.0"]
+
+
+def test_the_context_sends_with_an_app_of_its_own_settings(tmp_path: Path) -> None:
+    from workers.app import app_settings
+    from workers.context import open_context
+
+    settings = Settings.from_env({"STORYMEDIA_SCRATCH": str(tmp_path)}, broker_url="redis://127.0.0.1:1/0",
+                                 storage_url=f"file://{tmp_path}/public")
+    ctx = open_context(settings)
+    assert app_settings(ctx.app) is settings and ctx.app.conf.broker_url == "redis://127.0.0.1:1/0"
+    assert open_context(settings) is ctx, "opened once per settings"
+
+
+def test_broker_failures_become_one_redacted_broker_error() -> None:
+    import redis
+    from kombu.exceptions import OperationalError
+
+    from pipeline.errors import BrokerError
+    from workers.broker import broker_error, broker_errors
+
+    url = "redis://:SuperSecretPw@redis:6379/0"
+    with pytest.raises(BrokerError) as away, broker_errors(url):
+        raise redis.ConnectionError(f"Error 111 connecting to {url}. Connection refused.")
+    assert away.value.code == "broker-unreachable" and away.value.retryable
+    assert away.value.reason == ("cannot reach the broker at redis://***@redis:6379/0: Error 111 connecting"
+                                 " to redis://***@redis:6379/0. Connection refused.")
+    said = redis.ResponseError("NOPERM User producer has no permissions to run the 'lpush' command")
+    wrapped = OperationalError(str(said))
+    wrapped.__cause__ = said   # as kombu wraps what Redis said
+    refused = broker_error(wrapped, url)
+    assert refused.code == "broker-refused"
+    assert refused.reason.startswith("the broker at redis://***@redis:6379/0 refused the request: NOPERM")
+    assert "SuperSecretPw" not in away.value.reason + refused.reason
+    with pytest.raises(ValueError, match="not a broker failure"), broker_errors(url):
+        raise ValueError("not a broker failure")

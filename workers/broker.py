@@ -1,14 +1,17 @@
 """Broker trouble in the one error tree: a Redis or kombu failure becomes a ``BrokerError``.
 
 The one place that reads redis and kombu exceptions for a caller outside the cluster (the command
-line): the reason says whether the broker refused the request or could not be reached, with the
-broker URL's password redacted.
+line, the service): the reason says whether the broker refused the request or could not be
+reached, with the broker URL's password redacted. The public functions of ``workers.client`` and
+``workers.reconcile`` raise nothing else (:func:`in_error_tree`).
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+import functools
+from collections.abc import Callable, Iterator
+from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 
 import redis
 from kombu.exceptions import OperationalError
@@ -39,3 +42,25 @@ def broker_errors(broker_url: str) -> Iterator[None]:
         yield
     except BROKER_FAILURES as exc:
         raise broker_error(exc, broker_url) from exc
+
+
+class _HasSettings(Protocol):
+    @property
+    def settings(self) -> Any: ...
+
+
+_C = TypeVar("_C", bound=_HasSettings)
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def in_error_tree(function: Callable[Concatenate[_C, _P], _R]) -> Callable[Concatenate[_C, _P], _R]:
+    """Decorate a function taking the cluster context first: a broker failure inside it leaves as a
+    ``BrokerError`` (the context's broker URL, redacted, in the reason)."""
+
+    @functools.wraps(function)
+    def wrapper(ctx: _C, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        with broker_errors(ctx.settings.broker_url):
+            return function(ctx, *args, **kwargs)
+
+    return wrapper

@@ -24,7 +24,7 @@ from pipeline.model.story import Story
 from pipeline.run import jobs
 from pipeline.run.orchestration import STALLED, job_event
 from pipeline.storage import BucketSetup, Presigning, file_sha256
-from workers.broker import broker_error
+from workers.broker import broker_error, in_error_tree
 from workers.context import Context
 from workers.live import JobView
 from workers.reconcile import enqueue
@@ -41,6 +41,7 @@ class Submitted:
     uploaded: int
 
 
+@in_error_tree
 def submit(ctx: Context, story_file: Path, story: Story, presets: dict[str, Preset], *,
            breaking: bool = False, on_uploaded: jobs.Uploaded | None = None) -> Submitted:
     for area in (ctx.storage, ctx.private):
@@ -67,6 +68,7 @@ def submit(ctx: Context, story_file: Path, story: Story, presets: dict[str, Pres
     return Submitted(job=job_id, story=story_id, attached=False, uploaded=staged.uploaded)
 
 
+@in_error_tree
 def find_job(ctx: Context, job_or_story: str) -> tuple[str, str]:
     """(story id, job id) for a job id or a story id (its latest job)."""
     if jobs.JOB_ID.fullmatch(job_or_story):
@@ -99,6 +101,7 @@ class JobStatus:
     done: dict[str, Any] | None
 
 
+@in_error_tree
 def status(ctx: Context, story_id: str, job_id: str) -> JobStatus:
     """One job as operators see it: durable results first, live progress for the rest."""
     job = jobs.read_job(ctx.private, story_id, job_id)
@@ -145,6 +148,7 @@ def _live_rows(job: jobs.Job, view: JobView) -> list[dict[str, Any]]:
     return rows
 
 
+@in_error_tree
 def follow(ctx: Context, story_id: str, job_id: str, on_update: Callable[[JobStatus], None],
            every: float = 0.5, timeout: float | None = None, store_every: float = 5.0) -> JobStatus:
     """Follow a job until it is finished (``done.json`` exists), calling ``on_update`` as it moves.

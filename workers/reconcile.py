@@ -22,6 +22,7 @@ from pipeline.run import jobs, orchestration
 from pipeline.run.orchestration import job_event
 from pipeline.storage import UploadCleanup
 from workers.app import queue
+from workers.broker import in_error_tree
 from workers.context import Context
 
 READY_GRACE = 60.0
@@ -53,6 +54,7 @@ def enqueue(job: jobs.Job, ctx: Context) -> None:
                       retry=True, retry_policy=SEND_RETRY)
 
 
+@in_error_tree
 def reconcile(ctx: Context, stale_after: float | None = None, dry_run: bool = False) -> Reconciled:
     stale_after = ctx.settings.stale_after if stale_after is None else stale_after
     found = Reconciled()

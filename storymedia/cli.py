@@ -33,8 +33,11 @@ EXIT_OK, EXIT_INVALID, EXIT_PARTIAL, EXIT_ERROR = 0, 1, 2, 3
 out = Console()
 err = Console(stderr=True)
 
-STAGE_STYLE = {"probing": "cyan", "rendering": "yellow", "done": "green", "failed": "red"}
-"""The colour of an asset's stage in progress bars and tables."""
+STAGE_STYLE = {"pending": "dim", "probing": "cyan", "rendering": "yellow", "storing": "blue",
+               "done": "green", "failed": "red", "canceled": "magenta"}
+"""The colour of an asset's state in progress bars and tables."""
+STATUS_STYLE = {"complete": "green", "partial": "yellow", "failed": "red", "canceled": "magenta"}
+"""The colour of a job's final state."""
 
 COMMANDS = {
     "run": "storymedia.local:run",
@@ -100,13 +103,13 @@ class _CommandsByArea(click.Group):
              context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="storymedia")
 def cli() -> None:
-    """storymedia: a story's photos made ready for web, broadcast and social.
+    """storymedia: a story's photos, clips and audio made ready for web, broadcast, social and radio.
 
     \b
     Producers describe a story in a TOML file (title, byline, date, source and the assets with
-    captions and credits); storymedia turns every asset into the renditions its presets define,
-    embeds caption, byline, credit and copyright, adds the station logo, stores everything under
-    content-addressed keys and writes one manifest per story, last.
+    captions, credits, lower thirds and subtitles); storymedia turns every asset into the
+    renditions its presets define, embeds caption, byline, credit and copyright, adds the station
+    logo, stores everything under content-addressed keys and writes one manifest per story, last.
 
     \b
     Quick start:

@@ -27,7 +27,7 @@ from pipeline.model.presets import (
     default_presets_dir,
     load_presets,
 )
-from storymedia.cli import EXIT_OK, STAGE_STYLE, guard, out, shown
+from storymedia.cli import EXIT_OK, STAGE_STYLE, STATUS_STYLE, guard, out, shown
 
 if TYPE_CHECKING:   # the run's modules load when a run starts: `storymedia presets` stays quick
     from pipeline.run.orchestration import JobEvent
@@ -77,7 +77,7 @@ def _run(story_file: Path, out_dir: Path, workers: int | None, presets_dir: Path
             return
         order, stage, done, total = event.order, event.state, event.done, event.total
         style = STAGE_STYLE.get(stage, "white")
-        if stage in ("done", "failed"):
+        if stage in ("done", "failed", "canceled"):
             task = progress.tasks[tasks[order]]
             final = task.total if task.total else 1
             progress.update(tasks[order], total=final, completed=final, stage=f"[{style}]{stage}[/]")
@@ -92,6 +92,11 @@ def _run(story_file: Path, out_dir: Path, workers: int | None, presets_dir: Path
     with progress:
         report = run_story(story_file, out_dir, workers=workers, public_url=public_url,
                            on_event=on_event, story=story, presets=presets, presets_dir=presets_dir)
+    if report.status == "canceled":
+        out.print(f"Canceled: {report.rendered} renditions made before the cancel; the story's"
+                  " manifest was not replaced.")
+        out.print(f"Status: [bold {STATUS_STYLE['canceled']}]canceled[/]")
+        return report.exit_code
     _summary(report.written.document, report.outcomes)
     if report.rendered == 0 and not report.written.changed:
         out.print(f"Nothing to do: all {report.reused} renditions were already stored and"
@@ -100,8 +105,7 @@ def _run(story_file: Path, out_dir: Path, workers: int | None, presets_dir: Path
         out.print(f"{report.rendered} renditions made, {report.reused} reused,"
                   f" {report.stored} objects stored; manifest v{report.written.version}"
                   f"{' written' if report.written.changed else ' unchanged'}.")
-    colour = {"complete": "green", "partial": "yellow", "failed": "red"}[report.status]
-    out.print(f"Status: [bold {colour}]{report.status}[/]")
+    out.print(f"Status: [bold {STATUS_STYLE[report.status]}]{report.status}[/]")
     out.print(f"Manifest: {shown(report.manifest_path)}", highlight=False, soft_wrap=True)
     return report.exit_code
 

@@ -235,3 +235,32 @@ def test_a_cancel_while_running_starts_no_further_asset(story: Path, tmp_path: P
     results = jobs.read_asset_results(private, "rieng-tu-2023", report.job.id)
     assert list(results) == [1], "the asset that had started finished and was recorded; b.jpg never started"
     assert not (public(out) / "manifest.json").exists(), "a canceled job writes no manifest"
+
+
+def test_the_run_command_reports_a_canceled_job(story: Path, tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """A cancel from elsewhere (the service) while `storymedia run` works: the command says the job
+    was canceled and that the manifest was not replaced, exit 2, no internal error."""
+    from click.testing import CliRunner
+
+    from pipeline.run import embedded, orchestration
+    from storymedia.cli import cli
+
+    out = tmp_path / "out"
+    real_run_story = embedded.run_story
+
+    def run_and_cancel(*args: object, on_event: object = None, **kwargs: object) -> object:
+        def cancelling(event: orchestration.JobEvent) -> None:
+            if event.about_job and event.state == "queued":
+                _, private = embedded.areas(out)
+                orchestration.cancel(private, event.story_id, event.job_id, "the editor pulled it")
+            on_event(event)  # type: ignore[operator]
+        return real_run_story(*args, on_event=cancelling, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(embedded, "run_story", run_and_cancel)
+    result = CliRunner().invoke(cli, ["run", str(story), "--out", str(out), "--workers", "1"])
+    assert result.exit_code == 2, result.output
+    said = " ".join(result.output.split())   # rich wraps long lines at the terminal's width
+    assert "Status: canceled" in said and "the story's manifest was not replaced" in said
+    assert "internal error" not in said
+    assert not (public(out) / "manifest.json").exists()

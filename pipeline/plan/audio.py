@@ -7,11 +7,11 @@ from dataclasses import dataclass
 from pipeline.ingest.info import AVInfo
 from pipeline.model.keys import rendition_key, spec_hash
 from pipeline.model.presets import AudioOutput, Preset
-from pipeline.plan.kinds import AUDIO_KINDS, AudioKind
+from pipeline.plan.kinds import AUDIO_KINDS, AudioKind, FileOfKind
 
 
 @dataclass(frozen=True)
-class AudioPlan:
+class AudioPlan(FileOfKind):
     """One audio-only rendition (radio): the programme stereo at a loudness, in a format."""
 
     preset: str
@@ -23,14 +23,6 @@ class AudioPlan:
     @property
     def kind(self) -> AudioKind:
         return AUDIO_KINDS[self.spec.type]
-
-    @property
-    def extension(self) -> str:
-        return self.kind.extension
-
-    @property
-    def mime(self) -> str:
-        return self.kind.mime
 
 
 def plan_audio(info: AVInfo, asset_sha256: str, preset: Preset) -> list[AudioPlan]:

@@ -14,14 +14,14 @@ from pipeline.ingest.info import ImageInfo
 from pipeline.model.embedded_text import EmbeddedText
 from pipeline.model.keys import rendition_key, spec_hash
 from pipeline.model.presets import CaptionStyle, ImageRenditionSpec, LogoSpec, Preset
-from pipeline.plan.kinds import STILL_KINDS, StillKind
+from pipeline.plan.kinds import STILL_KINDS, FileOfKind, StillKind
 
 Layout = Literal["scale", "crop", "blur-fill"]
 Box = tuple[float, float, float, float]
 
 
 @dataclass(frozen=True)
-class ImagePlan:
+class ImagePlan(FileOfKind):
     """Everything needed to produce one still rendition, and its key."""
 
     preset: str
@@ -53,14 +53,6 @@ class ImagePlan:
     @property
     def kind(self) -> StillKind:
         return STILL_KINDS[self.spec.format]
-
-    @property
-    def extension(self) -> str:
-        return self.kind.extension
-
-    @property
-    def mime(self) -> str:
-        return self.kind.mime
 
 
 def fill_region(src: tuple[int, int], frame: tuple[int, int], focus: tuple[float, float]) -> Box:

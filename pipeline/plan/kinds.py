@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import ClassVar, Literal, TypeVar
+from typing import ClassVar, Literal, Protocol, TypeVar
 
 from pipeline.ingest.info import AVInfo
 from pipeline.model.presets import (
@@ -32,6 +32,30 @@ from pipeline.plan.frames import PAL_FRAMES, Cadence, Frame, RungPlan, plan_fram
 Family = Literal["image", "video", "audio"]
 Feed = Literal["graph", "seek", "text"]
 ClipOutput = Mp4Output | HlsOutput | XdcamOutput | PosterOutput | SpriteOutput | WebVttOutput
+
+
+class _Named(Protocol):
+    @property
+    def extension(self) -> str: ...
+
+    @property
+    def mime(self) -> str: ...
+
+
+class FileOfKind:
+    """A planned file whose extension and MIME type are its kind's (a plan class defines ``kind``)."""
+
+    @property
+    def kind(self) -> _Named:
+        raise NotImplementedError
+
+    @property
+    def extension(self) -> str:
+        return self.kind.extension
+
+    @property
+    def mime(self) -> str:
+        return self.kind.mime
 
 
 @dataclass(frozen=True)

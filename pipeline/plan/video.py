@@ -21,11 +21,11 @@ from pipeline.model.subtitles import Cue
 from pipeline.plan.audio import AudioPlan as AudioPlan
 from pipeline.plan.audio import plan_audio
 from pipeline.plan.frames import Cadence, Frame, RungPlan, natural_rate, pal_cadence, plan_rungs
-from pipeline.plan.kinds import CLIP_KINDS, Branch, ClipKind, ClipOutput
+from pipeline.plan.kinds import CLIP_KINDS, Branch, ClipKind, ClipOutput, FileOfKind
 
 
 @dataclass(frozen=True)
-class OutputPlan:
+class OutputPlan(FileOfKind):
     preset: str
     name: str
     spec: ClipOutput
@@ -51,14 +51,6 @@ class OutputPlan:
         if self.rungs:
             return tuple(r.frame for r in self.rungs)
         return (self.frame,) if self.encoded else ()
-
-    @property
-    def extension(self) -> str:
-        return self.kind.extension
-
-    @property
-    def mime(self) -> str:
-        return self.kind.mime
 
     @property
     def has_audio(self) -> bool:

@@ -23,6 +23,7 @@ RUN python3 -m venv /opt/storymedia \
 COPY pyproject.toml README.md LICENSE ./
 COPY pipeline pipeline
 COPY workers workers
+COPY storymedia storymedia
 COPY presets presets
 RUN /opt/storymedia/bin/pip install --no-deps --no-build-isolation . \
  && /opt/storymedia/bin/pip check \

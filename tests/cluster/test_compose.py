@@ -278,3 +278,14 @@ def test_beat_and_flower_use_the_app(compose: dict[str, Any]) -> None:
     runtime = (REPO / "requirements" / "runtime.txt").read_text("utf-8")
     assert "-r requirements/runtime.txt" in dockerfile and "\nflower==2.2.0 " in runtime, \
         "the image installs Flower from the lock"
+
+
+def test_the_image_holds_every_package_the_distribution_installs() -> None:
+    """The Dockerfile copies each package pyproject.toml installs (the console script lives in
+    ``storymedia``: without it every compose command would fail to start)."""
+    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text("utf-8"))
+    packages = [p.rstrip("*") for p in pyproject["tool"]["setuptools"]["packages"]["find"]["include"]]
+    script = pyproject["project"]["scripts"]["storymedia"].split(".")[0]
+    assert script in packages
+    copied = re.findall(r"^COPY (\S+) \1$", (REPO / "Dockerfile").read_text("utf-8"), re.MULTILINE)
+    assert sorted(packages) == sorted(p for p in copied if p in packages or (REPO / p / "__init__.py").exists())

@@ -30,7 +30,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import time
-from typing import Any
+from typing import Any, ClassVar
 
 import redis
 from celery import Task, shared_task
@@ -67,6 +67,9 @@ class Stage(Task):  # type: ignore[misc]
     retry_backoff_max = 120
     retry_jitter = True
     max_retries = 6
+    # A retry is a new message: sent with the default policy (about 1 s), it failed while Redis
+    # restarted, Celery then rejected the original without requeue, and the asset was lost.
+    retry_kwargs: ClassVar[dict[str, Any]] = {"retry_policy": PUBLISH_RETRY}
 
     def on_failure(self, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
         job, story = kwargs.get("job_id"), kwargs.get("story_id")
@@ -225,7 +228,8 @@ def render(self: Stage, *, story_id: str, job_id: str, order: int) -> dict[str, 
     except SoftTimeLimitExceeded:
         if attempts < ctx.settings.max_attempts:
             log.warning("asset %s of job %s ran past the soft time limit; retrying", order, job_id)
-            raise self.retry(countdown=5, max_retries=ctx.settings.max_attempts) from None
+            raise self.retry(countdown=5, max_retries=ctx.settings.max_attempts,
+                             retry_policy=PUBLISH_RETRY) from None
         _record_failure(ctx, job, work, "time-limit",
                         f"rendering took longer than the {limit:.0f} s time limit {attempts} times;"
                         " it was stopped and set aside", True, attempts)

@@ -24,6 +24,7 @@ COPY pyproject.toml README.md LICENSE ./
 COPY pipeline pipeline
 COPY workers workers
 COPY storymedia storymedia
+COPY api api
 COPY presets presets
 RUN /opt/storymedia/bin/pip install --no-deps --no-build-isolation . \
  && /opt/storymedia/bin/pip check \

@@ -49,6 +49,8 @@ COMMANDS = {
     "worker": "storymedia.cluster:worker",
     "beat": "storymedia.cluster:beat",
     "reconcile": "storymedia.cluster:reconcile",
+    "serve": "storymedia.service:serve",
+    "token": "storymedia.service:token",
 }
 """Every command, by name: ``module:attribute`` of its click command."""
 

@@ -207,6 +207,25 @@ def stage(story_file: Path, story: Story, presets: dict[str, Preset], storage: S
                   uploaded=sent)
 
 
+def staged_uploads(story: Story, presets: dict[str, Preset],
+                   files: dict[str, tuple[str, int]]) -> Staged:
+    """A story whose raw files were uploaded already (the HTTP service): ``files`` maps each name
+    as the story writes it to the (SHA-256, bytes) stored at ``raw/<sha256>``."""
+    missing = [name for asset in story.assets for name in (asset.file, asset.subtitles)
+               if name and name not in files]
+    if missing:
+        raise StorageError(f"not uploaded yet: {', '.join(missing)}")
+    assets = tuple(
+        JobAsset(order=index + 1, file=asset.file, sha256=files[asset.file][0], bytes=files[asset.file][1],
+                 subtitles_sha256=files[asset.subtitles][0] if asset.subtitles else None)
+        for index, asset in enumerate(story.assets))
+    used = {name for asset in story.assets for name in story.asset_presets(asset)}
+    labels = {name: presets[name].label for name in sorted(used)}
+    return Staged(story=story, assets=assets, presets=labels,
+                  fingerprint=fingerprint(story, [(a.sha256, a.subtitles_sha256) for a in assets], labels),
+                  uploaded=0)
+
+
 def on_disk(folder: Path, relative: str) -> str:
     """The asset's path as it is spelled on disk (a name written in NFD is found too)."""
     found = locate(folder, relative)

@@ -1,0 +1,45 @@
+"""The FastAPI application: ``create_app(config)``; ``storymedia serve`` runs it with uvicorn."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from api import problems
+from api.auth import TokenStore
+from api.backend import Backend
+from api.config import ServiceConfig
+from api.routes import jobs, manifests, operations, stories
+from api.service import Service, open_backend
+from pipeline import __version__
+
+DESCRIPTION = """The storymedia service: stories, resumable uploads (tus 1.0), jobs with live events,
+manifests with presigned URLs, re-run and cancel, queues and workers, signed webhooks.
+
+Every request but `/healthz` and `/readyz` needs `Authorization: Bearer <token>` (a token from
+`storymedia token create`). Errors are RFC 9457 problem documents with a `code`, an English
+`title` and a Vietnamese `title_vi`."""
+
+
+def create_app(config: ServiceConfig, backend: Backend | None = None) -> FastAPI:
+    """The service for ``config`` (the executor it asks for unless ``backend`` is given)."""
+    executor = backend or open_backend(config)
+    svc = Service(config=config, backend=executor, tokens=TokenStore(config.tokens_file))
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        executor.start()
+        try:
+            yield
+        finally:
+            executor.stop()
+
+    app = FastAPI(title="storymedia", version=__version__, description=DESCRIPTION, lifespan=lifespan,
+                  docs_url="/docs", redoc_url=None)
+    app.state.service = svc
+    problems.install(app)
+    for module in (stories, jobs, manifests, operations):
+        app.include_router(module.router)
+    return app

@@ -1,0 +1,192 @@
+"""Bearer tokens with a role and a desk.
+
+``storymedia token create --role producer --desk thoi-su`` prints a token once; the tokens file
+(``STORYMEDIA_TOKENS_FILE``, mode 0600) keeps only its SHA-256, the role, the desk and a short id
+for logs. A token is 32 random bytes: a hash without salt is enough (nothing to guess from), and
+a lookup by hash is constant-time per entry.
+
+Roles:
+- ``producer``: creates, uploads, submits and reads the stories of their own desk;
+- ``editor``: reads every story, job and manifest (presigned URLs too), never a raw file;
+- ``operator``: everything, every desk, and the operations (re-run, cancel, queues, webhooks).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import hmac
+import json
+import os
+import re
+import secrets
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from fastapi import Request
+
+from api.problems import Problem
+from pipeline.errors import ConfigError
+
+ROLES = ("producer", "editor", "operator")
+DESK = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
+TOKEN_PREFIX = "smt_"
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is asking: the token's id (never the token), its role and desk."""
+
+    id: str
+    role: str
+    desk: str
+    note: str = ""
+
+    def may_see_desk(self, desk: str) -> bool:
+        return self.role != "producer" or self.desk == desk
+
+
+@dataclass(frozen=True)
+class _Entry:
+    id: str
+    sha256: str
+    role: str
+    desk: str
+    note: str
+    created: str
+
+
+def _hash(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+class TokenStore:
+    """The tokens file: one JSON document, rewritten atomically under a lock."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._cache: tuple[float, int, dict[str, _Entry]] | None = None
+        self._lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path.with_name(self.path.name + ".lock"), "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            yield
+
+    def _load(self) -> dict[str, _Entry]:
+        try:
+            stat = self.path.stat()
+        except FileNotFoundError:
+            return {}
+        with self._lock:
+            if self._cache and self._cache[:2] == (stat.st_mtime, stat.st_size):
+                return self._cache[2]
+            try:
+                data = json.loads(self.path.read_text(encoding="utf-8"))
+                entries = {item["sha256"]: _Entry(**item) for item in data.get("tokens", [])}
+            except (ValueError, TypeError, KeyError) as exc:
+                raise ConfigError(f"the tokens file {self.path} is damaged: {type(exc).__name__}") from exc
+            self._cache = (stat.st_mtime, stat.st_size, entries)
+            return entries
+
+    def _save(self, entries: dict[str, _Entry]) -> None:
+        partial = self.path.with_name(f".{self.path.name}.{secrets.token_hex(4)}")
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump({"schema": "storymedia/tokens@1",
+                       "tokens": [asdict(e) for e in entries.values()]}, handle, indent=2)
+        os.replace(partial, self.path)
+
+    def create(self, role: str, desk: str, note: str = "") -> tuple[str, Principal]:
+        """A new token (returned once, never stored) and who it is."""
+        if role not in ROLES:
+            raise ConfigError(f"role must be one of {', '.join(ROLES)} (got {role!r})")
+        if not DESK.fullmatch(desk):
+            raise ConfigError(f"desk must be a slug such as thoi-su (got {desk!r})")
+        token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+        digest = _hash(token)
+        entry = _Entry(id=digest[:12], sha256=digest, role=role, desk=desk, note=note[:200],
+                       created=datetime.now(UTC).isoformat(timespec="seconds"))
+        with self._locked():
+            entries = dict(self._load())
+            entries[digest] = entry
+            self._save(entries)
+        return token, Principal(entry.id, role, desk, entry.note)
+
+    def revoke(self, token_id: str) -> bool:
+        with self._locked():
+            entries = self._load()
+            kept = {k: e for k, e in entries.items() if e.id != token_id}
+            if len(kept) == len(entries):
+                return False
+            self._save(kept)
+            return True
+
+    def list(self) -> list[Principal]:
+        return [Principal(e.id, e.role, e.desk, e.note) for e in self._load().values()]
+
+    def check(self, token: str) -> Principal | None:
+        if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
+            return None
+        digest = _hash(token)
+        found = None
+        for key, entry in self._load().items():
+            if hmac.compare_digest(key, digest):
+                found = entry
+        return Principal(found.id, found.role, found.desk, found.note) if found else None
+
+
+def bearer(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "bearer" or not value.strip():
+        return None
+    return value.strip()
+
+
+CHALLENGE = {"WWW-Authenticate": 'Bearer realm="storymedia"'}
+
+
+def principal(request: Request) -> Principal:
+    """The caller, or 401."""
+    token = bearer(request)
+    store: TokenStore = request.app.state.service.tokens
+    who = store.check(token) if token else None
+    if who is None:
+        raise Problem("unauthorized", "send `Authorization: Bearer <token>` with a token from"
+                      " `storymedia token create`" if token is None else "the token is not valid",
+                      headers=CHALLENGE)
+    request.state.principal = who
+    return who
+
+
+def require(*roles: str) -> Callable[[Request], Principal]:
+    """A dependency: the caller, who must have one of ``roles`` (403 otherwise)."""
+    for role in roles:
+        if role not in ROLES:
+            raise ValueError(role)
+
+    def dependency(request: Request) -> Principal:
+        who = principal(request)
+        if who.role not in roles:
+            raise Problem("forbidden", f"this needs the role {' or '.join(roles)}; your token is a"
+                          f" {who.role}'s")
+        return who
+
+    return dependency
+
+
+def check_desk(who: Principal, desk: str, what: str = "this story") -> None:
+    if not who.may_see_desk(desk):
+        raise Problem("forbidden", f"{what} belongs to another desk")
+
+
+def describe(who: Principal) -> dict[str, Any]:
+    return {"id": who.id, "role": who.role, "desk": who.desk}

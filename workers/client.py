@@ -41,19 +41,39 @@ class Submitted:
     uploaded: int
 
 
+def ensure_buckets(ctx: Context) -> None:
+    """Make sure both areas' buckets exist, with the rule that expires abandoned multipart uploads."""
+    for area in (ctx.storage, ctx.private):
+        if isinstance(area, BucketSetup):
+            area.ensure_bucket()
+
+
+@in_error_tree
+def stage(ctx: Context, story_file: Path, story: Story, presets: dict[str, Preset],
+          on_uploaded: jobs.Uploaded | None = None) -> jobs.Staged:
+    """Store the story's raw files in the private area (each once, by content)."""
+    ensure_buckets(ctx)
+    return jobs.stage(story_file, story, presets, ctx.private, on_uploaded)
+
+
 @in_error_tree
 def submit(ctx: Context, story_file: Path, story: Story, presets: dict[str, Preset], *,
            breaking: bool = False, on_uploaded: jobs.Uploaded | None = None) -> Submitted:
-    for area in (ctx.storage, ctx.private):
-        if isinstance(area, BucketSetup):
-            area.ensure_bucket()   # the bucket, and a rule that expires abandoned multipart uploads
-    staged = jobs.stage(story_file, story, presets, ctx.private, on_uploaded)
-    story_id = story.story.id
+    """Stage the story's raws, then submit it (:func:`submit_staged`): the command line's submit."""
+    return submit_staged(ctx, stage(ctx, story_file, story, presets, on_uploaded), breaking)
+
+
+@in_error_tree
+def submit_staged(ctx: Context, staged: jobs.Staged, breaking: bool = False) -> Submitted:
+    """Record a staged story as a job and queue its first stage, or attach to the job already
+    running the same submission (same story, files and presets). ``breaking`` (or the story's own
+    flag) sends it down the breaking-news lane."""
+    story_id = staged.story.story.id
     job_id = jobs.new_job_id()
     holder = ctx.live.claim(story_id, staged.fingerprint, job_id, CLAIM_WHILE_SUBMITTING)
     if holder != job_id:
         return Submitted(job=holder, story=story_id, attached=True, uploaded=staged.uploaded)
-    job = jobs.record(ctx.private, staged, job_id, breaking or story.story.breaking)
+    job = jobs.record(ctx.private, staged, job_id, breaking or staged.story.story.breaking)
     try:
         enqueue(job, ctx)
     except BaseException:

@@ -1,7 +1,8 @@
 """Live progress in Redis: what operators and ``submit --wait`` watch. Never the only copy of anything.
 
     storymedia:job:<job>        hash: story, state, reason, updated, asset:<order> -> JSON (file,
-                                state, done, total, attempts, worker, reason): the JobEvents so far
+                                state, done, total, attempts, worker, reason, started: when it
+                                entered ``rendering``, epoch seconds): the JobEvents so far
     storymedia:attempts:<job>:<order>:<stage>   executions of one stage of one asset (poison files)
     storymedia:claim:<story>:<fingerprint>      the job already running this exact submission
     storymedia:lock:manifest:<story>            one manifest writer per story at a time
@@ -59,6 +60,8 @@ class Live:
                 return   # Redis lost the job (restarted empty): leave it for reconcile to see
             current = self.redis.hget(key, f"asset:{event.order}")
             value = json.loads(current) if current else {}
+            if event.state == "rendering" and value.get("state") != "rendering":
+                value["started"] = time.time()   # the service's ETA counts from here
             value.update(state=event.state, done=event.done, total=event.total)
             value.update({name: getattr(event, name) for name in ("reason", "attempts", "worker")
                           if getattr(event, name)})

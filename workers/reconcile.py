@@ -24,6 +24,7 @@ from pipeline.storage import UploadCleanup
 from workers.app import queue
 from workers.broker import in_error_tree
 from workers.context import Context
+from workers.queues import sent_header
 
 READY_GRACE = 60.0
 """Seconds a job with every asset recorded may wait for its manifest before reconcile queues it."""
@@ -42,7 +43,8 @@ class Reconciled:
 
 
 def enqueue(job: jobs.Job, ctx: Context) -> None:
-    """Queue the job's first stage (the canvas grows from there) on the app's broker.
+    """Queue the job's first stage (the canvas grows from there) on the app's broker, stamped
+    with the time it was sent (:func:`workers.queues.sent_header`: the queues' oldest age).
 
     Returns only once the broker took the message; raises kombu's ``OperationalError`` after
     ``SEND_RETRY`` when it cannot."""
@@ -50,8 +52,8 @@ def enqueue(job: jobs.Job, ctx: Context) -> None:
                      files=[(a.order, a.file.rsplit("/", 1)[-1]) for a in job.assets])
     with ctx.app.connection_for_write() as connection:
         ctx.app.send_task("storymedia.start", kwargs={"story_id": job.story_id, "job_id": job.id},
-                      queue=queue("io", job.breaking), connection=connection,
-                      retry=True, retry_policy=SEND_RETRY)
+                          queue=queue("io", job.breaking), connection=connection, headers=sent_header(),
+                          retry=True, retry_policy=SEND_RETRY)
 
 
 @in_error_tree

@@ -49,6 +49,7 @@ from pipeline.run.orchestration import STALLED, asset_event, job_event
 from pipeline.storage import UploadCleanup
 from workers.app import queue
 from workers.context import Context, context
+from workers.queues import sent_header
 
 log = get_task_logger(__name__)
 HOST = socket.gethostname()
@@ -129,7 +130,8 @@ def _send(task: Any, job: jobs.Job, stage: str, countdown: float = 0, **kwargs: 
     with task.app.connection_for_write() as connection:
         task.apply_async(kwargs={"story_id": job.story_id, "job_id": job.id, **kwargs},
                          queue=queue(stage, job.breaking), countdown=countdown or None,
-                         connection=connection, retry=True, retry_policy=PUBLISH_RETRY)
+                         connection=connection, headers=sent_header(), retry=True,
+                         retry_policy=PUBLISH_RETRY)
 
 
 def _fan_in(ctx: Context, job: jobs.Job) -> None:

@@ -29,6 +29,7 @@ from kombu.entity import Queue
 
 from pipeline.errors import ConfigError
 from pipeline.redaction import redact_logging
+from workers import logs as _logs  # noqa: F401  (connects the JSON log and task id signals)
 from workers.settings import Settings
 
 STAGES = ("probe", "image", "video", "io", "manifest")

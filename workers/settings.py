@@ -50,6 +50,7 @@ ENV = {
     "STORYMEDIA_STALE_AFTER": "reconcile re-enqueues a job with no progress for this long"
                               " (default: 2 x hard time limit)",
     "STORYMEDIA_RECONCILE_EVERY": "beat: seconds between reconcile runs (default 600)",
+    "STORYMEDIA_LOG_FORMAT": "'json' for one JSON object per log line (with story, job and asset ids)",
 }
 
 
@@ -104,6 +105,8 @@ class Settings:
     max_memory_mb: int
     stale_after: float
     reconcile_every: float
+    log_format: str = ""
+    """``json``: one JSON object per log line (workers.logs); anything else: Celery's own lines."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, *, broker_url: str | None = None,
@@ -143,6 +146,7 @@ class Settings:
             max_memory_mb=int(number("STORYMEDIA_MAX_MEMORY_MB", 3000)),
             stale_after=number("STORYMEDIA_STALE_AFTER", 2 * hard),
             reconcile_every=number("STORYMEDIA_RECONCILE_EVERY", 600),
+            log_format=env.get("STORYMEDIA_LOG_FORMAT", "").strip().lower(),
         )
 
     def as_env(self) -> dict[str, str]:

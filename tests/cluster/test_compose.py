@@ -1,7 +1,10 @@
 """docker-compose.yml is true to the code: `docker-compose config` accepts it, and its commands,
 queues and environment variables are the ones storymedia reads. Its servers require credentials:
-Redis a password, SeaweedFS JWT keys, mutual TLS and the one S3 identity, Flower a login; every
-secret comes from a variable without a default, so compose refuses to start without it."""
+Redis a password, SeaweedFS JWT keys, mutual TLS and the one S3 identity, Flower a login, the HTTP
+service its own secret and bearer tokens; every secret comes from a variable without a default, so
+compose refuses to start without it. The api service's command parses as `storymedia serve`, its
+health check is run against a real service, and the Celery exporter reads the broker with the
+Redis password."""
 
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ import shutil
 import socket
 import stat
 import subprocess
+import sys
 import time
 import tomllib
 from pathlib import Path
@@ -23,11 +27,14 @@ import yaml
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from api.config import ENV as SERVICE_ENV
+from api.config import ServiceConfig
 from storymedia.cli import cli
+from tests.api.harness import LiveServer, make_service
 from tests.conftest import REPO
 from tests.servers import free_ports
-from workers.app import QUEUES, STAGES
-from workers.settings import ENV
+from workers.app import QUEUES, STAGES, celery_config
+from workers.settings import ENV, Settings
 
 AWS = {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION"}
 CELERY = {"REMAP_SIGTERM"}
@@ -37,6 +44,7 @@ SECRETS = {
     "AWS_SECRET_ACCESS_KEY": "s3-test-secret-0123456789abcdef",
     "SEAWEEDFS_JWT_SECRET": "jwt-test-secret-0123456789abcdef0123456789",
     "FLOWER_BASIC_AUTH": "operator:flower-test-password",
+    "STORYMEDIA_SERVICE_SECRET": "service-test-secret-0123456789abcdef",
 }
 SEAWEEDFS = ("seaweedfs-master", "seaweedfs-volume", "seaweedfs-filer", "seaweedfs-buckets", "s3")
 
@@ -63,9 +71,10 @@ def _workers(compose: dict[str, Any]) -> dict[str, list[str]]:
 
 
 def _storymedia(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """The services that run storymedia code (workers, beat, Flower)."""
+    """The services that run storymedia's Celery app (workers, beat, Flower)."""
     return {name: service for name, service in compose["services"].items()
-            if service.get("command", [""])[0] in ("storymedia", "celery")}
+            if service.get("command", [""])[0] in ("storymedia", "celery")
+            and service["command"][:2] != ["storymedia", "serve"]}
 
 
 def _queues(command: list[str]) -> list[str]:
@@ -137,12 +146,16 @@ def test_no_secret_has_a_default(compose: dict[str, Any]) -> None:
     # and no secret value reaches a service that does not need it
     for name, service in compose["services"].items():
         rendered = yaml.safe_dump(service)
-        if name not in ("redis", *_storymedia(compose)):
+        if name not in ("redis", "api", "celery-exporter", *_storymedia(compose)):
             assert SECRETS["REDIS_PASSWORD"] not in rendered, name
         if name not in SEAWEEDFS:
             assert SECRETS["SEAWEEDFS_JWT_SECRET"] not in rendered, name
         if name != "flower":
             assert SECRETS["FLOWER_BASIC_AUTH"] not in rendered, name
+        if name != "api":
+            assert SECRETS["STORYMEDIA_SERVICE_SECRET"] not in rendered, name
+        if name not in ("s3", "api", *_storymedia(compose)):
+            assert SECRETS["AWS_SECRET_ACCESS_KEY"] not in rendered, name
 
 
 def test_redis_requires_the_password_and_runs_a_supported_release(compose: dict[str, Any]) -> None:
@@ -248,10 +261,11 @@ def test_seaweedfs_requires_credentials_and_exposes_only_s3(compose: dict[str, A
     assert "-port.iceberg=0" in s3["command"] and "-port.lance=0" in s3["command"]
     assert s3["depends_on"]["seaweedfs-buckets"]["condition"] == "service_completed_successfully"
     assert "healthcheck" in s3
-    # published ports: S3, Redis and Flower, each on the host's loopback only
+    # published ports: S3, Redis, Flower, the HTTP service and the Celery exporter, each on the
+    # host's loopback only
     published = {name: [p["published"] if isinstance(p, dict) else p for p in service.get("ports", [])]
                  for name, service in services.items() if service.get("ports")}
-    assert set(published) == {"s3", "redis", "flower"}, published
+    assert set(published) == {"s3", "redis", "flower", "api", "celery-exporter"}, published
     assert [str(p) for p in published["s3"]] in (["127.0.0.1:8333:8333/tcp"], ["8333"]), published["s3"]
     for ports in published.values():
         assert all(str(p).startswith("127.0.0.1:") for p in ports), ports
@@ -289,3 +303,116 @@ def test_the_image_holds_every_package_the_distribution_installs() -> None:
     assert script in packages
     copied = re.findall(r"^COPY (\S+) \1$", (REPO / "Dockerfile").read_text("utf-8"), re.MULTILINE)
     assert sorted(packages) == sorted(p for p in copied if p in packages or (REPO / p / "__init__.py").exists())
+
+
+def _api(compose: dict[str, Any]) -> dict[str, Any]:
+    service: dict[str, Any] = compose["services"]["api"]
+    return service
+
+
+def _image_user_folders() -> set[str]:
+    """The folders the Dockerfile makes and gives to the image's user (a named volume mounted
+    there is writable by the service; one mounted on a new folder would be root's)."""
+    dockerfile = (REPO / "Dockerfile").read_text("utf-8")
+    user = re.search(r"^USER (\S+)$", dockerfile, re.MULTILINE)
+    assert user, "the image runs as a user of its own"
+    made = set(re.findall(r"mkdir -p (/\S+)", dockerfile))
+    owned = set(re.findall(r"chown " + re.escape(user.group(1)) + r" (/\S+)", dockerfile))
+    return made & owned
+
+
+def test_the_api_command_parses_as_storymedia_serve(compose: dict[str, Any]) -> None:
+    api = _api(compose)
+    command = api["command"]
+    assert command[:2] == ["storymedia", "serve"]
+    serve = cli.get_command(click.Context(cli), "serve")
+    assert serve is not None, "storymedia has a serve command"
+    context = serve.make_context("serve", list(command[2:]))
+    assert context.params["host"] == "0.0.0.0", "reachable from the published port"
+    assert context.params["port"] == 8000
+    data = context.params["data"]
+    env = api["environment"]
+    # `docker compose exec api storymedia token create` reads the same folder and tokens file
+    assert str(data) == env["STORYMEDIA_DATA"]
+    assert Path(env["STORYMEDIA_TOKENS_FILE"]).parent == data
+    mounts = {m.split(":")[1]: m.split(":")[0] for m in api["volumes"]}
+    (volume,) = [mount for mount in mounts if data.is_relative_to(mount)]
+    assert mounts[volume] in compose["volumes"], "the tokens survive a new container"
+    assert volume in _image_user_folders(), f"{volume} is not the image user's: the service could not write it"
+    assert api["ports"] == ["127.0.0.1:8000:8000/tcp"], "on the host's loopback only"
+    assert api["restart"] == "unless-stopped"
+    for needed in ("redis", "s3"):
+        assert api["depends_on"][needed]["condition"] == "service_healthy"
+
+
+def test_the_api_environment_is_what_the_code_reads(compose: dict[str, Any], tmp_path: Path) -> None:
+    env = _api(compose)["environment"]
+    unknown = set(env) - set(SERVICE_ENV) - set(ENV) - AWS
+    assert not unknown, f"the api sets variables storymedia never reads: {unknown}"
+    worker = compose["services"]["io-worker"]["environment"]
+    # the same cluster as the workers: broker (with the Redis password), both areas, S3 identity
+    for name in ("STORYMEDIA_BROKER_URL", "STORYMEDIA_STORAGE_URL", "STORYMEDIA_PRIVATE_STORAGE_URL",
+                 "STORYMEDIA_S3_ENDPOINT_URL", "STORYMEDIA_S3_PUBLIC_ENDPOINT_URL", "STORYMEDIA_PRESETS",
+                 "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION"):
+        assert env[name] == worker[name], name
+    assert env["STORYMEDIA_SERVICE_SECRET"] == SECRETS["STORYMEDIA_SERVICE_SECRET"]
+    assert "REMAP_SIGTERM" not in env, "a Celery worker's setting"
+    # the service reads it as the cluster, with the tokens file and secret compose gives it
+    local = {**env, "STORYMEDIA_DATA": str(tmp_path / "data"),
+             "STORYMEDIA_TOKENS_FILE": str(tmp_path / "data" / "tokens.json")}
+    config = ServiceConfig.from_env(local)
+    assert config.mode == "cluster"
+    assert config.secret == SECRETS["STORYMEDIA_SERVICE_SECRET"].encode()
+    assert not (tmp_path / "data" / "service-secret").exists(), "the secret comes from compose, none is made"
+    settings = Settings.from_env(local)
+    assert (settings.broker_url, settings.storage_url, settings.private_storage_url) == (
+        worker["STORYMEDIA_BROKER_URL"], "s3://media", "s3://media-private")
+    assert env["STORYMEDIA_LOG_FORMAT"] == "json"
+    text = (REPO / "docker-compose.yml").read_text("utf-8")
+    for optional in ("STORYMEDIA_WEBHOOK_HOSTS", "STORYMEDIA_WEBHOOK_ALLOW_PRIVATE"):
+        assert f"${{{optional}:-}}" in text, f"{optional}: the operator's, empty unless set"
+        assert optional in env
+
+
+def _healthcheck(test: list[str], port: int) -> subprocess.CompletedProcess[str]:
+    assert test[0] == "CMD" and test[1] in ("python", "python3") and test[2] == "-c"
+    code = test[3].replace(":8000/", f":{port}/")
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=30, check=False)
+
+
+def test_the_api_health_check_asks_readyz_of_a_real_service(compose: dict[str, Any], tmp_path: Path) -> None:
+    check = _api(compose)["healthcheck"]
+    assert "http://127.0.0.1:8000/readyz" in check["test"][3]
+    assert "curl" not in (REPO / "Dockerfile").read_text("utf-8"), "the image has no curl: urllib it is"
+    service = make_service(tmp_path / "data")
+    with LiveServer(service.app) as live:
+        assert _healthcheck(check["test"], live.port).returncode == 0
+        # a store that cannot be written: /readyz answers 503 and the check fails
+        public = service.config.public_dir
+        shutil.rmtree(public, ignore_errors=True)
+        public.write_bytes(b"not a folder")
+        failed = _healthcheck(check["test"], live.port)
+        assert failed.returncode != 0 and "503" in failed.stderr, failed.stderr
+    assert _healthcheck(check["test"], live.port).returncode != 0, "no service: unhealthy"
+
+
+def test_the_celery_exporter_reads_the_broker_with_the_password(compose: dict[str, Any]) -> None:
+    exporter = compose["services"]["celery-exporter"]
+    assert re.fullmatch(r"danihodovic/celery-exporter:\d+\.\d+\.\d+", exporter["image"]), \
+        f"{exporter['image']}: pin a release"
+    worker = compose["services"]["io-worker"]["environment"]
+    assert exporter["environment"]["CE_BROKER_URL"] == worker["STORYMEDIA_BROKER_URL"]
+    assert f":{SECRETS['REDIS_PASSWORD']}@redis:6379/0" in exporter["environment"]["CE_BROKER_URL"]
+    text = (REPO / "docker-compose.yml").read_text("utf-8")
+    block = text[text.index("\n  celery-exporter:"):]
+    block = block[:block.index("\n\n")]
+    assert "CE_BROKER_URL: redis://:${REDIS_PASSWORD:?" in block, "the Redis password variable, no default"
+    assert SECRETS["REDIS_PASSWORD"] not in yaml.safe_dump(exporter.get("command", [])), \
+        "the password stays off the command line"
+    assert exporter["depends_on"]["redis"]["condition"] == "service_healthy"
+    assert exporter["ports"] == ["127.0.0.1:9808:9808/tcp"], "on the host's loopback only"
+    assert "/health" in exporter["healthcheck"]["test"][3]
+    # it counts Celery's task events: the workers must send them (task-sent from the clients too)
+    config = celery_config(Settings.from_env({}))
+    assert config["worker_send_task_events"] is True and config["task_send_sent_event"] is True

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from pipeline.errors import StorageError
 from pipeline.model import manifest
+from pipeline.notify import announce
 from pipeline.run import jobs
 from pipeline.storage import NO_CACHE, Storage
 
@@ -195,6 +196,7 @@ def finish(public: Storage, private: Storage, job: jobs.Job) -> Finished:
     written = manifest.write(public, job.story, entries, job.id)
     status = str(written.document["status"])
     jobs.mark_done(private, job.story_id, job.id, status, written.version)
+    announce.job_finished(public, private, job.story_id, job.id, status, written)   # never raises
     return Finished(status=status, version=written.version, written=written)
 
 

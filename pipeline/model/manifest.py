@@ -234,8 +234,10 @@ def encode(document: dict[str, Any]) -> bytes:
 WRITE_ATTEMPTS = 5
 
 
-def write(storage: Storage, story: Story, assets: Sequence[Entry], job: str) -> Written:
-    """Validate and write the next manifest version, unless its content is unchanged.
+def write(storage: Storage, story: Story, assets: Sequence[Entry], job: str, *,
+          force: bool = False) -> Written:
+    """Validate and write the next manifest version, unless its content is unchanged (with
+    ``force``, even then: an operator's re-run; ``generated_at`` tells the versions apart).
 
     The next version follows the highest ``manifest.v<N>.json`` stored (not ``manifest.json``,
     which may be gone), and a version file is created only if it does not exist yet: two writers
@@ -250,7 +252,7 @@ def write(storage: Storage, story: Story, assets: Sequence[Entry], job: str) -> 
         number, latest = _latest(storage, story_id)
         document = build(story, keep_published(assets, latest), job, number + 1)
         validate(document)
-        if latest is not None and same_content(latest, document):
+        if latest is not None and not force and same_content(latest, document):
             current = read_current(storage, story_id)
             if current is None or current.get("version") != number:
                 storage.replace(current_key, encode(latest), content_type="application/json",

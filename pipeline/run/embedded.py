@@ -3,18 +3,23 @@
 What the job is and what happens next is :mod:`pipeline.run.orchestration`'s, as in the cluster;
 this module only runs the units of work: each asset in a process pool (one asset per task; a
 process renders all of an asset's renditions from one decode), at most one per process at a time,
-so an asset not yet started is never started once the job is canceled. Progress events travel
-back on a queue. The job's records live in ``OUT/private`` like the cluster's in its private
-bucket: the job record, each asset's result as it finishes, ``done.json`` after the manifest.
+so an asset not yet started is never started once the job is canceled. A running asset watches
+the job's cancel marker (:mod:`pipeline.run.stopping`, every half second) and stops where it is:
+ffmpeg and the photo render are killed, nothing half-stored is left; a process that does not stop
+within ``STOP_GRACE`` seconds is killed with its children. Progress events travel back on a
+queue. The job's records live in ``OUT/private`` like the cluster's in its private bucket: the
+job record, each asset's result as it finishes, ``done.json`` after the manifest.
 """
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import queue
 import socket
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -30,7 +35,7 @@ from pipeline.model.keys import manifest_key, raw_key
 from pipeline.model.presets import Preset, load_presets
 from pipeline.model.story import Story, load_story
 from pipeline.render.graphics.text import require_raqm
-from pipeline.run import jobs, orchestration
+from pipeline.run import jobs, orchestration, stopping
 from pipeline.run.asset import AssetOutcome, AssetWork, failed_entry, process_asset
 from pipeline.run.orchestration import Finished, JobEvent, asset_event, job_event
 from pipeline.storage import LocalStorage, Storage
@@ -39,6 +44,11 @@ OnEvent = Callable[[JobEvent], None]
 MAX_ROUNDS = 3
 """Rounds of re-rendering assets whose stored objects do not check out before the run gives up."""
 HOST = socket.gethostname()
+CANCEL_POLL = 0.5
+"""Seconds between looks at the job's cancel marker (the pool's loop, and each running asset)."""
+STOP_GRACE = 10.0
+"""Seconds the running assets of a canceled job get to stop by themselves before their processes
+are killed (ffmpeg and the photo render server die with them)."""
 
 _events: Any = None
 
@@ -46,14 +56,25 @@ _events: Any = None
 def _init_worker(events: Any) -> None:
     global _events
     _events = events
+    stopping.install()
 
 
-def _run_one(work: AssetWork, storage: Storage, limits: Limits, job_id: str, story_id: str) -> AssetOutcome:
+def _run_one(work: AssetWork, storage: Storage, private: Storage, limits: Limits, job_id: str,
+             story_id: str) -> AssetOutcome | None:
+    """Run one asset in a pool process; None when its job was canceled while it ran (its work
+    stopped where it was, nothing of it recorded)."""
     def progress(stage: str, done: int, total: int) -> None:
         if _events is not None:
             _events.put(asset_event(job_id, story_id, work.order, stage, done, total))
 
-    return process_asset(work, storage, limits, progress=progress)
+    def canceled() -> bool:
+        return orchestration.is_canceled(private, story_id, job_id)
+
+    try:
+        with stopping.watch(canceled, CANCEL_POLL):
+            return process_asset(work, storage, limits, progress=progress)
+    except stopping.AssetCanceled:
+        return None
 
 
 def _crashed(work: AssetWork) -> AssetOutcome:
@@ -62,12 +83,13 @@ def _crashed(work: AssetWork) -> AssetOutcome:
         " perhaps out of memory); run the story again to retry", retryable=True))
 
 
-def _outcome(future: Future[AssetOutcome], work: AssetWork) -> AssetOutcome:
-    """The asset's outcome; a worker that died (killed, out of memory) fails only its asset."""
+def _outcome(future: Future[AssetOutcome | None], work: AssetWork, canceled: bool) -> AssetOutcome | None:
+    """The asset's outcome (None: canceled); a worker that died (killed, out of memory) fails only
+    its asset, unless the job was canceled (then it was killed for that)."""
     try:
         return future.result()
     except BrokenProcessPool:
-        return _crashed(work)
+        return None if canceled else _crashed(work)
     except PipelineError:
         raise  # storage trouble: the whole run stops and says so
     except Exception as exc:  # a bug or a library failure on strange input: fail this asset only
@@ -130,7 +152,8 @@ def prepare(story_file: Path, presets_dir: Path | None = None) -> tuple[Story, d
 def plan_work(job: jobs.Job, private: LocalStorage, presets: dict[str, Preset],
               previous: dict[str, Any] | None, orders: list[int]) -> list[AssetWork]:
     """One work item per asset of ``orders`` (in that order), on the raw files as stored in the
-    private area."""
+    private area. An asset being re-run does not reuse its renditions of the re-run's preset
+    (:func:`pipeline.run.orchestration.reusable`)."""
     known = manifest.renditions_by_key(previous)
     story = job.story
     work = []
@@ -139,7 +162,7 @@ def plan_work(job: jobs.Job, private: LocalStorage, presets: dict[str, Preset],
         work.append(AssetWork(
             order=order, path=private.root / raw_key(item.sha256), asset=asset, story=story.story,
             presets=tuple(presets[name] for name in story.asset_presets(asset)),
-            known=known, sha256=item.sha256,
+            known=orchestration.reusable(private, job, order, known), sha256=item.sha256,
             subtitles=private.root / raw_key(item.subtitles_sha256) if item.subtitles_sha256 else None))
     return work
 
@@ -207,6 +230,14 @@ def run_job(job: jobs.Job, public: LocalStorage, private: LocalStorage, presets:
     raise StorageError(f"{finished.reason}; gave up after {MAX_ROUNDS} rounds")
 
 
+def _kill_processes(pool: ProcessPoolExecutor) -> None:
+    """Kill the pool's processes (they did not stop when asked). ffmpeg and the photo render
+    server die with them (both ask for SIGKILL when their parent dies)."""
+    for process in list(pool._processes.values()):
+        with contextlib.suppress(OSError, ValueError):
+            process.kill()
+
+
 def areas(out_dir: Path, public_url: str | None = None) -> tuple[LocalStorage, LocalStorage]:
     """The embedded run's two storage areas: ``out_dir/public`` and ``out_dir/private``."""
     return LocalStorage(out_dir / "public", public_url), LocalStorage(out_dir / "private")
@@ -216,7 +247,10 @@ def _execute(job: jobs.Job, work: list[AssetWork], public: Storage, private: Sto
              workers: int | None, emit: OnEvent) -> dict[int, AssetOutcome]:
     """Run the work items in a process pool, in the order given, each recorded as it finishes.
 
-    An item starts only when a process is free, and only while the job is not canceled."""
+    An item starts only when a process is free, and only while the job is not canceled. Once it
+    is canceled, the running items stop by themselves (they watch the marker too); those still
+    running ``STOP_GRACE`` seconds later have their processes killed. Canceled items are not
+    recorded: the job's finish marks them ``canceled``."""
     workers = max(1, min(workers or os.cpu_count() or 1, len(work)))
 
     # spawn: workers are fresh interpreters and direct children of this process (safe next to the
@@ -246,23 +280,35 @@ def _execute(job: jobs.Job, work: list[AssetWork], public: Storage, private: Sto
                                  initializer=_init_worker, initargs=(events,),
                                  max_tasks_per_child=16) as pool:
             waiting = deque(work)
-            running: dict[Future[AssetOutcome], AssetWork] = {}
+            running: dict[Future[AssetOutcome | None], AssetWork] = {}
+            canceled_at: float | None = None
             while waiting or running:
+                if canceled_at is None and orchestration.is_canceled(private, job.story_id, job.id):
+                    canceled_at = time.monotonic()
+                    waiting.clear()
                 while waiting and len(running) < workers:
                     if orchestration.is_canceled(private, job.story_id, job.id):
+                        canceled_at = time.monotonic()
                         waiting.clear()
                         break
                     item = waiting.popleft()
                     try:
-                        running[pool.submit(_run_one, item, public, limits, job.id, job.story_id)] = item
+                        running[pool.submit(_run_one, item, public, private, limits, job.id,
+                                            job.story_id)] = item
                     except BrokenProcessPool:   # a worker died: the pool takes nothing more
                         record(item, _crashed(item))
                 if not running:
                     continue
-                ended, _ = wait(running, return_when=FIRST_COMPLETED)
+                ended, _ = wait(running, timeout=CANCEL_POLL, return_when=FIRST_COMPLETED)
                 for future in ended:
                     item = running.pop(future)
-                    record(item, _outcome(future, item))
+                    outcome = _outcome(future, item, canceled=canceled_at is not None)
+                    if outcome is None:
+                        emit(asset_event(job.id, job.story_id, item.order, "canceled"))
+                    else:
+                        record(item, outcome)
+                if running and canceled_at is not None and time.monotonic() - canceled_at > STOP_GRACE:
+                    _kill_processes(pool)
             return outcomes
     finally:
         stop.set()

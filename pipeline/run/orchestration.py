@@ -8,10 +8,12 @@ the job record, one result per asset, ``done.json``). This module decides, from 
 - how the job is finished (every object the results name checked by SHA-256; damaged or missing
   ones send their assets round again; a later job's manifest is kept; else the manifest is
   written, then ``done.json``);
-- what a re-run means (the named assets' results are dropped and they run again; the job is open
-  again and its manifest is written anew) and what a cancel means (a marker in the job's record
-  area: assets not started are not started, the story's manifest is not replaced, the job ends
-  ``canceled``).
+- what a re-run means (an operator's request: a marker per asset in the job's record area, the
+  asset's result dropped, the job open again; the asset is rendered again, for one preset or all
+  of its presets, without reusing the current manifest's renditions of it, and the manifest goes
+  to its next version even when the bytes come out the same) and what a cancel means (a marker
+  in the job's record area: assets not started are not started, running ones are stopped by
+  :mod:`pipeline.run.stopping`, the story's manifest is not replaced, the job ends ``canceled``).
 
 Progress goes out as :class:`JobEvent`, built here for every executor. The executors (the embedded
 process pool, :mod:`pipeline.run.embedded`; the Celery tasks in ``workers``) decide only how a
@@ -21,13 +23,15 @@ unit of work is run and how events travel.
 from __future__ import annotations
 
 import json
+import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from pipeline.errors import StorageError
+from pipeline.errors import InvalidPreset, PipelineError, StorageError
 from pipeline.model import manifest
+from pipeline.model.keys import asset_id
 from pipeline.notify import announce
 from pipeline.run import jobs
 from pipeline.storage import NO_CACHE, Storage
@@ -125,9 +129,12 @@ def may_start(private: Storage, job: jobs.Job, order: int) -> bool:
 
 def record_outcome(private: Storage, job: jobs.Job, order: int, outcome: AssetOutcome,
                    attempts: int = 1, worker: str = "") -> jobs.AssetResult:
-    """Record what one asset came to (its manifest entry, and how it got there)."""
+    """Record what one asset came to (its manifest entry, and how it got there). ``attempts``
+    counts this round's executions; the result counts every execution of the asset in the job
+    (:func:`executions`)."""
     result = jobs.AssetResult(
-        order=order, entry=outcome.entry, attempts=attempts, seconds=round(outcome.seconds, 2),
+        order=order, entry=outcome.entry, attempts=executions(private, job, order, attempts),
+        seconds=round(outcome.seconds, 2),
         worker=worker, rendered=outcome.rendered, reused=outcome.reused,
         diagnostics=outcome.diagnostics)
     jobs.write_asset_result(private, job.story_id, job.id, result)
@@ -138,7 +145,8 @@ def record_failure(private: Storage, job: jobs.Job, order: int, entry: dict[str,
                    attempts: int = 1, worker: str = "") -> jobs.AssetResult:
     """Record an asset that failed outside ``process_asset`` (a crashed worker, a poison file):
     ``entry`` is its failed entry (:func:`pipeline.run.asset.failed_entry`)."""
-    result = jobs.AssetResult(order=order, entry=entry, attempts=attempts, worker=worker)
+    result = jobs.AssetResult(order=order, entry=entry, attempts=executions(private, job, order, attempts),
+                              worker=worker)
     jobs.write_asset_result(private, job.story_id, job.id, result)
     return result
 
@@ -168,7 +176,8 @@ def finish(public: Storage, private: Storage, job: jobs.Job) -> Finished:
     The caller holds the story's manifest lock (a lock file in the embedded run, the Redis lock
     in the cluster) from this call's first read to its last write. Damaged assets are only named
     (``Finished.damaged``): the executor bounds how often it sends them round again
-    (:func:`render_again`)."""
+    (:func:`render_again`). A job with re-run markers writes the next manifest version even when
+    nothing changed (an operator asked for it); the markers go once the job is finished."""
     done = jobs.read_done(private, job.story_id, job.id)
     if done:
         return Finished(status=str(done["status"]), version=int(done.get("manifest_version", 0)),
@@ -176,6 +185,7 @@ def finish(public: Storage, private: Storage, job: jobs.Job) -> Finished:
     if is_canceled(private, job.story_id, job.id):
         current = manifest.read_current(public, job.story_id)
         version = int(current["version"]) if current else 0
+        _clear_reruns(private, job)
         jobs.mark_done(private, job.story_id, job.id, "canceled", version)
         return Finished(status="canceled", version=version, reason=_cancel_reason(private, job))
     results = jobs.read_asset_results(private, job.story_id, job.id)
@@ -191,10 +201,12 @@ def finish(public: Storage, private: Storage, job: jobs.Job) -> Finished:
     current = manifest.read_current(public, job.story_id)
     if current is not None and jobs.later(str(current.get("job", "")), job.id):
         status, version = manifest.story_status(entries), int(current["version"])
+        _clear_reruns(private, job)
         jobs.mark_done(private, job.story_id, job.id, status, version, superseded=True)
         return Finished(status=status, version=version, superseded=True)
-    written = manifest.write(public, job.story, entries, job.id)
+    written = manifest.write(public, job.story, entries, job.id, force=bool(reruns(private, job)))
     status = str(written.document["status"])
+    _clear_reruns(private, job)
     jobs.mark_done(private, job.story_id, job.id, status, written.version)
     announce.job_finished(public, private, job.story_id, job.id, status, written)   # never raises
     return Finished(status=status, version=written.version, written=written)
@@ -207,13 +219,130 @@ def render_again(private: Storage, job: jobs.Job, orders: Iterable[int]) -> None
         jobs.drop_asset_result(private, job.story_id, job.id, order)
 
 
-def rerun(private: Storage, job: jobs.Job, orders: Iterable[int]) -> None:
-    """A re-run of a job's assets: their results are dropped and the job is open again (not done,
-    not canceled), so they run again and the manifest is written anew (a new version when
-    anything changed). The executor then runs the job as it runs a new one."""
-    render_again(private, job, orders)
+class RerunRefused(PipelineError):
+    """A re-run that cannot be done now (the job runs, or a later job of the story stands)."""
+
+    code = "conflict"
+
+
+@dataclass(frozen=True)
+class Rerun:
+    """An operator's request to render one asset of a finished job again."""
+
+    order: int
+    preset: str | None
+    """Only this preset's renditions are made anew (the others may be reused); None: all."""
+    previous_attempts: int
+    """Executions of the asset in the job before this re-run (its result's ``attempts``)."""
+    id: str
+    """Tells this re-run from earlier ones (the cluster counts each one's attempts apart)."""
+    requested_at: str
+
+
+def rerun_key(story_id: str, job_id: str, order: int) -> str:
+    return f"{jobs.job_dir(story_id, job_id)}/rerun/{order:04d}.json"
+
+
+def rerun(private: Storage, job: jobs.Job, orders: Iterable[int], preset: str | None = None) -> list[Rerun]:
+    """Re-run assets of a finished job: each is rendered again (``preset``: only that preset's
+    renditions; else all of the asset's), none of its renditions in the current manifest is
+    reused, and the manifest goes to its next version even when the bytes come out the same.
+
+    Durable: a marker per asset (``jobs/<job>/rerun/<order>.json``) that both executors read when
+    they build the asset's work (:func:`reusable`) and :func:`finish` clears; then the asset's
+    result, the cancel marker and ``done.json`` are dropped, and the executor runs what is left of
+    the job as it runs a new one. With no ``orders`` a canceled job runs again.
+
+    Raises :class:`RerunRefused` while the job runs or when a later job of the story stands (its
+    manifest would be kept), :class:`InvalidPreset` for a preset the asset does not use, and
+    :class:`PipelineError` (code ``not-found``) for an asset the job does not have.
+    """
+    wanted = list(dict.fromkeys(orders))
+    for order in wanted:
+        if not 1 <= order <= len(job.assets):
+            raise PipelineError(f"job {job.id} has {len(job.assets)} assets: there is no asset {order}",
+                                code="not-found")
+        if preset is not None:
+            used = job.story.asset_presets(job.story.assets[order - 1])
+            if preset not in used:
+                raise InvalidPreset(f"asset {order} is not rendered with preset {preset!r}"
+                                    f" (its presets: {', '.join(used)})")
+    if not jobs.read_done(private, job.story_id, job.id):
+        raise RerunRefused(f"job {job.id} is still running; re-run an asset once it is finished")
+    for other in jobs.story_jobs(private, job.story_id):
+        if jobs.later(other, job.id):
+            done = jobs.read_done(private, job.story_id, other)
+            if done is None or done.get("status") != "canceled":
+                raise RerunRefused(f"a later job of the story ({other}) stands: re-run the asset there")
+    made = []
+    for order in wanted:
+        previous = jobs.read_asset_result(private, job.story_id, job.id, order)
+        marker = Rerun(order=order, preset=preset, previous_attempts=previous.attempts if previous else 0,
+                       id=secrets.token_hex(4), requested_at=datetime.now(UTC).isoformat(timespec="seconds"))
+        private.replace(rerun_key(job.story_id, job.id, order),
+                        json.dumps(vars(marker), ensure_ascii=False).encode("utf-8"),
+                        content_type="application/json", cache_control=NO_CACHE)
+        made.append(marker)
+    render_again(private, job, wanted)
     private.delete(cancel_key(job.story_id, job.id))
     private.delete(jobs.done_key(job.story_id, job.id))
+    return made
+
+
+def read_rerun(private: Storage, job: jobs.Job, order: int) -> Rerun | None:
+    """The asset's pending re-run, if any (a damaged marker reads as a re-run of every preset)."""
+    key = rerun_key(job.story_id, job.id, order)
+    if not private.exists(key):
+        return None
+    try:
+        data = json.loads(private.get_bytes(key))
+    except (StorageError, ValueError):
+        data = None
+    if not isinstance(data, dict):
+        data = {}
+    preset, attempts = data.get("preset"), data.get("previous_attempts")
+    return Rerun(order=order, preset=preset if isinstance(preset, str) else None,
+                 previous_attempts=attempts if type(attempts) is int and attempts >= 0 else 0,
+                 id=str(data.get("id", ""))[:16] or "damaged", requested_at=str(data.get("requested_at", "")))
+
+
+def reruns(private: Storage, job: jobs.Job) -> list[int]:
+    """The assets of the job with a pending re-run, from one listing."""
+    prefix = f"{jobs.job_dir(job.story_id, job.id)}/rerun/"
+    found = []
+    for key in private.list(prefix):
+        name = key[len(prefix):]
+        if len(name) == 9 and name.endswith(".json") and name[:4].isdigit():
+            found.append(int(name[:4]))
+    return sorted(found)
+
+
+def _clear_reruns(private: Storage, job: jobs.Job) -> None:
+    for order in reruns(private, job):
+        private.delete(rerun_key(job.story_id, job.id, order))
+
+
+def reusable(private: Storage, job: jobs.Job, order: int,
+             known: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The renditions (by key) the asset may reuse: ``known`` (the current manifest's), less the
+    asset's own renditions of its re-run's preset (all of them without one) when it is re-run."""
+    pending = read_rerun(private, job, order)
+    if pending is None:
+        return known
+    prefix = f"renditions/{asset_id(job.assets[order - 1].sha256)}/"
+
+    def renewed(key: str, entry: dict[str, Any]) -> bool:
+        return key.startswith(prefix) and (
+            pending.preset is None or str(entry.get("preset", "")).split("@")[0] == pending.preset)
+
+    return {key: entry for key, entry in known.items() if not renewed(key, entry)}
+
+
+def executions(private: Storage, job: jobs.Job, order: int, attempts: int) -> int:
+    """Executions of the asset in the job: ``attempts`` of this round, plus those before a
+    pending re-run of it."""
+    pending = read_rerun(private, job, order)
+    return attempts + (pending.previous_attempts if pending else 0)
 
 
 def cancel_key(story_id: str, job_id: str) -> str:

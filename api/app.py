@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from api import problems
+from api import metrics, problems
 from api.auth import TokenStore
 from api.backend import Backend
 from api.config import ServiceConfig
@@ -18,7 +18,7 @@ from pipeline import __version__
 DESCRIPTION = """The storymedia service: stories, resumable uploads (tus 1.0), jobs with live events,
 manifests with presigned URLs, re-run and cancel, queues and workers, signed webhooks.
 
-Every request but `/healthz` and `/readyz` needs `Authorization: Bearer <token>` (a token from
+Every request but `/healthz`, `/readyz` and `/metrics` needs `Authorization: Bearer <token>` (a token from
 `storymedia token create`). Errors are RFC 9457 problem documents with a `code`, an English
 `title` and a Vietnamese `title_vi`."""
 
@@ -31,9 +31,11 @@ def create_app(config: ServiceConfig, backend: Backend | None = None) -> FastAPI
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         executor.start()
+        metrics.start(svc)
         try:
             yield
         finally:
+            metrics.stop(svc)
             executor.stop()
 
     app = FastAPI(title="storymedia", version=__version__, description=DESCRIPTION, lifespan=lifespan,
@@ -42,4 +44,5 @@ def create_app(config: ServiceConfig, backend: Backend | None = None) -> FastAPI
     problems.install(app)
     for module in (stories, jobs, manifests, operations):
         app.include_router(module.router)
+    metrics.install(app, svc)
     return app

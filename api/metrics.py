@@ -69,7 +69,7 @@ PUBLISH_BUCKETS = (5, 10, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400, 
 
 KINDS = ("image", "video", "audio")
 OUTCOMES = ("rendered", "reused", "failed")
-DELIVERY_OUTCOMES = ("delivered", "retrying", "failed", "disabled")
+DELIVERY_OUTCOMES = ("delivered", "retry", "failed", "disabled")
 STORY_STATES = ("new", "queued", "running", "complete", "partial", "failed", "canceled")
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 OTHER = "other"
@@ -483,7 +483,7 @@ def observe_upload(svc: Service, seconds: float, size: int) -> None:
 
 
 def observe_delivery(svc: Service, outcome: str) -> None:
-    """One webhook delivery attempt: ``delivered``, ``retrying`` (failed, tried again later),
+    """One webhook delivery attempt: ``delivered``, ``retry`` (failed, tried again later),
     ``failed`` (the last attempt failed) or ``disabled`` (410: the endpoint is disabled)."""
     found = metrics_of(svc)
     if found is not None:

@@ -92,7 +92,7 @@ def test_uploads_and_deliveries_are_counted_when_told(client: TestClient, servic
     observe_upload(svc, 3.5, 1_000_000)
     observe_upload(svc, 1800.0, 4_000_000_000)
     observe_delivery(svc, "delivered")
-    observe_delivery(svc, "retrying")
+    observe_delivery(svc, "retry")
     observe_delivery(svc, "a-story-id-by-mistake")
     samples = scrape(client)
     assert value(samples, "storymedia_upload_bytes_total") == 4_001_000_000
@@ -100,7 +100,7 @@ def test_uploads_and_deliveries_are_counted_when_told(client: TestClient, servic
     assert value(samples, "storymedia_upload_seconds_bucket", le="5.0") == 1
     assert value(samples, "storymedia_upload_seconds_bucket", le="1800.0") == 2
     assert value(samples, "storymedia_webhook_deliveries_total", outcome="delivered") == 1
-    assert value(samples, "storymedia_webhook_deliveries_total", outcome="retrying") == 1
+    assert value(samples, "storymedia_webhook_deliveries_total", outcome="retry") == 1
     assert value(samples, "storymedia_webhook_deliveries_total", outcome="other") == 1
 
 

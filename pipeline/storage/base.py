@@ -1,13 +1,14 @@
 """The storage interface every backend implements, what it returns, and the optional
-capabilities (presigned URLs, upload clean-up, bucket set-up, locks) some backends add."""
+capabilities (presigned URLs, upload clean-up, bucket set-up, locks, part uploads, appending) some
+backends add."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import BinaryIO, Protocol, runtime_checkable
 
 IMMUTABLE = "public, max-age=31536000, immutable"
 """Cache-Control for content-addressed objects (raws, renditions): their bytes never change."""
@@ -137,3 +138,53 @@ class Locking(Protocol):
     def exclusive(self, name: str, timeout: float = 600.0) -> AbstractContextManager[None]:
         """Hold the lock ``name`` for the ``with`` block; StorageError after ``timeout`` seconds
         of waiting for another holder."""
+
+
+@dataclass(frozen=True)
+class UploadedPart:
+    """One part of a part upload, as ``complete_parts`` needs it back."""
+
+    number: int
+    tag: str
+    """What the store names the part by (S3: its ETag)."""
+    checksum: str = ""
+    """S3: the part's SHA-256 (base64) that the server verified; empty where the store has none."""
+
+
+@runtime_checkable
+class PartUploads(Protocol):
+    """Objects assembled from parts sent one at a time, by any process sharing the store (S3
+    multipart uploads): what a resumable upload needs. Every part but the last must have at least
+    ``min_part_bytes`` bytes; numbers run from 1 to 10,000."""
+
+    min_part_bytes: int
+
+    def start_parts(self, key: str, *, content_type: str = "application/octet-stream") -> str:
+        """Start assembling ``key``; returns the upload id the other calls take."""
+
+    def put_part(self, key: str, upload_id: str, number: int, path: Path) -> UploadedPart:
+        """Send the file at ``path`` as part ``number`` (sending a number again replaces it).
+        StorageError with code ``no-such-upload`` when the upload is gone (aborted, expired)."""
+
+    def complete_parts(self, key: str, upload_id: str, parts: Sequence[UploadedPart]) -> None:
+        """Assemble ``key`` from ``parts`` in the order given; the upload id is spent."""
+
+    def abort_upload(self, key: str, upload_id: str) -> bool:
+        """Drop the upload and its parts; False when it was no longer there."""
+
+    def copy(self, source: str, target: str, *, sha256: str, content_type: str,
+             cache_control: str = IMMUTABLE) -> bool:
+        """Copy ``source`` to ``target`` inside the store (server-side, any size), recording
+        ``sha256``; False when ``target`` already holds those bytes (skipped)."""
+
+    def read_chunks(self, key: str) -> Iterator[bytes]:
+        """The object's bytes a chunk at a time, never whole in memory."""
+
+
+@runtime_checkable
+class Appending(Protocol):
+    """Objects that grow in place (a local folder): a resumable upload appends to one object."""
+
+    def open_append(self, key: str) -> BinaryIO:
+        """The object ``key`` open for appending (created empty when absent), positioned at its
+        end; the caller closes it. What is written is in the object at once (not atomic)."""

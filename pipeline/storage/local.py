@@ -2,6 +2,8 @@
 
 Keys map to paths under the root. Writes go to a temporary file in the same folder and are
 renamed into place, so a reader never sees half a file and a crash leaves no partial object.
+Part uploads keep their parts under ``.parts/<upload id>/`` (never listed) until they are
+assembled; ``open_append`` grows an object in place (a resumable upload's bytes).
 """
 
 from __future__ import annotations
@@ -10,19 +12,24 @@ import fcntl
 import hashlib
 import mimetypes
 import os
+import re
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+import uuid
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 from urllib.parse import unquote, urlparse
 
 from pipeline.errors import StorageError
-from pipeline.storage.base import IMMUTABLE, NO_CACHE, ObjectInfo, StorageOptions
+from pipeline.storage.base import IMMUTABLE, NO_CACHE, ObjectInfo, StorageOptions, UploadedPart
 
 _CHUNK = 1 << 20
+_PARTS = ".parts"
+"""The folder under the root that holds part uploads in progress (not a key: never listed)."""
+_UPLOAD_ID = re.compile(r"[0-9a-f]{32}")
 
 
 def file_sha256(path: Path) -> str:
@@ -170,7 +177,9 @@ class LocalStorage:
 
     def list(self, prefix: str = "") -> Iterator[str]:
         keys = []
-        for dirpath, _dirs, files in os.walk(self.root):
+        for dirpath, dirs, files in os.walk(self.root):
+            if dirpath == str(self.root) and _PARTS in dirs:
+                dirs.remove(_PARTS)
             for name in files:
                 if name.startswith(".tmp-"):
                     continue
@@ -181,6 +190,114 @@ class LocalStorage:
 
     def public_url(self, key: str) -> str:
         return f"{self.public_base}{key}" if self.public_base else key
+
+    # part uploads (PartUploads) and appending (Appending) --------------------------------------
+
+    min_part_bytes = 1
+
+    def _parts_dir(self, key: str, upload_id: str) -> Path:
+        """The folder of a part upload of ``key``; StorageError (no-such-upload) when it is gone."""
+        folder = self.root / _PARTS / upload_id
+        try:
+            started_for = (folder / "key").read_text("utf-8") if _UPLOAD_ID.fullmatch(upload_id) else None
+        except FileNotFoundError:
+            started_for = None
+        except OSError as exc:
+            raise StorageError(f"cannot read the upload of {key}: {exc.strerror or exc}") from exc
+        if started_for != key:
+            raise StorageError(f"no upload {upload_id} of {key} (completed, aborted or expired)",
+                               code="no-such-upload")
+        return folder
+
+    def start_parts(self, key: str, *, content_type: str = "application/octet-stream") -> str:
+        self._path(key)
+        upload_id = uuid.uuid4().hex
+        folder = self.root / _PARTS / upload_id
+        try:
+            folder.mkdir(parents=True)
+            (folder / "key").write_text(key, "utf-8")
+        except OSError as exc:
+            raise StorageError(f"cannot start an upload of {key}: {exc.strerror or exc}") from exc
+        return upload_id
+
+    def put_part(self, key: str, upload_id: str, number: int, path: Path) -> UploadedPart:
+        if not 1 <= number <= 10_000:
+            raise StorageError(f"part number {number} of {key} is not between 1 and 10000")
+        folder = self._parts_dir(key, upload_id)
+        digest = hashlib.sha256()
+        try:
+            fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-")
+            try:
+                with os.fdopen(fd, "wb") as handle, path.open("rb") as source:
+                    while chunk := source.read(_CHUNK):
+                        digest.update(chunk)
+                        handle.write(chunk)
+                os.replace(tmp, folder / f"{number:05d}")
+            finally:
+                Path(tmp).unlink(missing_ok=True)
+        except OSError as exc:
+            raise StorageError(f"cannot store part {number} of {key}: {exc.strerror or exc}") from exc
+        return UploadedPart(number=number, tag=digest.hexdigest())
+
+    def complete_parts(self, key: str, upload_id: str, parts: Sequence[UploadedPart]) -> None:
+        folder = self._parts_dir(key, upload_id)
+        numbers = [part.number for part in parts]
+        if not parts or numbers != sorted(set(numbers)):
+            raise StorageError(f"cannot assemble {key}: the parts must be given once each, in order")
+
+        def assemble(handle: BinaryIO) -> None:
+            for part in parts:
+                digest = hashlib.sha256()
+                with (folder / f"{part.number:05d}").open("rb") as source:
+                    while chunk := source.read(_CHUNK):
+                        digest.update(chunk)
+                        handle.write(chunk)
+                if digest.hexdigest() != part.tag:
+                    raise StorageError(f"cannot assemble {key}: part {part.number} is not the one sent")
+
+        try:
+            self._write_atomic(key, assemble)
+        except FileNotFoundError as exc:
+            raise StorageError(f"cannot assemble {key}: a part was never sent") from exc
+        shutil.rmtree(folder, ignore_errors=True)
+
+    def abort_upload(self, key: str, upload_id: str) -> bool:
+        try:
+            folder = self._parts_dir(key, upload_id)
+        except StorageError as exc:
+            if exc.code == "no-such-upload":
+                return False
+            raise
+        shutil.rmtree(folder, ignore_errors=True)
+        return True
+
+    def copy(self, source: str, target: str, *, sha256: str, content_type: str,
+             cache_control: str = IMMUTABLE) -> bool:
+        path = self._path(source)
+        if not path.is_file():
+            raise StorageError(f"{source} is not in the store")
+        return self.put_file(target, path, sha256=sha256, content_type=content_type,
+                             cache_control=cache_control)
+
+    def read_chunks(self, key: str) -> Iterator[bytes]:
+        try:
+            with self._path(key).open("rb") as handle:
+                while chunk := handle.read(_CHUNK):
+                    yield chunk
+        except FileNotFoundError as exc:
+            raise StorageError(f"{key} is not in the store") from exc
+        except OSError as exc:
+            raise StorageError(f"cannot read {key}: {exc.strerror or exc}") from exc
+
+    def open_append(self, key: str) -> BinaryIO:
+        path = self._path(key)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            handle = path.open("ab")
+        except OSError as exc:
+            raise StorageError(f"cannot open {key} for appending: {exc.strerror or exc}") from exc
+        handle.seek(0, os.SEEK_END)
+        return handle
 
 
 def open_local(url: str, options: StorageOptions) -> LocalStorage:

@@ -36,7 +36,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -49,7 +49,7 @@ from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 
 from pipeline.errors import StorageError
-from pipeline.storage.base import IMMUTABLE, NO_CACHE, ObjectInfo, StorageOptions
+from pipeline.storage.base import IMMUTABLE, NO_CACHE, ObjectInfo, StorageOptions, UploadedPart
 
 log = logging.getLogger(__name__)
 
@@ -441,6 +441,66 @@ class S3Storage:
         url = self._call("cannot sign a URL for", key, lambda: self._presigner.generate_presigned_url(
             "get_object", Params={"Bucket": self.bucket, "Key": object_key}, ExpiresIn=expiry))
         return str(url)
+
+    # -- part uploads (PartUploads) --------------------------------------------------------------
+    min_part_bytes = 5 * MiB
+    """S3's smallest part but the last."""
+
+    def start_parts(self, key: str, *, content_type: str = "application/octet-stream") -> str:
+        """A multipart upload of ``key`` whose parts any process may send (a resumable upload)."""
+        object_key = self._key(key)
+        response = self._call("cannot start an upload of", key, lambda: self._client.create_multipart_upload(
+            Bucket=self.bucket, Key=object_key, ContentType=content_type, ChecksumAlgorithm="SHA256"))
+        return str(response["UploadId"])
+
+    def put_part(self, key: str, upload_id: str, number: int, path: Path) -> UploadedPart:
+        object_key = self._key(key)
+        response: dict[str, Any] = {}
+        try:
+            with (path.open("rb") as body,
+                  self._mapped(f"cannot send part {number} of", key, expected=_GONE_UPLOAD) as gone):
+                response = self._client.upload_part(
+                    Bucket=self.bucket, Key=object_key, UploadId=upload_id, PartNumber=number, Body=body,
+                    ChecksumAlgorithm="SHA256")
+        except OSError as exc:
+            raise StorageError(f"cannot send part {number} of {key}: {exc.strerror or exc}") from exc
+        if gone:
+            raise StorageError(f"the upload of {key} is gone (completed, aborted or expired)",
+                               code="no-such-upload") from gone.error
+        return UploadedPart(number=number, tag=str(response["ETag"]),
+                            checksum=str(response.get("ChecksumSHA256", "")))
+
+    def complete_parts(self, key: str, upload_id: str, parts: Sequence[UploadedPart]) -> None:
+        object_key = self._key(key)
+        listed = [{"PartNumber": part.number, "ETag": part.tag,
+                   **({"ChecksumSHA256": part.checksum} if part.checksum else {})} for part in parts]
+        with self._mapped("cannot assemble", key, expected=_GONE_UPLOAD) as gone:
+            self._client.complete_multipart_upload(Bucket=self.bucket, Key=object_key, UploadId=upload_id,
+                                                   MultipartUpload={"Parts": listed})
+        if gone:
+            raise StorageError(f"the upload of {key} is gone (completed, aborted or expired)",
+                               code="no-such-upload") from gone.error
+
+    def copy(self, source: str, target: str, *, sha256: str, content_type: str,
+             cache_control: str = IMMUTABLE) -> bool:
+        """Server-side copy (multipart copy above the transfer threshold, so any size), with the
+        target's own type, cache rule and SHA-256; skipped when the target holds ``sha256``."""
+        if self.exists(target, sha256):
+            return False
+        extra = {"ContentType": content_type, "CacheControl": cache_control,
+                 "Metadata": {"sha256": sha256}, "MetadataDirective": "REPLACE"}
+        source_key, target_key = self._key(source), self._key(target)
+        self._call("cannot copy to", target, lambda: self._client.copy(
+            {"Bucket": self.bucket, "Key": source_key}, self.bucket, target_key, ExtraArgs=extra,
+            Config=self.transfer_config))
+        return True
+
+    def read_chunks(self, key: str) -> Iterator[bytes]:
+        object_key = self._key(key)
+        with self._mapped("cannot read", key):
+            response = self._client.get_object(Bucket=self.bucket, Key=object_key)
+            with contextlib.closing(response["Body"]) as body:
+                yield from body.iter_chunks(MiB)
 
     # -- upkeep --------------------------------------------------------------------------------
     def incomplete_uploads(self, prefix: str = "", older_than: float = 0.0

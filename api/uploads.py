@@ -1,0 +1,740 @@
+"""Resumable uploads (tus 1.0): the upload records and the bytes in progress, in the private store.
+
+    uploads/<id>.json   the record: story, file, desk, length, offset, times, and in the cluster the
+                        multipart upload's id and parts, the tail's size and SHA-256
+    uploads/<id>.data   embedded: the bytes so far, one file appended to; cluster: the object the
+                        multipart upload is assembled into at the end
+    uploads/<id>.tail   cluster: the bytes after the last whole part (less than a part), sent again
+                        at the head of the next part by whichever service replica continues
+
+(Side by side, not in a folder per upload: a local folder would stay behind, empty, after each.)
+
+A request's body is never whole in memory: it goes to the data file (embedded) or to spool files
+of one part each under the service's spool folder, each sent as a part once full (cluster). With an
+``Upload-Checksum`` nothing of the request is kept until the body matches it. A finished upload is
+hashed (SHA-256: a running hash while this process sees every request, else read back), stored at
+``raw/<sha[:2]>/<sha>`` the way ``submit`` stores raws, attached to the story's file, and its bytes
+in progress deleted; the record stays, marked done, until it expires (a client asking again still
+sees the whole offset). Unfinished uploads past their expiry are removed by ``clean_expired()``
+(the background cleaner): the record, the data file or the multipart upload and its tail.
+
+One request at a time per upload in this process (``claim()``); the record is the truth between
+requests, so any replica sharing the store can take the next one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import re
+import secrets
+import tempfile
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, BinaryIO, Protocol
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
+
+from api import metrics, records
+from api.problems import Problem
+from api.service import Service
+from pipeline.errors import ConfigError, PipelineError, StorageError
+from pipeline.model.keys import raw_key
+from pipeline.storage import IMMUTABLE, NO_CACHE, Storage, UploadCleanup
+from pipeline.storage.base import Appending, PartUploads, UploadedPart
+
+log = logging.getLogger("storymedia.api.uploads")
+
+MiB = 1 << 20
+PART_BYTES = 8 * MiB
+"""Size of a multipart upload's parts (S3 wants at least 5 MiB but for the last)."""
+MAX_PARTS = 9_000
+"""Parts a file is planned in at most (S3 allows 10,000): bigger files get bigger parts."""
+BATCH_BYTES = 1 * MiB
+"""Bytes of a request gathered in memory before they are written out."""
+UPLOAD_ID = re.compile(r"[0-9a-f]{32}")
+RAW_CONTENT_TYPE = "application/octet-stream"
+"""What ``submit`` stores raws as (pipeline.run.originals.store_original's default)."""
+_RECORD = re.compile(r"uploads/([0-9a-f]{32})\.json")
+_BYTES = re.compile(r"uploads/([0-9a-f]{32})\.(?:data|tail)")
+_HASHES_KEPT = 1000
+_SCHEMA = "storymedia/upload@1"
+
+
+def record_key(upload_id: str) -> str:
+    return f"uploads/{upload_id}.json"
+
+
+def data_key(upload_id: str) -> str:
+    return f"uploads/{upload_id}.data"
+
+
+def tail_key(upload_id: str) -> str:
+    return f"uploads/{upload_id}.tail"
+
+
+def _stamp(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds")
+
+
+@dataclass
+class Upload:
+    """One upload's record (``uploads/<id>.json``)."""
+
+    id: str
+    story: str
+    file: str
+    """The story's file name as the story writes it (NFC)."""
+    desk: str
+    """The story's desk: who may continue, look at or end the upload."""
+    created_by: str
+    """The id of the token that created it (never the token)."""
+    length: int
+    offset: int
+    created: float
+    expires: float
+    metadata: str
+    """``Upload-Metadata`` as the client sent it (HEAD answers it back)."""
+    part_bytes: int = PART_BYTES
+    multipart: str = ""
+    """Cluster: the multipart upload's id (empty: bytes appended to one file)."""
+    parts: list[dict[str, Any]] = field(default_factory=list)
+    """Cluster: the parts sent, in order: number, tag, checksum, bytes."""
+    tail_bytes: int = 0
+    tail_sha256: str = ""
+    assembled: bool = False
+    """Cluster: the parts are assembled into ``uploads/<id>.data`` (the multipart id is spent)."""
+    sha256: str = ""
+    """The whole file's SHA-256, once known (at completion)."""
+    done: bool = False
+    """Stored as a raw and attached to the story's file."""
+
+    @property
+    def expired(self) -> bool:
+        return time.time() >= self.expires
+
+    @property
+    def sent_bytes(self) -> int:
+        return sum(int(part["bytes"]) for part in self.parts)
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data.update(schema=_SCHEMA, created=_stamp(self.created), expires=_stamp(self.expires))
+        return data
+
+    @classmethod
+    def from_json(cls, data: Any, upload_id: str) -> Upload:
+        try:
+            if not isinstance(data, dict) or data.pop("schema", None) != _SCHEMA:
+                raise ValueError("not an upload record")
+            data["created"] = datetime.fromisoformat(data["created"]).timestamp()
+            data["expires"] = datetime.fromisoformat(data["expires"]).timestamp()
+            upload = cls(**data)
+            whole = (upload.length, upload.offset, upload.part_bytes, upload.tail_bytes)
+            if (upload.id != upload_id or not all(type(n) is int and n >= 0 for n in whole)
+                    or upload.offset > upload.length
+                    or not all(isinstance(p, dict) and type(p.get("number")) is int
+                               and isinstance(p.get("tag"), str) and type(p.get("bytes")) is int
+                               for p in upload.parts)):
+                raise ValueError("fields out of range")
+        except (KeyError, TypeError, ValueError) as exc:
+            raise StorageError(f"the upload record {upload_id} is damaged ({exc})") from exc
+        return upload
+
+
+class _Sink(Protocol):
+    """Where one request's bytes go, until they are kept (``keep``) or dropped (``drop``)."""
+
+    received: int
+
+    async def open(self) -> None: ...
+
+    async def write(self, data: bytes) -> None: ...
+
+    async def keep(self) -> None: ...
+
+    async def drop(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class Received:
+    """What became of one request's body."""
+
+    upload: Upload
+    disconnected: bool = False
+    """The client went away before the end (the bytes that arrived are kept, unless a checksum
+    was given)."""
+
+
+class Uploads:
+    """The uploads of one private store; the service keeps one (``uploads_of``)."""
+
+    def __init__(self, private: Storage, spool: Path, expiry: int, *, append: bool = True,
+                 part_bytes: int = PART_BYTES) -> None:
+        if not isinstance(private, PartUploads):
+            raise ConfigError(f"the private store {private.url} cannot take resumable uploads"
+                              " (it has no part uploads)")
+        self.private = private
+        self.parts: PartUploads = private
+        self.appending: Appending | None = private if append and isinstance(private, Appending) else None
+        """Embedded: the store grows the data file in place; None: multipart uploads."""
+        self.spool = spool
+        self.expiry = expiry
+        self.part_bytes = max(part_bytes, private.min_part_bytes)
+        self._lock = threading.Lock()
+        self._busy: set[str] = set()
+        self._hashes: OrderedDict[str, tuple[int, Any]] = OrderedDict()
+        self.on_finished: Callable[[Upload], None] | None = None
+        """Told of every upload finished here (the service's metrics)."""
+
+    # -- records -----------------------------------------------------------------------------------
+
+    def read(self, upload_id: str) -> Upload | None:
+        if not UPLOAD_ID.fullmatch(upload_id) or not self.private.exists(record_key(upload_id)):
+            return None
+        try:
+            data = json.loads(self.private.get_bytes(record_key(upload_id)))
+        except StorageError:
+            if not self.private.exists(record_key(upload_id)):
+                return None   # removed in between
+            raise
+        except ValueError as exc:
+            raise StorageError(f"the upload record {upload_id} is not valid JSON") from exc
+        return Upload.from_json(data, upload_id)
+
+    def save(self, upload: Upload) -> None:
+        self.private.replace(record_key(upload.id), json.dumps(upload.to_json(), ensure_ascii=False,
+                                                                sort_keys=True).encode("utf-8"),
+                             content_type="application/json", cache_control=NO_CACHE)
+
+    @contextlib.contextmanager
+    def claim(self, upload_id: str) -> Iterator[None]:
+        """Hold the upload for one request (409 while another request of this process holds it)."""
+        with self._lock:
+            if upload_id in self._busy:
+                raise Problem("conflict", "another request is writing to this upload; when it ends,"
+                              " ask HEAD for the offset and go on from there")
+            self._busy.add(upload_id)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._busy.discard(upload_id)
+
+    def busy(self, upload_id: str) -> bool:
+        with self._lock:
+            return upload_id in self._busy
+
+    # -- the running hash of each upload this process has seen from the start -------------------
+
+    def _remember_hash(self, upload_id: str, offset: int, digest: Any) -> None:
+        with self._lock:
+            self._hashes[upload_id] = (offset, digest.copy())
+            self._hashes.move_to_end(upload_id)
+            while len(self._hashes) > _HASHES_KEPT:
+                self._hashes.popitem(last=False)
+
+    def _running_hash(self, upload: Upload) -> Any:
+        """A copy of the hash of the upload's first ``offset`` bytes, or None when unknown here."""
+        if upload.offset == 0:
+            return hashlib.sha256()
+        with self._lock:
+            known = self._hashes.get(upload.id)
+            return known[1].copy() if known and known[0] == upload.offset else None
+
+    def _forget_hash(self, upload_id: str) -> None:
+        with self._lock:
+            self._hashes.pop(upload_id, None)
+
+    # -- life of an upload ------------------------------------------------------------------------
+
+    def create(self, *, story: str, file: str, desk: str, created_by: str, length: int,
+               metadata: str) -> Upload:
+        """A new upload's record (and its multipart upload, in the cluster)."""
+        now = time.time()
+        upload = Upload(id=secrets.token_hex(16), story=story, file=file, desk=desk, created_by=created_by,
+                        length=length, offset=0, created=now, expires=now + self.expiry, metadata=metadata,
+                        part_bytes=max(self.part_bytes, -(-length // MAX_PARTS)))
+        if self.appending is None:
+            upload.multipart = self.parts.start_parts(data_key(upload.id), content_type=RAW_CONTENT_TYPE)
+        try:
+            self.save(upload)
+        except PipelineError:
+            if upload.multipart:
+                with contextlib.suppress(PipelineError):
+                    self.parts.abort_upload(data_key(upload.id), upload.multipart)
+            raise
+        log.info("upload %s created for %s of story %s (%d bytes) by %s", upload.id, upload.file,
+                 upload.story, upload.length, created_by)
+        return upload
+
+    async def receive(self, upload: Upload, body: AsyncIterator[bytes], *,
+                      checksum: bytes | None = None) -> Received:
+        """Append ``body`` at the upload's offset (the caller checked the offset and holds the
+        upload); finish the upload when it is whole. With ``checksum`` (the SHA-256 the body must
+        have) nothing is kept unless it matches (460). Past the upload's length: 413, and nothing of
+        the request is kept beyond what was already saved."""
+        request_hash = hashlib.sha256() if checksum is not None else None
+        sink: _Sink = (_AppendSink(self, upload, request_hash) if self.appending is not None
+                       else _PartSink(self, upload, request_hash))
+        await sink.open()
+        room = upload.length - upload.offset
+        batch = bytearray()
+        disconnected = False
+        try:
+            try:
+                async for chunk in body:
+                    if sink.received + len(batch) + len(chunk) > room:
+                        raise Problem("too-large", f"the upload has {room} bytes left to send; this request"
+                                      " sends more", errors=[("Upload-Length", "the body goes past it")])
+                    batch += chunk
+                    if len(batch) >= BATCH_BYTES:
+                        await sink.write(bytes(batch))
+                        batch.clear()
+            except ClientDisconnect:
+                disconnected = True
+            if batch:
+                await sink.write(bytes(batch))
+                batch.clear()
+            if request_hash is not None and (disconnected or request_hash.digest() != checksum):
+                await sink.drop()
+                if disconnected:
+                    return Received(upload, disconnected=True)
+                raise Problem("checksum-mismatch", "the body's SHA-256 is not the one in Upload-Checksum;"
+                              " nothing of this request was kept: send it again",
+                              errors=[("Upload-Checksum", "does not match the body")])
+            await sink.keep()
+        except BaseException:
+            await sink.drop()
+            raise
+        if upload.offset == upload.length:
+            upload = await run_in_threadpool(self.finish, upload)
+        return Received(upload, disconnected=disconnected)
+
+    def finish(self, upload: Upload) -> Upload:
+        """Store the whole file as a raw and attach it to the story's file (every step may be
+        run again after a failure: the record says how far it got)."""
+        if upload.done:
+            return upload
+        data = data_key(upload.id)
+        if upload.multipart and not upload.assembled:
+            parts = [UploadedPart(number=int(p["number"]), tag=str(p["tag"]),
+                                  checksum=str(p.get("checksum", ""))) for p in upload.parts]
+            try:
+                self.parts.complete_parts(data, upload.multipart, parts)
+            except StorageError as exc:
+                if exc.code != "no-such-upload":
+                    raise
+                self._restart(upload, "the store lost the parts sent so far")
+            upload.assembled = True
+            self.save(upload)
+        if not upload.sha256:
+            running = self._running_hash(upload)
+            if running is not None:
+                upload.sha256 = running.hexdigest()
+            else:
+                digest, size = hashlib.sha256(), 0
+                for chunk in self.parts.read_chunks(data):
+                    digest.update(chunk)
+                    size += len(chunk)
+                if size != upload.length:
+                    self._restart(upload, f"the stored bytes add up to {size}, not {upload.length}")
+                upload.sha256 = digest.hexdigest()
+            self.save(upload)
+        self.parts.copy(data, raw_key(upload.sha256), sha256=upload.sha256, content_type=RAW_CONTENT_TYPE,
+                        cache_control=IMMUTABLE)
+        records.attach(self.private, upload.story, upload.file, upload.sha256, upload.length)
+        self.private.delete(data)
+        self.private.delete(tail_key(upload.id))
+        upload.done = True
+        self.save(upload)
+        self._forget_hash(upload.id)
+        if self.on_finished is not None:
+            try:
+                self.on_finished(upload)
+            except Exception:
+                log.exception("upload %s: the finished-upload hook failed", upload.id)
+        log.info("upload %s finished: %s of story %s is raw %s (%d bytes)", upload.id, upload.file,
+                 upload.story, upload.sha256, upload.length)
+        return upload
+
+    def _restart(self, upload: Upload, why: str) -> None:
+        """The bytes in progress are lost: the upload starts again from 0 (409, offset 0)."""
+        log.warning("upload %s starts again from 0: %s", upload.id, why)
+        self._drop_bytes(upload)
+        upload.offset, upload.parts, upload.tail_bytes, upload.tail_sha256 = 0, [], 0, ""
+        upload.assembled, upload.sha256 = False, ""
+        if upload.multipart:
+            upload.multipart = self.parts.start_parts(data_key(upload.id), content_type=RAW_CONTENT_TYPE)
+        self.save(upload)
+        self._forget_hash(upload.id)
+        raise Problem("conflict", f"{why}; send the file again from offset 0",
+                      headers={"Upload-Offset": "0"})
+
+    def _drop_bytes(self, upload: Upload) -> None:
+        if upload.multipart and not upload.assembled:
+            self.parts.abort_upload(data_key(upload.id), upload.multipart)
+        self.private.delete(data_key(upload.id))
+        self.private.delete(tail_key(upload.id))
+
+    def terminate(self, upload: Upload) -> None:
+        """Remove everything of the upload (a finished upload's raw stays: it is the story's)."""
+        if not upload.done:
+            self._drop_bytes(upload)
+        self.private.delete(record_key(upload.id))
+        self._forget_hash(upload.id)
+        log.info("upload %s removed (%s of story %s, %d of %d bytes)", upload.id, upload.file,
+                 upload.story, upload.offset, upload.length)
+
+    def clean_expired(self) -> int:
+        """Remove the expired uploads (records, bytes in progress, multipart uploads) and whatever a
+        crash left without a record; returns how many uploads were removed."""
+        removed = 0
+        recorded: set[str] = set()
+        unrecorded: set[str] = set()
+        for key in self.private.list("uploads/"):
+            if found := _RECORD.fullmatch(key):
+                recorded.add(found.group(1))
+            elif found := _BYTES.fullmatch(key):
+                unrecorded.add(found.group(1))
+        for upload_id in sorted(recorded):
+            try:
+                with self.claim(upload_id):
+                    upload = self.read(upload_id)
+                    if upload is not None and upload.expired:
+                        self.terminate(upload)
+                        removed += 1
+            except Problem:
+                continue   # a request holds it: not abandoned
+            except PipelineError as exc:
+                log.warning("upload %s could not be cleaned: %s", upload_id, exc.reason)
+        for upload_id in sorted(unrecorded - recorded):
+            if not self.busy(upload_id) and not self.private.exists(record_key(upload_id)):
+                self.private.delete(data_key(upload_id))
+                self.private.delete(tail_key(upload_id))
+        if isinstance(self.private, UploadCleanup):   # multipart uploads whose record never got written
+            self.private.abort_incomplete_uploads("uploads/", older_than=self.expiry + 3600)
+        self._clean_spool()
+        return removed
+
+    def _clean_spool(self) -> None:
+        cutoff = time.time() - self.expiry
+        with contextlib.suppress(FileNotFoundError):
+            for entry in os.scandir(self.spool):
+                with contextlib.suppress(OSError):
+                    if entry.name.startswith("upload-") and entry.stat().st_mtime < cutoff:
+                        os.unlink(entry.path)
+
+    def spool_file(self, upload_id: str) -> tuple[Path, BinaryIO]:
+        try:
+            self.spool.mkdir(parents=True, exist_ok=True)
+            fd, name = tempfile.mkstemp(dir=self.spool, prefix=f"upload-{upload_id}-")
+        except OSError as exc:
+            raise StorageError(f"cannot spool an upload in {self.spool}: {exc.strerror or exc}") from exc
+        return Path(name), os.fdopen(fd, "wb")
+
+
+class _AppendSink:
+    """Embedded: the bytes go straight to the end of ``uploads/<id>.data``."""
+
+    def __init__(self, uploads: Uploads, upload: Upload, request_hash: Any) -> None:
+        assert uploads.appending is not None
+        self.uploads, self.upload, self.store = uploads, upload, uploads.appending
+        self.running = uploads._running_hash(upload)
+        self.hashes = [digest for digest in (request_hash, self.running) if digest is not None]
+        self.received = 0
+        self.handle: BinaryIO | None = None
+
+    async def open(self) -> None:
+        def opened() -> BinaryIO:
+            handle = self.store.open_append(data_key(self.upload.id))
+            try:
+                size = handle.tell()
+                if size > self.upload.offset:   # a request cut short before its record was saved
+                    handle.truncate(self.upload.offset)
+                elif size < self.upload.offset:
+                    self.upload.offset = size
+                    self.uploads.save(self.upload)
+                    self.uploads._forget_hash(self.upload.id)
+                    raise Problem("conflict", f"only {size} bytes of the upload are stored; go on from there",
+                                  headers={"Upload-Offset": str(size)})
+            except BaseException:
+                handle.close()
+                raise
+            return handle
+
+        self.handle = await run_in_threadpool(opened)
+
+    async def write(self, data: bytes) -> None:
+        def written() -> None:
+            assert self.handle is not None
+            self.handle.write(data)
+            for digest in self.hashes:
+                digest.update(data)
+
+        await run_in_threadpool(written)
+        self.received += len(data)
+
+    async def keep(self) -> None:
+        def kept() -> None:
+            assert self.handle is not None
+            self.handle.flush()
+            os.fsync(self.handle.fileno())
+            self.handle.close()
+            self.handle = None
+            self.upload.offset += self.received
+            self.uploads.save(self.upload)
+            if self.running is not None:
+                self.uploads._remember_hash(self.upload.id, self.upload.offset, self.running)
+
+        await run_in_threadpool(kept)
+
+    async def drop(self) -> None:
+        def dropped() -> None:
+            if self.handle is not None:
+                with contextlib.suppress(OSError):
+                    self.handle.truncate(self.upload.offset)
+                self.handle.close()
+                self.handle = None
+
+        await run_in_threadpool(dropped)
+
+
+@dataclass
+class _SpoolPart:
+    path: Path
+    handle: BinaryIO
+    size: int = 0
+    digest: Any = field(default_factory=hashlib.sha256)
+    number: int = 0
+    running: Any = None
+    """The upload's running hash up to the end of this part (when known)."""
+
+
+class _PartSink:
+    """Cluster: the bytes go to spool files of one part each; a full part is sent to the store's
+    multipart upload at once (while the next fills), or with a checksum only once the whole body
+    matches it. What is left at the end under a part's size becomes the tail object."""
+
+    def __init__(self, uploads: Uploads, upload: Upload, request_hash: Any) -> None:
+        self.uploads, self.upload, self.store = uploads, upload, uploads.parts
+        self.deferred = request_hash is not None
+        self.request_hash = request_hash
+        self.running = uploads._running_hash(upload)
+        self.start = upload.offset
+        """Where this request began (``upload.offset`` moves as parts are recorded)."""
+        self.received = 0
+        self.next_number = len(upload.parts) + 1
+        self.current: _SpoolPart | None = None
+        self.sealed: list[_SpoolPart] = []
+        self.inflight: asyncio.Future[None] | None = None
+        self.spooled: list[Path] = []
+
+    def _new_part(self) -> _SpoolPart:
+        path, handle = self.uploads.spool_file(self.upload.id)
+        self.spooled.append(path)
+        return _SpoolPart(path=path, handle=handle)
+
+    async def open(self) -> None:
+        def opened() -> _SpoolPart:
+            part = self._new_part()
+            if not self.upload.tail_bytes:
+                return part
+            part.handle.close()
+            try:
+                self.uploads.private.download(tail_key(self.upload.id), part.path)
+            except StorageError as exc:
+                log.warning("upload %s: its tail cannot be read back (%s)", self.upload.id, exc.reason)
+            with part.path.open("rb") as source:
+                while chunk := source.read(MiB):
+                    part.digest.update(chunk)
+                    part.size += len(chunk)
+            part.handle = part.path.open("ab")
+            if part.size != self.upload.tail_bytes or part.digest.hexdigest() != self.upload.tail_sha256:
+                part.handle.close()
+                self.upload.offset = self.upload.sent_bytes
+                self.upload.tail_bytes, self.upload.tail_sha256 = 0, ""
+                self.uploads.save(self.upload)
+                self.uploads._forget_hash(self.upload.id)
+                raise Problem("conflict", f"the bytes after {self.upload.offset} were lost; go on from there",
+                              headers={"Upload-Offset": str(self.upload.offset)})
+            return part
+
+        try:
+            self.current = await run_in_threadpool(opened)
+        except BaseException:
+            self._unlink_spool()
+            raise
+
+    async def write(self, data: bytes) -> None:
+        part = self.current
+        assert part is not None
+
+        def written() -> None:
+            part.handle.write(data)
+            part.digest.update(data)
+            for digest in (self.request_hash, self.running):
+                if digest is not None:
+                    digest.update(data)
+
+        await run_in_threadpool(written)
+        part.size += len(data)
+        self.received += len(data)
+        if part.size >= self.upload.part_bytes and self.start + self.received < self.upload.length:
+            await self._seal()
+
+    async def _seal(self) -> None:
+        part = self.current
+        assert part is not None
+        part.handle.close()
+        part.number = self.next_number
+        self.next_number += 1
+        part.running = self.running.copy() if self.running is not None else None
+        self.current = await run_in_threadpool(self._new_part)
+        if self.deferred:
+            self.sealed.append(part)
+            return
+        if self.inflight is not None:
+            await self.inflight
+        self.inflight = asyncio.ensure_future(run_in_threadpool(self._send, part, True))
+
+    def _send(self, part: _SpoolPart, save: bool) -> None:
+        """Send one full part; with ``save``, record it at once (the offset moves to its end)."""
+        try:
+            sent = self.store.put_part(data_key(self.upload.id), self.upload.multipart, part.number,
+                                       part.path)
+        except StorageError as exc:
+            if exc.code == "no-such-upload":
+                self.uploads._restart(self.upload, "the store lost the parts sent so far")
+            raise
+        part.path.unlink(missing_ok=True)
+        self.upload.parts = [p for p in self.upload.parts if p["number"] < part.number] + [
+            {"number": sent.number, "tag": sent.tag, "checksum": sent.checksum, "bytes": part.size}]
+        if save:
+            self.upload.tail_bytes, self.upload.tail_sha256 = 0, ""
+            self.upload.offset = self.upload.sent_bytes
+            self.uploads.save(self.upload)
+            if part.running is not None:
+                self.uploads._remember_hash(self.upload.id, self.upload.offset, part.running)
+
+    async def keep(self) -> None:
+        if self.inflight is not None:
+            inflight, self.inflight = self.inflight, None
+            await inflight
+        for part in self.sealed:
+            await run_in_threadpool(self._send, part, False)
+        self.sealed = []
+        last = self.current
+        assert last is not None
+        last.handle.close()
+        complete = self.start + self.received == self.upload.length
+
+        def kept() -> None:
+            if complete or not last.size:
+                if last.size:
+                    last.number = self.next_number
+                    self._send(last, False)
+                self.upload.tail_bytes, self.upload.tail_sha256 = 0, ""
+                self.uploads.private.delete(tail_key(self.upload.id))
+            else:
+                tail_sha = last.digest.hexdigest()
+                self.uploads.private.put_file(tail_key(self.upload.id), last.path, sha256=tail_sha,
+                                              content_type=RAW_CONTENT_TYPE, cache_control=NO_CACHE)
+                self.upload.tail_bytes, self.upload.tail_sha256 = last.size, tail_sha
+            self.upload.offset = self.upload.sent_bytes + self.upload.tail_bytes
+            self.uploads.save(self.upload)
+            if self.running is not None:
+                self.uploads._remember_hash(self.upload.id, self.upload.offset, self.running)
+
+        try:
+            await run_in_threadpool(kept)
+        finally:
+            self._unlink_spool()
+
+    async def drop(self) -> None:
+        if self.inflight is not None:
+            inflight, self.inflight = self.inflight, None
+            with contextlib.suppress(Exception):
+                await inflight
+        for part in (*self.sealed, *([self.current] if self.current else [])):
+            part.handle.close()
+        self._unlink_spool()
+
+    def _unlink_spool(self) -> None:
+        for path in self.spooled:
+            path.unlink(missing_ok=True)
+        self.spooled = []
+
+
+# -- the service's uploads -------------------------------------------------------------------------
+
+_SERVICE_LOCK = threading.Lock()
+
+
+def uploads_of(svc: Service) -> Uploads:
+    """The service's uploads (made on first use, kept in ``svc.extras``)."""
+    with _SERVICE_LOCK:
+        found = svc.extras.get("uploads")
+        if not isinstance(found, Uploads):
+            found = Uploads(svc.backend.private, svc.config.spool, svc.config.upload_expiry)
+            found.on_finished = lambda upload: metrics.observe_upload(svc, time.time() - upload.created,
+                                                                      upload.length)
+            svc.extras["uploads"] = found
+        return found
+
+
+def start_cleaner(svc: Service) -> Callable[[], None]:
+    """Clean expired uploads now and then in a background thread; returns the function that
+    stops it (the service's lifespan calls both)."""
+    uploads = uploads_of(svc)
+    stop = threading.Event()
+    period = min(300.0, max(1.0, uploads.expiry / 4))
+
+    def loop() -> None:
+        while True:
+            try:
+                removed = uploads.clean_expired()
+                if removed:
+                    log.info("removed %d expired uploads", removed)
+            except PipelineError as exc:
+                log.warning("cleaning expired uploads failed: %s", exc.reason)
+            except Exception:
+                log.exception("cleaning expired uploads failed")
+            if stop.wait(period):
+                return
+
+    thread = threading.Thread(target=loop, name="storymedia-upload-cleaner", daemon=True)
+    thread.start()
+
+    def halt() -> None:
+        stop.set()
+        thread.join(timeout=10)
+
+    return halt
+
+
+def checksum_digest(header: str) -> bytes:
+    """The SHA-256 an ``Upload-Checksum: sha256 <base64>`` header names (400 for anything else)."""
+    algorithm, _, value = header.strip().partition(" ")
+    if algorithm.lower() != "sha256":
+        raise Problem("bad-request", f"Upload-Checksum: the algorithm {algorithm[:20]!r} is not supported"
+                      " (Tus-Checksum-Algorithm: sha256)", errors=[("Upload-Checksum", "use sha256")])
+    try:
+        digest = base64.b64decode(value.strip(), validate=True)
+    except ValueError:
+        digest = b""
+    if len(digest) != 32:
+        raise Problem("bad-request", "Upload-Checksum: the value is not a base64 SHA-256",
+                      errors=[("Upload-Checksum", "not a base64 SHA-256")])
+    return digest

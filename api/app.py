@@ -11,8 +11,9 @@ from api import metrics, problems
 from api.auth import TokenStore
 from api.backend import Backend
 from api.config import ServiceConfig
-from api.routes import jobs, manifests, operations, stories
+from api.routes import jobs, manifests, operations, stories, uploads
 from api.service import Service, open_backend
+from api.uploads import start_cleaner
 from pipeline import __version__
 
 DESCRIPTION = """The storymedia service: stories, resumable uploads (tus 1.0), jobs with live events,
@@ -32,9 +33,11 @@ def create_app(config: ServiceConfig, backend: Backend | None = None) -> FastAPI
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         executor.start()
         metrics.start(svc)
+        stop_cleaner = start_cleaner(svc)
         try:
             yield
         finally:
+            stop_cleaner()
             metrics.stop(svc)
             executor.stop()
 
@@ -42,7 +45,7 @@ def create_app(config: ServiceConfig, backend: Backend | None = None) -> FastAPI
                   docs_url="/docs", redoc_url=None)
     app.state.service = svc
     problems.install(app)
-    for module in (stories, jobs, manifests, operations):
+    for module in (stories, jobs, manifests, operations, uploads):
         app.include_router(module.router)
     metrics.install(app, svc)
     return app

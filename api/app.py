@@ -7,11 +7,11 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from api import metrics, problems
+from api import metrics, problems, webhook_sender
 from api.auth import TokenStore
 from api.backend import Backend
 from api.config import ServiceConfig
-from api.routes import jobs, manifests, operations, stories, uploads
+from api.routes import jobs, manifests, operations, stories, uploads, webhooks
 from api.service import Service, open_backend
 from api.uploads import start_cleaner
 from pipeline import __version__
@@ -33,11 +33,13 @@ def create_app(config: ServiceConfig, backend: Backend | None = None) -> FastAPI
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         executor.start()
         metrics.start(svc)
+        webhook_sender.start(svc)
         stop_cleaner = start_cleaner(svc)
         try:
             yield
         finally:
             stop_cleaner()
+            webhook_sender.stop(svc)
             metrics.stop(svc)
             executor.stop()
 
@@ -45,7 +47,7 @@ def create_app(config: ServiceConfig, backend: Backend | None = None) -> FastAPI
                   docs_url="/docs", redoc_url=None)
     app.state.service = svc
     problems.install(app)
-    for module in (stories, jobs, manifests, operations, uploads):
+    for module in (stories, jobs, manifests, operations, webhooks, uploads):
         app.include_router(module.router)
     metrics.install(app, svc)
     return app

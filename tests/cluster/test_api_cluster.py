@@ -201,3 +201,21 @@ def test_submit_over_http_attaches_like_the_command_line_and_keeps_its_idempoten
     assert "X-Amz-Signature=" in rendition["url"]
     with urllib.request.urlopen(rendition["url"], timeout=30) as got:
         assert hashlib.sha256(got.read()).hexdigest() == rendition["sha256"]
+
+
+@pytest.mark.parametrize(("message", "expected"), [
+    (b'{"headers": {"storymedia_sent": 1700000000.5}}', 1700000000.5),
+    (b'{"headers": {"storymedia_sent": 1700000000}}', 1700000000.0),
+    (None, None),
+    (b'{"headers": {"storymedia_sent": true}}', None),
+    (b'{"headers": {"storymedia_sent": "1700000000"}}', None),
+    (b'{"headers": {"storymedia_sent": NaN}}', None),
+    (b'{"headers": ["storymedia_sent"]}', None),
+    (b'[1, 2]', None),
+    (b'\xff\xfe', None),
+])
+def test_the_send_time_is_read_only_from_a_well_formed_message(message: bytes | None,
+                                                               expected: float | None) -> None:
+    from workers.queues import sent_at
+
+    assert sent_at(message) == expected

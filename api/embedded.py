@@ -25,6 +25,7 @@ from api.backend import Backend, LiveJob, Submitted
 from api.config import ServiceConfig
 from pipeline.errors import PipelineError
 from pipeline.ingest.limits import load_limits
+from pipeline.logs import log_context
 from pipeline.model.presets import load_presets
 from pipeline.run import jobs, orchestration
 from pipeline.run.embedded import areas, run_job
@@ -94,6 +95,10 @@ class EmbeddedBackend(Backend):
         self._pool.submit(self._run, job)
 
     def _run(self, job: jobs.Job) -> None:
+        with log_context(story=job.story_id, job=job.id):
+            self._run_logged(job)
+
+    def _run_logged(self, job: jobs.Job) -> None:
         with self._lock:
             self._queued = deque(item for item in self._queued if item[0] != job.id)
             self._running[job.id] = job

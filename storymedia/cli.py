@@ -51,6 +51,8 @@ COMMANDS = {
     "reconcile": "storymedia.cluster:reconcile",
     "serve": "storymedia.service:serve",
     "token": "storymedia.service:token",
+    "cancel": "storymedia.operations:cancel",
+    "rerun": "storymedia.operations:rerun",
 }
 """Every command, by name: ``module:attribute`` of its click command."""
 

@@ -148,8 +148,9 @@ class RerunRequest(BaseModel):
 def rerun(job_id: JobId, order: Annotated[int, Path(ge=1, le=500)], svc: Annotated[Service, Depends(service)],
           who: Annotated[Principal, Depends(require("operator"))], body: RerunRequest | None = None,
           ) -> Operation:
-    """Render one asset of a finished job again (one preset, or all of its); the manifest goes to
-    its next version."""
+    """Render one asset of a finished job again (one preset, or all of its), reusing none of its
+    current renditions of that preset; the manifest goes to its next version even when the bytes
+    come out the same. 409 while the job runs, or when a later job of the story stands."""
     _, story_id = find(svc, job_id, who)
     job = jobs.read_job(svc.backend.private, story_id, job_id)
     if order > len(job.assets):
@@ -160,7 +161,10 @@ def rerun(job_id: JobId, order: Annotated[int, Path(ge=1, le=500)], svc: Annotat
                       errors=[("preset", "not one of the asset's presets")])
     if not jobs.read_done(svc.backend.private, story_id, job_id):
         raise Problem("conflict", "the job is still running; re-run an asset once it is finished")
-    orchestration.rerun(svc.backend.private, job, [order], preset=preset)
+    try:
+        orchestration.rerun(svc.backend.private, job, [order], preset=preset)
+    except orchestration.RerunRefused as exc:
+        raise Problem("conflict", exc.reason) from None
     svc.backend.resume(job)
     return Operation(job=job_id, story=story_id, done=True,
                      detail=f"asset {order} ({job.assets[order - 1].file}) is rendered again"
@@ -168,15 +172,22 @@ def rerun(job_id: JobId, order: Annotated[int, Path(ge=1, le=500)], svc: Annotat
 
 
 @router.post("/jobs/{job_id}/cancel", status_code=202, response_model=Operation,
-             responses=documented("not-found"))
-def cancel(job_id: JobId, svc: Annotated[Service, Depends(service)],
+             responses={**documented("not-found"), 200: {
+                 "model": Operation, "description": "The job had already finished: nothing to cancel"
+                 " (`done` is false)"}})
+def cancel(job_id: JobId, response: Response, svc: Annotated[Service, Depends(service)],
            who: Annotated[Principal, Depends(require("operator"))]) -> Operation:
-    """Cancel the job: running ffmpeg is stopped, nothing half-stored is kept, nothing more starts,
-    the story's manifest is not replaced and the job ends ``canceled``."""
+    """Cancel the job: running ffmpeg is stopped (within about a second), nothing half-stored is
+    kept, nothing more starts, the story's manifest is not replaced and the job ends ``canceled``
+    (202, ``done`` true; follow the job to its final state). A job already finished is left as it
+    is: 200 with ``done`` false and its final state in ``detail`` (canceling twice is harmless)."""
     _, story_id = find(svc, job_id, who)
     job = jobs.read_job(svc.backend.private, story_id, job_id)
     if not orchestration.cancel(svc.backend.private, story_id, job_id, f"canceled by {who.role} {who.id}"):
-        return Operation(job=job_id, story=story_id, done=False, detail="the job had already finished")
+        finished = jobs.read_done(svc.backend.private, story_id, job_id) or {}
+        response.status_code = 200
+        return Operation(job=job_id, story=story_id, done=False,
+                         detail=f"the job had already finished ({finished.get('status', 'final')})")
     svc.backend.stop_job(job)
     return Operation(job=job_id, story=story_id, done=True, detail="the job is being canceled")
 

@@ -3,6 +3,7 @@ SeaweedFS S3 server and real worker processes: readiness, queues, workers, submi
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import time
 import urllib.request
@@ -25,6 +26,8 @@ from workers.app import QUEUES
 
 pytestmark = pytest.mark.cluster
 
+OFFSET_STREAM = "application/offset+octet-stream"
+
 
 @pytest.fixture
 def api(cluster: Cluster, tmp_path: Path) -> Iterator[tuple[Service, TestClient]]:  # noqa: F811
@@ -35,18 +38,32 @@ def api(cluster: Cluster, tmp_path: Path) -> Iterator[tuple[Service, TestClient]
         yield service, http
 
 
-def create_story(service: Service, http: TestClient, story_file: Path, breaking: bool = False) -> str:
-    """The story created over HTTP by a producer, its raws stored and attached as an upload does."""
+def create_story(service: Service, http: TestClient, story_file: Path, breaking: bool = False,
+                 tus: bool = False) -> str:
+    """The story created over HTTP by a producer, its raws uploaded with tus (``tus``), or stored
+    and attached directly the way a finished upload is (quicker)."""
     story = load_story(story_file)
     body = story.model_dump(mode="json")
     body["story"]["breaking"] = breaking
     created = http.post("/v1/stories", json=body, headers=service.auth("producer"))
     assert created.status_code == 201, created.text
+    story_id = story.story.id
     private = service.app.state.service.backend.private
     for asset in story.assets:
-        raw = store_original(private, story_file.parent, asset.file, asset.file)
-        records.attach(private, story.story.id, asset.file, raw.sha256, raw.bytes)
-    return story.story.id
+        if tus:
+            metadata = ",".join(f"{name} {base64.b64encode(value.encode()).decode()}"
+                                for name, value in (("story", story_id), ("file", asset.file)))
+            sent = http.post("/v1/uploads", content=(story_file.parent / asset.file).read_bytes(), headers={
+                **service.auth("producer"), "Tus-Resumable": "1.0.0", "Content-Type": OFFSET_STREAM,
+                "Upload-Length": str((story_file.parent / asset.file).stat().st_size),
+                "Upload-Metadata": metadata})
+            assert sent.status_code == 201, sent.text
+        else:
+            raw = store_original(private, story_file.parent, asset.file, asset.file)
+            records.attach(private, story_id, asset.file, raw.sha256, raw.bytes)
+    files = http.get(f"/v1/stories/{story_id}", headers=service.auth("producer")).json()["files"]
+    assert all(entry["uploaded"] for entry in files), files
+    return story_id
 
 
 def queues_by_name(service: Service, http: TestClient) -> dict[str, dict[str, Any]]:
@@ -163,11 +180,11 @@ def test_workers_lists_a_worker_rendering_a_clip_with_its_job_story_and_order(
     assert gone == {"name": listed["name"], "alive": False, "running": []}
 
 
-def test_submit_over_http_attaches_like_the_command_line_and_keeps_its_idempotency_key(
+def test_uploaded_and_submitted_over_http_attaches_like_the_command_line_and_keeps_its_idempotency_key(
         api: tuple[Service, TestClient], cluster: Cluster, tmp_path: Path) -> None:  # noqa: F811
     service, http = api
     story_file = small_story(tmp_path / "story", clip_seconds=1, photos=1)
-    story_id = create_story(service, http, story_file)
+    story_id = create_story(service, http, story_file, tus=True)
     url = f"/v1/stories/{story_id}/jobs"
     keyed = {**service.auth("producer"), "Idempotency-Key": "cms-42"}
 

@@ -21,6 +21,7 @@ class QueueInfo(BaseModel):
     lane: str = Field(description="normal or breaking")
     depth: int = Field(description="Messages waiting")
     oldest: float = Field(description="Seconds the oldest waiting message has waited (0: none waiting)")
+    note: str = Field(default="", description="Why the age is unknown, when it is")
 
 
 class WorkerInfo(BaseModel):

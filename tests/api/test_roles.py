@@ -323,7 +323,7 @@ def test_role_matrix(world: World, row: Row) -> None:
         else:
             response = world.client.request(method, path, **kwargs)
         answered[who] = response.status_code
-        if response.status_code in (401, 403):
+        if response.status_code in (401, 403) and method != "HEAD":     # a HEAD answer has no body
             assert response.headers["content-type"] == "application/problem+json", (who, response.text)
             assert response.json()["code"] == {401: "unauthorized", 403: "forbidden"}[response.status_code]
     wrong = {who: (answered[who], sorted(row.expect[who])) for who in WHO if answered[who] not in row.expect[who]}

@@ -92,7 +92,8 @@ def _delivery_out(found: outbox.Delivery) -> DeliveryOut:
                                                          for a in found.attempts]})
 
 
-@router.post("", status_code=201, response_model=EndpointCreated, responses=documented("conflict"))
+@router.post("", status_code=201, response_model=EndpointCreated,
+             responses=documented("bad-request", "conflict"))
 def create(body: NewEndpoint, response: Response, svc: Annotated[Service, Depends(service)],
            who: Annotated[Principal, Depends(require("operator"))]) -> EndpointCreated:
     """Register an endpoint: 201 with its signing secret, shown this once. The URL is refused (422,

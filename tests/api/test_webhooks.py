@@ -4,91 +4,34 @@ free port of 127.0.0.1) verifies every delivery with the ``standardwebhooks`` li
 The receiver listens on loopback, which the service refuses by default; these tests allow it with a
 ``Policy(allow_loopback=True)`` put in ``Service.extras`` (code only: no setting can do that), and
 shorten the retry schedule to fractions of a second. The SSRF test uses the configured rules.
-The manifest event comes from a real job: a story made over HTTP, its photo stored and attached as
-the upload route does (``raw/<sha256>`` + ``records.attach``), submitted, rendered and published.
+The manifest event comes from a real job: a story made over HTTP, its photo uploaded with tus,
+submitted, rendered and published.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import io
 import json
-import threading
 import time
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from standardwebhooks import Webhook
 
-from api import records, webhook_sender
-from pipeline.model.keys import raw_key
+from api import webhook_sender
 from pipeline.notify import outbox
 from pipeline.notify.targets import Policy
-from pipeline.storage import file_sha256
 from tests.api.harness import Service, make_service
+from tests.api.receiver import Receiver
 from tests.fixtures import photo
-from tests.servers import free_ports
 
 ALLOWED = "cms.example.vn,127.0.0.1,localhost,169.254.169.254,10.0.0.1,::1,0.0.0.0"
 FAST = (0, 0.3, 0.3, 0.3)
 """Four attempts, the retries 0.3 s apart (the service's sender looks every second)."""
-
-
-class Receiver:
-    """A CMS's webhook endpoint: records every request; ``answer`` says what it replies."""
-
-    def __init__(self, port: int | None = None) -> None:
-        self.port = port or free_ports(1)[0]
-        self.calls: list[tuple[dict[str, str], bytes]] = []
-        self.answer: Callable[[int], tuple[int, dict[str, str]]] = lambda n: (200, {})
-        self.server: ThreadingHTTPServer | None = None
-        self.lock = threading.Lock()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/cms/webhooks?desk=thoi-su"
-
-    def start(self) -> Receiver:
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(min(int(self.headers.get("content-length", "0")), 1 << 20))
-                with receiver.lock:
-                    receiver.calls.append(({k.lower(): v for k, v in self.headers.items()}, body))
-                    status, headers = receiver.answer(len(receiver.calls))
-                self.send_response(status)
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.send_header("content-length", "2")
-                self.end_headers()
-                self.wfile.write(b"ok")
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        if self.server is not None:
-            self.server.shutdown()
-            self.server.server_close()
-            self.server = None
-
-    def verified(self, secret: str) -> list[dict[str, Any]]:
-        """Every request, each checked with the standardwebhooks library (raises if one fails)."""
-        with self.lock:
-            calls = list(self.calls)
-        return [Webhook(secret).verify(body, headers) for headers, body in calls]
-
-    def ids(self) -> list[str]:
-        with self.lock:
-            return [headers["webhook-id"] for headers, _ in self.calls]
 
 
 @pytest.fixture
@@ -132,18 +75,22 @@ def deliveries(client: TestClient, service: Service, endpoint: str) -> list[dict
 
 
 def publish_story(client: TestClient, service: Service, tmp_path: Path, story_id: str = "tin-webhook") -> str:
-    """A one-photo story made over HTTP, its photo attached as an upload is, submitted and finished;
-    returns the job id."""
+    """A one-photo story made over HTTP, its photo uploaded with tus (creation-with-upload, with
+    its checksum), submitted and finished; returns the job id."""
     story = {"story": {"id": story_id, "title": "Thành phố Thanh Hóa kỷ cương", "byline": "Đình Hà",
                        "published": "2023-09-12T21:15:00+07:00", "source": "PCTN", "presets": ["web"]},
              "assets": [{"file": "anh-01.jpg", "caption": "Bà Lê Thị Minh Tâm", "credit": "Đình Hà"}]}
     assert client.post("/v1/stories", json=story, headers=service.auth("producer")).status_code == 201
-    image = tmp_path / "anh-01.jpg"
-    photo((900, 600)).save(image, quality=85)
-    sha = file_sha256(image)
-    private = service.app.state.service.backend.private
-    private.put_file(raw_key(sha), image, sha256=sha, content_type="image/jpeg")
-    records.attach(private, story_id, "anh-01.jpg", sha, image.stat().st_size)
+    buffer = io.BytesIO()
+    photo((900, 600)).save(buffer, "JPEG", quality=85)
+    data = buffer.getvalue()
+    names = ",".join(f"{key} {base64.b64encode(value.encode()).decode()}"
+                     for key, value in (("story", story_id), ("file", "anh-01.jpg")))
+    uploaded = client.post("/v1/uploads", content=data, headers={
+        **service.auth("producer"), "Tus-Resumable": "1.0.0", "Upload-Length": str(len(data)),
+        "Upload-Metadata": names, "Content-Type": "application/offset+octet-stream",
+        "Upload-Checksum": "sha256 " + base64.b64encode(hashlib.sha256(data).digest()).decode()})
+    assert uploaded.status_code == 201 and uploaded.headers["upload-offset"] == str(len(data)), uploaded.text
     submitted = client.post(f"/v1/stories/{story_id}/jobs", headers=service.auth("producer"))
     assert submitted.status_code == 202, submitted.text
     job_id: str = submitted.json()["id"]

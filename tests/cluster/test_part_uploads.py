@@ -1,0 +1,258 @@
+"""Part uploads (pipeline.storage.base.PartUploads) against a real SeaweedFS S3 server, next to the
+local store's, and the service's tus uploads (api.uploads) kept in S3 the way the cluster keeps
+them: 8 MiB parts of a multipart upload, the tail as its own object, continued by another replica,
+assembled, copied server-side to ``raw/<sha>``, and nothing left behind."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from starlette.requests import ClientDisconnect
+
+from api import records
+from api.problems import Problem
+from api.uploads import PART_BYTES, Upload, Uploads, record_key, tail_key
+from pipeline.errors import StorageError
+from pipeline.model.keys import raw_key
+from pipeline.storage import IMMUTABLE, LocalStorage, Storage
+from pipeline.storage.base import Appending, PartUploads
+from pipeline.storage.s3 import S3Storage
+from tests.servers import SeaweedS3
+
+pytestmark = pytest.mark.cluster
+
+MiB = 1 << 20
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+@pytest.fixture(params=["s3", "local"])
+def parts_store(request: pytest.FixtureRequest, tmp_path: Path) -> Storage:
+    if request.param == "local":
+        return LocalStorage(tmp_path / "store")
+    found: S3Storage = request.getfixturevalue("s3_storage")
+    return found
+
+
+def write(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
+
+
+def incomplete(store: Storage, prefix: str = "") -> list[tuple[str, str]]:
+    if isinstance(store, S3Storage):
+        return store.incomplete_uploads(prefix)
+    assert isinstance(store, LocalStorage)
+    return [(path.name, "") for path in (store.root / ".parts").glob("*")]
+
+
+# -- the capability ----------------------------------------------------------------------------------
+
+def test_parts_sent_in_turn_are_assembled_in_order(parts_store: Storage, tmp_path: Path) -> None:
+    assert isinstance(parts_store, PartUploads)
+    first, second = os.urandom(6 * MiB), os.urandom(MiB + 17)
+    upload_id = parts_store.start_parts("uploads/a.data")
+    one = parts_store.put_part("uploads/a.data", upload_id, 1, write(tmp_path / "1", first))
+    parts_store.put_part("uploads/a.data", upload_id, 2, write(tmp_path / "2", b"sent first, then again"))
+    two = parts_store.put_part("uploads/a.data", upload_id, 2, write(tmp_path / "2", second))
+    assert not parts_store.exists("uploads/a.data"), "nothing visible before it is assembled"
+    assert [key for key in parts_store.list("") if not key.startswith(".")] == []
+    parts_store.complete_parts("uploads/a.data", upload_id, [one, two])
+    assert parts_store.get_bytes("uploads/a.data") == first + second
+    assert b"".join(parts_store.read_chunks("uploads/a.data")) == first + second
+    assert incomplete(parts_store) == []
+    with pytest.raises(StorageError) as gone:
+        parts_store.put_part("uploads/a.data", upload_id, 3, tmp_path / "1")
+    assert gone.value.code == "no-such-upload"
+
+
+def test_an_aborted_upload_leaves_no_parts(parts_store: Storage, tmp_path: Path) -> None:
+    assert isinstance(parts_store, PartUploads)
+    upload_id = parts_store.start_parts("uploads/b.data")
+    parts_store.put_part("uploads/b.data", upload_id, 1, write(tmp_path / "1", os.urandom(5 * MiB)))
+    assert incomplete(parts_store) != []
+    assert parts_store.abort_upload("uploads/b.data", upload_id) is True
+    assert incomplete(parts_store) == []
+    if isinstance(parts_store, LocalStorage):   # SeaweedFS answers a second abort with success too
+        assert parts_store.abort_upload("uploads/b.data", upload_id) is False
+    with pytest.raises(StorageError) as gone:
+        parts_store.put_part("uploads/b.data", upload_id, 2, tmp_path / "1")
+    assert gone.value.code == "no-such-upload"
+    assert not parts_store.exists("uploads/b.data")
+
+
+def test_copy_records_the_targets_type_cache_rule_and_sha(parts_store: Storage) -> None:
+    assert isinstance(parts_store, PartUploads)
+    data = os.urandom(3 * MiB + 5)
+    parts_store.replace("uploads/c.data", data, content_type="application/octet-stream")
+    target = raw_key(sha(data))
+    assert parts_store.copy("uploads/c.data", target, sha256=sha(data),
+                            content_type="application/octet-stream") is True
+    info = parts_store.head(target)
+    assert info is not None and (info.bytes, info.sha256) == (len(data), sha(data))
+    assert parts_store.copy("uploads/c.data", target, sha256=sha(data),
+                            content_type="application/octet-stream") is False, "already there: skipped"
+    assert parts_store.get_bytes(target) == data
+
+
+def test_a_large_copy_goes_multipart_server_side_with_its_metadata(s3_server: SeaweedS3, s3_env: dict[str, str],
+                                                                   s3_storage: S3Storage) -> None:
+    storage = S3Storage("media", s3_storage.prefix, endpoint_url=s3_server.endpoint,
+                        multipart_threshold=5 * MiB, multipart_chunksize=5 * MiB)
+    data = os.urandom(11 * MiB)
+    storage.replace("uploads/d.data", data, content_type="application/octet-stream")
+    assert storage.copy("uploads/d.data", raw_key(sha(data)), sha256=sha(data),
+                        content_type="application/octet-stream")
+    head = s3_server.client().head_object(Bucket="media", Key=f"{storage.prefix}/{raw_key(sha(data))}")
+    assert head["ETag"].strip('"').endswith("-3"), "copied in three 5 MiB parts"
+    assert (head["Metadata"], head["CacheControl"], head["ContentType"]) == (
+        {"sha256": sha(data)}, IMMUTABLE, "application/octet-stream")
+    assert storage.get_bytes(raw_key(sha(data))) == data
+    assert storage.incomplete_uploads() == []
+
+
+def test_s3_refuses_a_small_part_but_the_last(s3_storage: S3Storage, tmp_path: Path) -> None:
+    upload_id = s3_storage.start_parts("uploads/e.data")
+    one = s3_storage.put_part("uploads/e.data", upload_id, 1, write(tmp_path / "1", b"x" * MiB))
+    two = s3_storage.put_part("uploads/e.data", upload_id, 2, write(tmp_path / "2", b"y" * MiB))
+    with pytest.raises(StorageError):
+        s3_storage.complete_parts("uploads/e.data", upload_id, [one, two])
+    assert s3_storage.abort_upload("uploads/e.data", upload_id) is True
+
+
+def test_the_local_store_is_also_appending_and_s3_is_not(tmp_path: Path, s3_storage: S3Storage) -> None:
+    local = LocalStorage(tmp_path / "store")
+    assert isinstance(local, Appending) and not isinstance(s3_storage, Appending)
+    with local.open_append("uploads/f.data") as handle:
+        handle.write(b"abc")
+    with local.open_append("uploads/f.data") as handle:
+        assert handle.tell() == 3
+        handle.write(b"def")
+    assert local.get_bytes("uploads/f.data") == b"abcdef"
+
+
+# -- the service's uploads in S3 --------------------------------------------------------------------
+
+async def chunks(data: bytes, size: int = 64 * 1024, cut: bool = False) -> AsyncIterator[bytes]:
+    """A request body as uvicorn hands it over; ``cut``: the client goes away at the end."""
+    for start in range(0, len(data), size):
+        yield data[start:start + size]
+    if cut:
+        raise ClientDisconnect()
+
+
+def send(uploads: Uploads, upload: Upload, data: bytes, *, checksum: bytes | None = None,
+         cut: bool = False) -> Upload:
+    return asyncio.run(uploads.receive(upload, chunks(data, cut=cut), checksum=checksum)).upload
+
+
+def new_upload(uploads: Uploads, length: int) -> Upload:
+    return uploads.create(story="tin-thu-nghiem", file="media/clip.mp4", desk="thoi-su", created_by="t",
+                          length=length, metadata="")
+
+
+def keys(store: S3Storage) -> list[str]:
+    return list(store.list("uploads/"))
+
+
+def test_an_upload_in_parts_and_tail_continued_by_another_replica(s3_storage: S3Storage,
+                                                                  tmp_path: Path) -> None:
+    data = os.urandom(2 * PART_BYTES + 3 * MiB + 123)
+    first = Uploads(s3_storage, tmp_path / "spool-a", 3600)
+    upload = new_upload(first, len(data))
+    assert upload.multipart and upload.part_bytes == PART_BYTES
+    upload = send(first, upload, data[:3 * MiB])               # under a part: all of it is the tail
+    assert (upload.offset, upload.parts, upload.tail_bytes) == (3 * MiB, [], 3 * MiB)
+    assert s3_storage.get_bytes(tail_key(upload.id)) == data[:3 * MiB]
+    upload = send(first, upload, data[3 * MiB:12 * MiB])       # tail + 9 MiB: one part, the rest a tail
+    assert [part["bytes"] for part in upload.parts] == [PART_BYTES]
+    assert upload.offset == 12 * MiB and upload.tail_bytes == 12 * MiB - PART_BYTES
+
+    second = Uploads(s3_storage, tmp_path / "spool-b", 3600)   # another replica: no running hash
+    again = second.read(upload.id)
+    assert again is not None and again.offset == 12 * MiB
+    done = send(second, again, data[12 * MiB:])
+    assert done.done and done.sha256 == sha(data)
+    assert [part["bytes"] for part in done.parts][:2] == [PART_BYTES, PART_BYTES]
+    assert s3_storage.get_bytes(raw_key(sha(data))) == data
+    raw = s3_storage.head(raw_key(sha(data)))
+    assert raw is not None and (raw.sha256, raw.content_type) == (sha(data), "application/octet-stream")
+    assert records.attached(s3_storage, "tin-thu-nghiem") == {"media/clip.mp4": (sha(data), len(data))}
+    assert keys(s3_storage) == [record_key(upload.id)], "no data, no tail: only the record, marked done"
+    assert s3_storage.incomplete_uploads() == []
+    assert list((tmp_path / "spool-a").iterdir()) == [] and list((tmp_path / "spool-b").iterdir()) == []
+
+
+def test_a_wrong_checksum_keeps_nothing_in_s3(s3_storage: S3Storage, tmp_path: Path) -> None:
+    data = os.urandom(PART_BYTES + 2 * MiB)
+    uploads = Uploads(s3_storage, tmp_path / "spool", 3600)
+    upload = send(uploads, new_upload(uploads, len(data)), data[:MiB])
+    before = {key: s3_storage.get_bytes(key) for key in keys(s3_storage)}
+    with pytest.raises(Problem) as refused:
+        send(uploads, upload, data[MiB:], checksum=hashlib.sha256(b"other").digest())
+    assert refused.value.status == 460
+    again = uploads.read(upload.id)
+    assert again is not None and (again.offset, again.parts) == (MiB, [])
+    assert {key: s3_storage.get_bytes(key) for key in keys(s3_storage)} == before
+    done = send(uploads, again, data[MiB:], checksum=hashlib.sha256(data[MiB:]).digest())
+    assert done.done and s3_storage.get_bytes(raw_key(sha(data))) == data
+
+
+def test_a_cut_request_keeps_its_parts_and_tail(s3_storage: S3Storage, tmp_path: Path) -> None:
+    data = os.urandom(2 * PART_BYTES + MiB)
+    uploads = Uploads(s3_storage, tmp_path / "spool", 3600)
+    upload = new_upload(uploads, len(data))
+    kept = send(uploads, upload, data[:PART_BYTES + 2 * MiB + 5], cut=True)
+    assert kept.offset == PART_BYTES + 2 * MiB + 5 and kept.tail_bytes == 2 * MiB + 5
+    record = uploads.read(upload.id)
+    assert record is not None and record.offset == kept.offset
+    done = send(uploads, record, data[kept.offset:])
+    assert done.done and s3_storage.get_bytes(raw_key(sha(data))) == data
+
+
+def test_terminate_and_expiry_leave_no_parts_tail_or_record(s3_storage: S3Storage, tmp_path: Path) -> None:
+    uploads = Uploads(s3_storage, tmp_path / "spool", 1)
+    for _ in range(2):
+        send(uploads, new_upload(uploads, 3 * PART_BYTES), os.urandom(PART_BYTES + MiB))
+    assert len(s3_storage.incomplete_uploads("uploads/")) == 2 and len(keys(s3_storage)) == 4
+    ended = uploads.read(sorted(keys(s3_storage))[0][len("uploads/"):][:32])
+    assert ended is not None
+    uploads.terminate(ended)
+    assert len(s3_storage.incomplete_uploads("uploads/")) == 1 and len(keys(s3_storage)) == 2
+    asyncio.run(asyncio.sleep(1.1))
+    assert uploads.clean_expired() == 1
+    assert s3_storage.incomplete_uploads("uploads/") == [] and keys(s3_storage) == []
+
+
+def test_parts_aborted_behind_the_services_back_restart_the_upload(s3_storage: S3Storage,
+                                                                   tmp_path: Path) -> None:
+    """Someone aborted the multipart upload (a bucket rule, an operator's clean-up): the client is
+    sent back to offset 0 on a fresh multipart upload, and the file still arrives whole."""
+    data = os.urandom(PART_BYTES + MiB)
+    uploads = Uploads(s3_storage, tmp_path / "spool", 3600)
+    upload = send(uploads, new_upload(uploads, len(data)), data[:PART_BYTES + 10])
+    aborted = upload.multipart
+    assert s3_storage.abort_incomplete_uploads("uploads/") == 1
+    with pytest.raises(Problem) as restarted:
+        send(uploads, upload, data[PART_BYTES + 10:])
+    assert restarted.value.status == 409 and restarted.value.headers["Upload-Offset"] == "0"
+    record = uploads.read(upload.id)
+    assert record is not None and record.offset == 0 and record.multipart != aborted
+    done = send(uploads, record, data)
+    assert done.done and s3_storage.get_bytes(raw_key(sha(data))) == data
+
+
+def test_a_record_damaged_in_the_store_is_a_storage_error(s3_storage: S3Storage, tmp_path: Path) -> None:
+    uploads = Uploads(s3_storage, tmp_path / "spool", 3600)
+    upload = new_upload(uploads, 100)
+    s3_storage.replace(record_key(upload.id), b'{"schema": "storymedia/upload@1", "id": 5}',
+                       content_type="application/json")
+    with pytest.raises(StorageError, match="damaged"):
+        uploads.read(upload.id)

@@ -35,6 +35,8 @@ from workers.settings import Settings
 STAGES = ("probe", "image", "video", "io", "manifest")
 BREAKING = "breaking-"
 QUEUES = (*STAGES, *(BREAKING + stage for stage in STAGES))
+WEBHOOKS_EVERY = 5.0
+"""Beat: seconds between runs of ``storymedia.deliver_webhooks`` (workers.notify)."""
 
 
 def queue(stage: str, breaking: bool = False) -> str:
@@ -82,6 +84,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         beat_schedule={
             "reconcile": {"task": "storymedia.reconcile", "schedule": settings.reconcile_every,
                           "options": {"queue": "io", "expires": settings.reconcile_every}},
+            "deliver-webhooks": {"task": "storymedia.deliver_webhooks", "schedule": WEBHOOKS_EVERY,
+                                 "options": {"queue": "io", "expires": WEBHOOKS_EVERY}},
         },
         worker_hijack_root_logger=False,
     )
@@ -91,7 +95,7 @@ class ClusterApp(Celery):  # type: ignore[misc]
     """A Celery app of the cluster: Celery's own, plus the settings it was built from."""
 
     def __init__(self, settings: Settings, main: str = "storymedia", **kwargs: Any) -> None:
-        kwargs.setdefault("include", ["workers.tasks"])
+        kwargs.setdefault("include", ["workers.tasks", "workers.notify"])
         super().__init__(main, **kwargs)
         self.settings = settings
         self.conf.update(celery_config(settings))

@@ -51,6 +51,10 @@ ENV = {
                               " (default: 2 x hard time limit)",
     "STORYMEDIA_RECONCILE_EVERY": "beat: seconds between reconcile runs (default 600)",
     "STORYMEDIA_LOG_FORMAT": "'json' for one JSON object per log line (with story, job and asset ids)",
+    "STORYMEDIA_WEBHOOK_HOSTS": "host names webhooks may be sent to, comma-separated ('*.example.vn'"
+                                " allows subdomains); none: no webhook is sent",
+    "STORYMEDIA_WEBHOOK_ALLOW_PRIVATE": "1 to allow webhook hosts that resolve to private addresses"
+                                        " (a CMS on the station's LAN); loopback and link-local never",
 }
 
 
@@ -107,6 +111,8 @@ class Settings:
     reconcile_every: float
     log_format: str = ""
     """``json``: one JSON object per log line (workers.logs); anything else: Celery's own lines."""
+    webhook_hosts: tuple[str, ...] = ()
+    webhook_allow_private: bool = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, *, broker_url: str | None = None,
@@ -147,6 +153,9 @@ class Settings:
             stale_after=number("STORYMEDIA_STALE_AFTER", 2 * hard),
             reconcile_every=number("STORYMEDIA_RECONCILE_EVERY", 600),
             log_format=env.get("STORYMEDIA_LOG_FORMAT", "").strip().lower(),
+            webhook_hosts=tuple(h.strip().lower() for h in env.get("STORYMEDIA_WEBHOOK_HOSTS", "").split(",")
+                                if h.strip()),
+            webhook_allow_private=env.get("STORYMEDIA_WEBHOOK_ALLOW_PRIVATE", "") in ("1", "true", "yes"),
         )
 
     def as_env(self) -> dict[str, str]:

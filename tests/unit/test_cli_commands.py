@@ -28,6 +28,11 @@ OPTIONS = {
     "worker": ("--queues", "-Q", "--concurrency", "-c", "--name", "-n", "--loglevel", "-l", *CLUSTER_URLS),
     "beat": ("--loglevel", "-l", *CLUSTER_URLS),
     "reconcile": ("--stale-after", "--dry-run", *CLUSTER_URLS),
+    "cancel": ("--out", *CLUSTER_URLS),
+    "rerun": ("--preset", "--out", "--workers", "--presets", "--public-url", "--wait", "--timeout", "--quiet",
+              *CLUSTER_URLS),
+    "serve": ("--host", "--port", "--out", "--presets", "--workers"),
+    "token": (),
 }
 
 

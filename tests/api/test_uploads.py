@@ -10,6 +10,7 @@ import hashlib
 import io
 import os
 import socket
+import struct
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -599,7 +600,8 @@ def test_a_dropped_connection_keeps_what_arrived_and_a_parallel_patch_is_409(
         parallel = http.patch(location, content=b"x" * 10, headers={
             **producer, **TUS, "Upload-Offset": "0", "Content-Type": STREAM})
         assert_problem(parallel, 409, "conflict")
-        sock.close()    # the train goes into a tunnel
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        sock.close()    # the train goes into a tunnel: a reset, not a goodbye
         assert settled(http, location, producer, len(sent)) == len(sent)
         assert eventually(lambda: spooled(service) == [])
         rest = http.patch(location, content=data[len(sent):], headers={

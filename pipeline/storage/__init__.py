@@ -6,7 +6,8 @@
   :mod:`pipeline.storage.s3` and only when an ``s3://`` URL is opened
 
 Optional capabilities (:class:`Presigning`, :class:`UploadCleanup`, :class:`BucketSetup`,
-:class:`Locking`) are protocols: ask ``isinstance(storage, Presigning)``.
+:class:`Locking`, :class:`PartUploads`, :class:`Appending`) are protocols: ask
+``isinstance(storage, Presigning)``.
 """
 
 from __future__ import annotations
@@ -14,19 +15,22 @@ from __future__ import annotations
 from pipeline.storage.base import (
     IMMUTABLE,
     NO_CACHE,
+    Appending,
     BucketSetup,
     Locking,
     ObjectInfo,
+    PartUploads,
     Presigning,
     Storage,
     StorageOptions,
     UploadCleanup,
+    UploadedPart,
 )
 from pipeline.storage.local import LocalStorage, file_sha256
 from pipeline.storage.memory import MemoryStorage
 from pipeline.storage.registry import Opener, open_storage, register
 
-__all__ = ["IMMUTABLE", "NO_CACHE", "BucketSetup", "LocalStorage", "Locking", "MemoryStorage",
-           "ObjectInfo", "Opener", "Presigning", "Storage", "StorageOptions", "UploadCleanup",
-           "file_sha256", "open_storage", "register"]
+__all__ = ["IMMUTABLE", "NO_CACHE", "Appending", "BucketSetup", "LocalStorage", "Locking", "MemoryStorage",
+           "ObjectInfo", "Opener", "PartUploads", "Presigning", "Storage", "StorageOptions", "UploadCleanup",
+           "UploadedPart", "file_sha256", "open_storage", "register"]
 

@@ -5,7 +5,9 @@ and every resolved address) and connects to the address it checked: the request 
 ``https://<address>:<port>/path`` with the name in the ``Host`` header and as the TLS server name
 (httpx's ``sni_hostname``; the certificate is verified against the name), with a client of its own,
 no proxy from the environment, no redirect followed (a 3xx is a failure, as the spec says), at most
-``TIMEOUT`` per network step and ``READ_AT_MOST`` bytes of the answer read (undecoded). Headers:
+``TIMEOUT`` per network step, and at most ``READ_AT_MOST`` bytes of the answer read (undecoded),
+none after ``BODY_SECONDS``. (The status line and headers are bounded per read only: a receiver
+that drips its headers a byte at a time holds one attempt for longer.) Headers:
 ``webhook-id`` (the delivery's msg id, the same on every attempt), ``webhook-timestamp`` (this
 attempt's time) and ``webhook-signature``.
 
@@ -21,6 +23,7 @@ from __future__ import annotations
 import email.utils
 import logging
 import random
+import ssl
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -42,6 +45,8 @@ SCHEDULE: tuple[float, ...] = (0, 5, 300, 1800, 7200, 18000, 36000, 50400, 72000
 JITTER = 0.1
 TIMEOUT = httpx.Timeout(10.0, connect=5.0)
 READ_AT_MOST = 4096
+BODY_SECONDS = 15.0
+"""No more of the answer is read once the attempt has taken this long (a receiver that drips)."""
 RETRY_AFTER_MAX = 86400.0
 USER_AGENT = f"storymedia-webhooks/{__version__}"
 
@@ -69,8 +74,10 @@ class Outcome:
     error: str
 
 
-def send(endpoint: Endpoint, delivery: Delivery, policy: Policy, resolver: Resolver = resolve) -> Answer:
-    """One attempt of ``delivery`` to ``endpoint``, the URL checked again first."""
+def send(endpoint: Endpoint, delivery: Delivery, policy: Policy, resolver: Resolver = resolve,
+         verify: ssl.SSLContext | bool = True) -> Answer:
+    """One attempt of ``delivery`` to ``endpoint``, the URL checked again first (``verify``: the
+    certificates trusted; the system's by default)."""
     started = time.monotonic()
     try:
         target = check_url(endpoint.url, policy, resolver)
@@ -82,7 +89,7 @@ def send(endpoint: Endpoint, delivery: Delivery, policy: Policy, resolver: Resol
                "host": target.host_header, "user-agent": USER_AGENT}
     extensions = {"sni_hostname": target.host} if target.scheme == "https" else {}
     try:
-        with httpx.Client(timeout=TIMEOUT, follow_redirects=False, trust_env=False) as client:
+        with httpx.Client(timeout=TIMEOUT, follow_redirects=False, trust_env=False, verify=verify) as client:
             request = client.build_request("POST", target.pinned_url(target.addresses[0]), content=body,
                                            headers=headers, extensions=extensions)
             response = client.send(request, stream=True)
@@ -90,7 +97,7 @@ def send(endpoint: Endpoint, delivery: Delivery, policy: Policy, resolver: Resol
                 read = 0
                 for chunk in response.iter_raw():
                     read += len(chunk)
-                    if read >= READ_AT_MOST:
+                    if read >= READ_AT_MOST or time.monotonic() - started > BODY_SECONDS:
                         break
             finally:
                 response.close()

@@ -13,7 +13,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
+import ipaddress
 import json
+import ssl
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -23,8 +26,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api import webhook_sender
-from pipeline.notify import outbox
+from pipeline.notify import delivery, outbox
 from pipeline.notify.targets import Policy
+from pipeline.storage import MemoryStorage
 from tests.api.harness import Service, make_service
 from tests.api.receiver import Receiver
 from tests.fixtures import photo
@@ -266,3 +270,48 @@ def test_only_operators_manage_webhooks_and_secrets_are_shown_once(client: TestC
     assert client.delete(f"/v1/webhooks/{endpoint['id']}", headers=service.auth("operator")).status_code == 404
     assert client.get(f"/v1/webhooks/{endpoint['id']}/deliveries",
                       headers=service.auth("operator")).status_code == 404
+
+
+def _certificates(folder: Path) -> tuple[Path, Path, Path]:
+    """A throwaway CA and a server certificate for ``cms.test`` (openssl): (ca, cert, key)."""
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=folder, check=True, capture_output=True)
+
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "1",
+            "-subj", "/CN=storymedia test CA")
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "cms.key", "-out", "cms.csr", "-subj", "/CN=cms.test")
+    (folder / "san").write_text("subjectAltName=DNS:cms.test\n")
+    openssl("x509", "-req", "-in", "cms.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+            "-out", "cms.pem", "-days", "1", "-extfile", "san")
+    return folder / "ca.pem", folder / "cms.pem", folder / "cms.key"
+
+
+def test_https_goes_to_the_checked_address_with_the_name_for_tls(tmp_path: Path) -> None:
+    ca, cert, key = _certificates(tmp_path)
+    receiver = Receiver()
+    server_tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_tls.load_cert_chain(cert, key)
+    names: list[str | None] = []
+    server_tls.sni_callback = lambda sock, name, context: names.append(name)
+    receiver.start(server_tls)
+    try:
+        store = MemoryStorage()
+
+        def pinned(host: str, port: int) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
+            return [ipaddress.ip_address("127.0.0.1")]   # both names resolve here
+
+        rules = Policy(hosts=("cms.test", "evil.test"), allow_loopback=True)
+        trusted = ssl.create_default_context(cafile=str(ca))
+        good = outbox.create_endpoint(store, f"https://cms.test:{receiver.port}/hook", ["job.failed"])
+        [message] = outbox.publish(store, outbox.JOB_FAILED, {"story_id": "a"})
+        answer = delivery.send(good, message, rules, pinned, verify=trusted)
+        assert answer.status == 200, answer
+        headers, _ = receiver.calls[0]
+        assert headers["host"] == f"cms.test:{receiver.port}" and names == ["cms.test"]
+        assert receiver.verified(good.secret)[0]["data"] == {"story_id": "a"}
+        wrong = outbox.create_endpoint(store, f"https://evil.test:{receiver.port}/hook", ["job.failed"])
+        refused = delivery.send(wrong, message, rules, pinned, verify=trusted)
+        assert refused.status is None and "CERTIFICATE_VERIFY_FAILED" in refused.error
+        assert len(receiver.calls) == 1
+    finally:
+        receiver.stop()

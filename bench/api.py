@@ -24,13 +24,16 @@ What it does
    - through the service with ``tuspy`` (``POST /v1/uploads``, then ``PATCH`` chunks of
      ``--chunk-mb``): timed from the creation request to the last PATCH's answer, which comes
      only once the file is verified (SHA-256), stored content-addressed (``raw/<sha>`` in the
-     private area) and attached to its story. The service's RSS is sampled every 20 ms
+     private area) and attached to its story (the last PATCH's time is shown apart: its bytes,
+     then that check, copy and attach). The service's RSS is sampled every 20 ms
      (psutil) and its ``VmHWM`` (peak RSS) is reset before the upload (``/proc/PID/clear_refs``)
      and read after it;
    - with boto3's ``upload_file`` (default transfer settings: 8 MiB parts, 10 threads) to the
      same S3 server and private bucket: the raw baseline.
 
-   Each object is deleted after its round.
+   Each object is deleted after its round. Before each upload the script waits up to
+   ``--idle-wait`` seconds for the machine to be under 15 % busy; "others" is the machine's busy
+   CPU-seconds during the upload minus ours (Redis, SeaweedFS, the service, this script).
 3. **Events**: ``--stories`` stories, each with one small JPEG, are created and their photo
    uploaded (not timed); one ``storymedia worker`` (all five queues, 2 processes) is started and
    waited for. Then all stories are submitted at once (``POST /v1/stories/{id}/jobs``, each with
@@ -197,6 +200,9 @@ class Upload:
     side: str
     seconds: float
     size: int
+    finish: float = 0.0
+    """The last PATCH (its bytes, then the SHA-256 check, the copy to raw/ and the attach)."""
+    chunk_p50: float = 0.0
     peak_rss: int | None = None
     hwm: int | None = None
     rss_before: int | None = None
@@ -236,12 +242,24 @@ def create_story(http: httpx.Client, story_id: str, files: list[str]) -> None:
         raise SystemExit(f"POST /v1/stories: {answer.status_code} {answer.text[:2000]}")
 
 
-def tus_upload(service: ServiceProcess, token: str, path: Path, story_id: str, file: str, chunk: int) -> None:
+def tus_upload(service: ServiceProcess, token: str, path: Path, story_id: str, file: str,
+               chunk: int) -> list[float]:
+    """Upload ``path`` with tuspy, chunk by chunk (what ``Uploader.upload`` does); the seconds of
+    the creation request and of each PATCH."""
     from tusclient import client as tus
 
     uploader = tus.TusClient(f"{service.url}/v1/uploads", headers={"Authorization": f"Bearer {token}"}) \
         .uploader(str(path), chunk_size=chunk, metadata={"story": story_id, "file": file}, retries=0)
-    uploader.upload()
+    uploader.stop_at = uploader.get_file_size()  # type: ignore[no-untyped-call]
+    start = time.perf_counter()
+    uploader.set_url(uploader.create_url())
+    uploader.offset = 0
+    seconds = [time.perf_counter() - start]
+    while uploader.offset < uploader.stop_at:
+        start = time.perf_counter()
+        uploader.upload_chunk()  # type: ignore[no-untyped-call]
+        seconds.append(time.perf_counter() - start)
+    return seconds
 
 
 def upload_through_service(service: ServiceProcess, token: str, http: httpx.Client, path: Path,
@@ -252,13 +270,13 @@ def upload_through_service(service: ServiceProcess, token: str, http: httpx.Clie
     mark = others.start({"service": service.process.pid})
     with RssSampler(service.process.pid) as rss:
         start = time.perf_counter()
-        tus_upload(service, token, path, story_id, "media/big.mp4", chunk)
+        requests = tus_upload(service, token, path, story_id, "media/big.mp4", chunk)
         seconds = time.perf_counter() - start
     files = http.get(f"/v1/stories/{story_id}").json()["files"]
     if not (files and files[0]["uploaded"] and files[0]["bytes"] == size):
         raise SystemExit(f"the upload is not attached to its story: {files}")
-    return Upload("service", seconds, size, rss.peak, rss.hwm if rss.hwm_reset else None, rss.before,
-                  others.stop(mark))
+    return Upload("service", seconds, size, requests[-1], statistics.median(requests[1:-1] or requests[-1:]),
+                  rss.peak, rss.hwm if rss.hwm_reset else None, rss.before, others.stop(mark))
 
 
 def upload_with_boto3(s3: SeaweedS3, bucket: str, key: str, path: Path, others: Others) -> Upload:
@@ -282,6 +300,22 @@ def drop_raws(s3: SeaweedS3, bucket: str, prefix: str) -> None:
                 client.delete_object(Bucket=bucket, Key=item["Key"])
 
 
+def wait_idle(max_wait: float, threshold: float = 0.15, sample: float = 2.0) -> None:
+    """Wait up to ``max_wait`` s for the machine to be under ``threshold`` busy (other people's
+    jobs inflate every figure); say so when it never is."""
+    deadline = time.monotonic() + max_wait
+    cpus = os.cpu_count() or 1
+    while True:
+        before = machine_busy()
+        time.sleep(sample)
+        busy = (machine_busy() - before) / (sample * cpus)
+        if busy < threshold or time.monotonic() > deadline:
+            if busy >= threshold:
+                print(f"the machine is still {busy:.0%} busy after {max_wait:.0f} s: measuring anyway",
+                      file=sys.stderr, flush=True)
+            return
+
+
 class Others:
     """The machine's busy CPU-seconds over a measurement, minus ours (what other jobs used)."""
 
@@ -298,7 +332,7 @@ class Others:
                         t = proc.cpu_times()
                         total += t.user + t.system
         me = psutil.Process().cpu_times()
-        return total + me.user + me.system
+        return float(total + me.user + me.system)
 
     def start(self, extra: dict[str, int]) -> tuple[float, float, dict[str, int]]:
         return machine_busy(), self._ours(extra), extra
@@ -342,7 +376,7 @@ async def follow(http: httpx.AsyncClient, follower: Follower, deadline: float) -
                 if answer.status_code != 200:
                     follower.error = f"{answer.status_code} {(await answer.aread())[:300]!r}"
                     return
-                event, data = "", []
+                event, data = "", list[str]()
                 async for line in answer.aiter_lines():
                     if line == "":
                         if event == "job" and data:
@@ -471,6 +505,7 @@ def run(args: argparse.Namespace, folder: Path) -> int:
             new_content(big)
             order = ("service", "boto3") if round_no % 2 else ("boto3", "service")
             for side in order:
+                wait_idle(args.idle_wait)
                 if side == "service":
                     measured = upload_through_service(service, token, http, big, chunk, others)
                     drop_raws(s3, private_bucket, prefix)
@@ -515,7 +550,7 @@ def run(args: argparse.Namespace, folder: Path) -> int:
 def report(args: argparse.Namespace, uploads: dict[str, list[Upload]], events: Burst,
            recorded: dict[str, tuple[str, float]], states: dict[str, str], burst_seconds: float) -> int:
     def median(side: str, what: str) -> float:
-        return statistics.median(getattr(u, what) for u in uploads[side])
+        return float(statistics.median(getattr(u, what) for u in uploads[side]))
 
     service_rss = max((u.hwm or u.peak_rss or 0) for u in uploads["service"]) / MIB
     sampled = max((u.peak_rss or 0) for u in uploads["service"]) / MIB
@@ -524,11 +559,14 @@ def report(args: argparse.Namespace, uploads: dict[str, list[Upload]], events: B
     print(f"Upload of {size_mb:.0f} MB, median of {args.repeat} (service: tus with tuspy, {args.chunk_mb} MiB"
           " chunks, storymedia serve in cluster mode; boto3: upload_file, default transfer settings)")
     print(f"| {'side':<40} | {'wall s':>7} | {'MB/s':>6} | {'peak RSS MiB':>12} |")
-    print(f"|{'-' * 42}|{'-' * 9}:|{'-' * 8}:|{'-' * 14}:|")
+    print(f"|{'-' * 42}|{'-' * 8}:|{'-' * 7}:|{'-' * 13}:|")
     print(f"| {'service (POST + PATCHes to attached)':<40} | {median('service', 'seconds'):>7.1f} |"
           f" {median('service', 'mb_s'):>6.0f} | {service_rss:>12.0f} |")
     print(f"| {'boto3 upload_file':<40} | {median('boto3', 'seconds'):>7.1f} |"
           f" {median('boto3', 'mb_s'):>6.0f} | {'':>12} |")
+    print(f"service: a {args.chunk_mb} MiB PATCH took {median('service', 'chunk_p50'):.2f} s (median),"
+          f" the last one {median('service', 'finish'):.2f} s (its bytes, then the SHA-256 check,"
+          " the copy to raw/ and the attach)")
     print(f"service RSS: {before:.0f} MiB before the upload, peak {service_rss:.0f} MiB (VmHWM; sampled every"
           f" {SAMPLE_S * 1000:.0f} ms: {sampled:.0f} MiB); target < {RSS_TARGET_MB:.0f} MB:"
           f" {'met' if service_rss < RSS_TARGET_MB else 'MISSED'}")
@@ -552,7 +590,7 @@ def report(args: argparse.Namespace, uploads: dict[str, list[Upload]], events: B
     print(f"Events: {len(followers)} clients on {len(events.jobs)} jobs submitted at once"
           f" (burst to the last final event {burst_seconds:.1f} s; jobs ended {', '.join(finals)})")
     print(f"| {'measure':<48} | {'p50 s':>6} | {'p99 s':>6} | {'max s':>6} |")
-    print(f"|{'-' * 50}|{'-' * 8}:|{'-' * 8}:|{'-' * 8}:|")
+    print(f"|{'-' * 50}|{'-' * 7}:|{'-' * 7}:|{'-' * 7}:|")
     for name, values in (("submit (POST .../jobs answered)", events.submit_seconds),
                          ("first event after opening the stream", first),
                          ("final state recorded -> seen by a client", latency)):
@@ -583,6 +621,8 @@ def main() -> int:
     parser.add_argument("--stories", type=int, default=20, help="stories submitted at once (default 20)")
     parser.add_argument("--repeat", type=int, default=1, help="upload rounds (default 1)")
     parser.add_argument("--keep", metavar="DIR", help="work in DIR and keep it (logs, S3 data)")
+    parser.add_argument("--idle-wait", type=float, default=90.0, metavar="S",
+                        help="before each upload wait up to S seconds for other load to go (0: don't)")
     args = parser.parse_args()
     if args.gb <= 0 or args.chunk_mb < 1 or args.clients < 1 or args.stories < 1 or args.repeat < 1:
         parser.error("--gb, --chunk-mb, --clients, --stories and --repeat must be positive")

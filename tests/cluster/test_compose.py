@@ -372,7 +372,13 @@ def test_the_api_environment_is_what_the_code_reads(compose: dict[str, Any], tmp
     text = (REPO / "docker-compose.yml").read_text("utf-8")
     for optional in ("STORYMEDIA_WEBHOOK_HOSTS", "STORYMEDIA_WEBHOOK_ALLOW_PRIVATE"):
         assert f"${{{optional}:-}}" in text, f"{optional}: the operator's, empty unless set"
-        assert optional in env
+        # the api registers endpoints, the io workers send deliveries: one allow list for both
+        assert optional in ENV and optional in SERVICE_ENV
+        assert env[optional] == worker[optional] == compose["services"]["beat"]["environment"][optional]
+    hosts = _config({**SECRETS, "STORYMEDIA_WEBHOOK_HOSTS": "cms.baothanhhoa.vn"})
+    rendered = yaml.safe_load(hosts.stdout)["services"]
+    assert rendered["api"]["environment"]["STORYMEDIA_WEBHOOK_HOSTS"] == "cms.baothanhhoa.vn"
+    assert rendered["io-worker"]["environment"]["STORYMEDIA_WEBHOOK_HOSTS"] == "cms.baothanhhoa.vn"
 
 
 def _healthcheck(test: list[str], port: int) -> subprocess.CompletedProcess[str]:

@@ -81,8 +81,11 @@ def reconcile(ctx: Context, stale_after: float | None = None, dry_run: bool = Fa
         found.requeued.append((story_id, job_id, why))
         if not dry_run:
             enqueue(job, ctx)
-    for area in (ctx.storage, ctx.private):   # only uploads older than stale_after: never a live one
+    # Multipart uploads older than stale_after, never a live one: renditions in the public area,
+    # raws sent by `submit` in the private one. The service's resumable uploads (uploads/) may pause
+    # for as long as STORYMEDIA_UPLOAD_EXPIRY; its own cleaner ends them when they expire.
+    for area, prefix in ((ctx.storage, ""), (ctx.private, "raw/")):
         if isinstance(area, UploadCleanup) and not dry_run:
             with contextlib.suppress(PipelineError):
-                found.aborted_uploads += area.abort_incomplete_uploads("", older_than=stale_after)
+                found.aborted_uploads += area.abort_incomplete_uploads(prefix, older_than=stale_after)
     return found

@@ -10,11 +10,13 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from pipeline.storage.s3 import S3Storage
-from tests.servers import SeaweedS3
+from tests.cluster.harness import Cluster
+from tests.servers import RedisServer, SeaweedS3
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
@@ -56,3 +58,22 @@ def s3_storage(s3_server: SeaweedS3, s3_env: dict[str, str],
     yield storage
     if _failed(request):
         print(f"--- {s3_server.log_path} (tail) ---\n{s3_server.log_tail()}")
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    with RedisServer(tmp_path / "redis-root") as server:
+        yield server
+
+
+@pytest.fixture
+def cluster(tmp_path: Path, redis_server: RedisServer, s3_env: dict[str, str],
+            request: pytest.FixtureRequest) -> Iterator[Cluster]:
+    name = re.sub(r"[^a-z0-9-]+", "-", request.node.name.lower())[:40]
+    made = Cluster(tmp_path, redis_server, s3_env, f"cluster/{name}-{uuid.uuid4().hex[:6]}")
+    yield made
+    report = getattr(request.node, "report_call", None)
+    if report is not None and report.failed:
+        print(made.logs())
+        print("--- redis\n" + redis_server.log_tail())
+    made.close()

@@ -13,8 +13,6 @@ import json
 import re
 import subprocess
 import time
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,25 +24,6 @@ from tests.cluster.stories import small_story
 from tests.servers import RedisServer
 
 pytestmark = pytest.mark.cluster
-
-
-@pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
-    with RedisServer(tmp_path / "redis-root") as server:
-        yield server
-
-
-@pytest.fixture
-def cluster(tmp_path: Path, redis_server: RedisServer, s3_env: dict[str, str],
-            request: pytest.FixtureRequest) -> Iterator[Cluster]:
-    name = re.sub(r"[^a-z0-9-]+", "-", request.node.name.lower())[:40]
-    made = Cluster(tmp_path, redis_server, s3_env, f"cluster/{name}-{uuid.uuid4().hex[:6]}")
-    yield made
-    report = getattr(request.node, "report_call", None)
-    if report is not None and report.failed:
-        print(made.logs())
-        print("--- redis\n" + redis_server.log_tail())
-    made.close()
 
 
 def job_of(result: subprocess.CompletedProcess[str]) -> str:

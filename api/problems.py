@@ -17,6 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import BaseRoute, Match, Route
 
 from pipeline.errors import (
     BrokerError,
@@ -173,8 +174,12 @@ def install(app: FastAPI) -> None:
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = _STATUS_CODES.get(exc.status_code, "internal" if exc.status_code >= 500 else "bad-request")
         detail = exc.detail if isinstance(exc.detail, str) and exc.detail not in TITLES else ""
-        return response(Problem(code, detail, status=exc.status_code, headers=dict(exc.headers or {})),
-                        request.url.path)
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            # Starlette names the methods of the first route that matched the path only.
+            headers["Allow"] = ", ".join(allowed_methods(app, request))
+            detail = f"{request.method} is not allowed here; use {headers['Allow']}"
+        return response(Problem(code, detail, status=exc.status_code, headers=headers), request.url.path)
 
     @app.exception_handler(PipelineError)
     async def _pipeline(request: Request, exc: PipelineError) -> JSONResponse:
@@ -189,6 +194,23 @@ def install(app: FastAPI) -> None:
                   redact(str(exc)), exc_info=exc)
         return response(Problem("internal", "the service failed on this request; it is logged"),
                         request.url.path)
+
+
+def allowed_methods(app: FastAPI, request: Request) -> list[str]:
+    """Every method some route of ``app`` answers at the request's path."""
+    scope = {**request.scope, "method": "GET"}
+    methods: set[str] = set()
+
+    def look(routes: list[BaseRoute]) -> None:
+        for route in routes:
+            included = getattr(route, "original_router", None)   # FastAPI's wrapper of a router
+            if included is not None:
+                look(included.routes)
+            elif isinstance(route, Route) and route.matches(scope)[0] is not Match.NONE:
+                methods.update(route.methods or ())
+
+    look(app.router.routes)
+    return sorted(methods)
 
 
 def documented(*codes: str) -> dict[int | str, dict[str, Any]]:

@@ -177,7 +177,11 @@ class LocalStorage:
 
     def list(self, prefix: str = "") -> Iterator[str]:
         keys = []
-        for dirpath, dirs, files in os.walk(self.root):
+        # Walk from the prefix's folder, not the whole store (the webhook sender lists a small
+        # folder every second beside thousands of renditions).
+        folder = prefix.rsplit("/", 1)[0] if "/" in prefix else ""
+        start = self.root / folder if folder and ".." not in folder.split("/") else self.root
+        for dirpath, dirs, files in os.walk(start):
             if dirpath == str(self.root) and _PARTS in dirs:
                 dirs.remove(_PARTS)
             for name in files:

@@ -21,7 +21,7 @@ from pipeline.run.originals import store_original
 from tests.api.harness import Service, make_service
 from tests.cluster.harness import Cluster, wait_for
 from tests.cluster.stories import small_story
-from tests.cluster.test_faults import cluster, job_of, redis_server, wait_rendering_clip  # noqa: F401
+from tests.cluster.test_faults import job_of, wait_rendering_clip
 from workers.app import QUEUES
 
 pytestmark = pytest.mark.cluster
@@ -30,7 +30,7 @@ OFFSET_STREAM = "application/offset+octet-stream"
 
 
 @pytest.fixture
-def api(cluster: Cluster, tmp_path: Path) -> Iterator[tuple[Service, TestClient]]:  # noqa: F811
+def api(cluster: Cluster, tmp_path: Path) -> Iterator[tuple[Service, TestClient]]:
     """The service on the test's cluster (the workers' own environment: its Redis, its S3 prefix)."""
     service = make_service(tmp_path / "service", env=cluster.env)
     assert service.config.mode == "cluster"
@@ -74,7 +74,7 @@ def queues_by_name(service: Service, http: TestClient) -> dict[str, dict[str, An
 
 
 def test_readyz_names_the_broker_and_both_stores_and_says_why_when_redis_is_down(
-        api: tuple[Service, TestClient], cluster: Cluster, tmp_path: Path) -> None:  # noqa: F811
+        api: tuple[Service, TestClient], cluster: Cluster, tmp_path: Path) -> None:
     service, http = api
     answer = http.get("/readyz")
     assert answer.status_code == 200, answer.text
@@ -105,7 +105,7 @@ def test_readyz_names_the_broker_and_both_stores_and_says_why_when_redis_is_down
 
 
 def test_queues_show_depth_and_the_growing_age_of_what_waits_in_both_lanes(
-        api: tuple[Service, TestClient], cluster: Cluster, tmp_path: Path) -> None:  # noqa: F811
+        api: tuple[Service, TestClient], cluster: Cluster, tmp_path: Path) -> None:
     service, http = api
     idle = queues_by_name(service, http)
     assert sorted(idle) == sorted(QUEUES)
@@ -149,7 +149,7 @@ def test_queues_show_depth_and_the_growing_age_of_what_waits_in_both_lanes(
 
 
 def test_workers_lists_a_worker_rendering_a_clip_with_its_job_story_and_order(
-        api: tuple[Service, TestClient], cluster: Cluster, tmp_path: Path) -> None:  # noqa: F811
+        api: tuple[Service, TestClient], cluster: Cluster, tmp_path: Path) -> None:
     service, http = api
     story_id = create_story(service, http, small_story(tmp_path / "story", clip_seconds=20, photos=0))
     assert http.get("/v1/workers", headers=service.auth("operator")).json() == {"mode": "cluster",
@@ -181,7 +181,7 @@ def test_workers_lists_a_worker_rendering_a_clip_with_its_job_story_and_order(
 
 
 def test_uploaded_and_submitted_over_http_attaches_like_the_command_line_and_keeps_its_idempotency_key(
-        api: tuple[Service, TestClient], cluster: Cluster, tmp_path: Path) -> None:  # noqa: F811
+        api: tuple[Service, TestClient], cluster: Cluster, tmp_path: Path) -> None:
     service, http = api
     story_file = small_story(tmp_path / "story", clip_seconds=1, photos=1)
     story_id = create_story(service, http, story_file, tus=True)

@@ -14,13 +14,13 @@ import pytest
 from tests.api.harness import LiveServer, make_service
 from tests.api.test_flow import comparable, differences, expected_manifest, sample_story_over_http
 from tests.cluster.harness import Cluster
-from tests.cluster.test_faults import cluster, redis_server, verify_store  # noqa: F401
+from tests.cluster.test_faults import verify_store
 
 pytestmark = pytest.mark.cluster
 
 
 def test_the_sample_story_over_http_through_the_cluster_equals_storymedia_run(
-        cluster: Cluster, sample_run: tuple[Path, Path, Any], tmp_path: Path) -> None:  # noqa: F811
+        cluster: Cluster, sample_run: tuple[Path, Path, Any], tmp_path: Path) -> None:
     root, out, embedded = sample_run
     assert embedded.returncode == 0, embedded.stdout + embedded.stderr
     cluster.worker(concurrency=2).wait_ready()

@@ -18,7 +18,7 @@ import redis as redis_client
 
 from tests.cluster.harness import Cluster, wait_for
 from tests.cluster.stories import small_story
-from tests.cluster.test_faults import cluster, job_of, objects, redis_server, verify_store  # noqa: F401
+from tests.cluster.test_faults import job_of, objects, verify_store
 
 pytestmark = pytest.mark.cluster
 
@@ -43,7 +43,7 @@ def assert_public_area_holds_no_gps(running: Cluster, tmp_path: Path) -> None:
 
 
 def test_sample_story_through_the_cluster_matches_the_embedded_run(
-        cluster: Cluster, sample_run: tuple[Path, Path, Any], tmp_path: Path) -> None:  # noqa: F811
+        cluster: Cluster, sample_run: tuple[Path, Path, Any], tmp_path: Path) -> None:
     root, out, embedded = sample_run
     assert embedded.returncode == 0, embedded.stdout + embedded.stderr
     cluster.worker(concurrency=2).wait_ready()
@@ -88,8 +88,8 @@ def differences(a: Any, b: Any, path: str = "") -> Any:
         yield f"{path}: {a!r} != {b!r}"[:300]
 
 
-def test_breaking_news_has_its_own_lane(cluster: Cluster, tmp_path: Path,  # noqa: F811
-                                        redis_server: Any) -> None:  # noqa: F811
+def test_breaking_news_has_its_own_lane(cluster: Cluster, tmp_path: Path,
+                                        redis_server: Any) -> None:
     breaking = small_story(tmp_path / "breaking", "tin-nong", clip_seconds=2, photos=1)
     routine = small_story(tmp_path / "routine", "luu-tru", clip_seconds=2, photos=1)
     lane = ",".join(f"breaking-{s}" for s in ("probe", "image", "video", "io", "manifest"))
@@ -104,7 +104,7 @@ def test_breaking_news_has_its_own_lane(cluster: Cluster, tmp_path: Path,  # noq
     assert not cluster.storage().exists("stories/luu-tru/manifest.json")
 
 
-def test_editors_get_presigned_urls_and_can_pull_a_preset(cluster: Cluster, tmp_path: Path) -> None:  # noqa: F811
+def test_editors_get_presigned_urls_and_can_pull_a_preset(cluster: Cluster, tmp_path: Path) -> None:
     story = small_story(tmp_path / "story", "bien-tap", clip_seconds=2, photos=1)
     cluster.worker(concurrency=2).wait_ready()
     done = cluster.cli("submit", str(story), "--wait", "--quiet", timeout=180)
@@ -135,7 +135,7 @@ def test_editors_get_presigned_urls_and_can_pull_a_preset(cluster: Cluster, tmp_
     assert missing.returncode == 3 and "has no renditions of preset 'radio'" in missing.stderr
 
 
-def test_status_of_a_failed_render_shows_the_command_and_log_tail(cluster: Cluster, tmp_path: Path) -> None:  # noqa: F811
+def test_status_of_a_failed_render_shows_the_command_and_log_tail(cluster: Cluster, tmp_path: Path) -> None:
     broken = tmp_path / "ffmpeg-broken"
     broken.write_text("#!/bin/sh\n"
                       'for a in "$@"; do if [ "$a" = "-progress" ]; then\n'
@@ -175,8 +175,8 @@ def test_a_worker_refuses_a_visibility_timeout_below_the_time_limit(tmp_path: Pa
     assert "refusing to start" in plain.stderr
 
 
-def test_status_without_a_broker_still_answers_from_the_store(cluster: Cluster, tmp_path: Path,  # noqa: F811
-                                                             redis_server: Any) -> None:  # noqa: F811
+def test_status_without_a_broker_still_answers_from_the_store(cluster: Cluster, tmp_path: Path,
+                                                             redis_server: Any) -> None:
     story = small_story(tmp_path / "story", "mat-dien", clip_seconds=2, photos=1)
     cluster.worker(concurrency=2).wait_ready()
     done = cluster.cli("submit", str(story), "--wait", "--quiet", timeout=180)

@@ -17,7 +17,7 @@ from pipeline.run import jobs
 from pipeline.storage import file_sha256
 from tests import clips
 from tests.cluster.harness import Cluster, wait_for
-from tests.cluster.test_faults import attempts, cluster, finish, job_of, redis_server, wait_rendering_clip  # noqa: F401
+from tests.cluster.test_faults import attempts, finish, job_of, wait_rendering_clip
 from tests.fixtures import photo
 
 pytestmark = pytest.mark.cluster
@@ -79,7 +79,7 @@ def ffmpeg_below(running: Cluster) -> list[psutil.Process]:
 
 
 def test_rerun_of_one_asset_on_the_cluster_renders_only_it_and_writes_the_next_version(
-        cluster: Cluster, tmp_path: Path) -> None:  # noqa: F811
+        cluster: Cluster, tmp_path: Path) -> None:
     story = story_file(tmp_path / "story", [*PHOTOS, CLIP])
     cluster.worker(concurrency=2).wait_ready()
     submitted = cluster.cli("submit", str(story), "--wait", "--quiet", "--timeout", "240")
@@ -113,7 +113,7 @@ def test_rerun_of_one_asset_on_the_cluster_renders_only_it_and_writes_the_next_v
 
 
 def test_cancel_during_a_clip_render_on_the_cluster_stops_ffmpeg_and_keeps_the_manifest(
-        cluster: Cluster, tmp_path: Path) -> None:  # noqa: F811
+        cluster: Cluster, tmp_path: Path) -> None:
     root = tmp_path / "story"
     worker = cluster.worker(concurrency=2).wait_ready()
     first = cluster.cli("submit", str(story_file(root, PHOTOS)), "--wait", "--quiet", "--timeout", "240")

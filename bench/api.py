@@ -32,8 +32,9 @@ What it does
      same S3 server and private bucket: the raw baseline.
 
    Each object is deleted after its round. Before each upload the script waits up to
-   ``--idle-wait`` seconds for the machine to be under 15 % busy; "others" is the machine's busy
-   CPU-seconds during the upload minus ours (Redis, SeaweedFS, the service, this script).
+   ``--idle-wait`` seconds for the machine to be under 15 % busy. CPU-seconds are counted per
+   part (this script as the client, the service, SeaweedFS, Redis) and "others" is the machine's
+   busy time minus ours: other processes (the busiest are named) and the kernel's own threads.
 3. **Events**: ``--stories`` stories, each with one small JPEG, are created and their photo
    uploaded (not timed); one ``storymedia worker`` (all five queues, 2 processes) is started and
    waited for. Then all stories are submitted at once (``POST /v1/stories/{id}/jobs``, each with
@@ -206,7 +207,7 @@ class Upload:
     peak_rss: int | None = None
     hwm: int | None = None
     rss_before: int | None = None
-    others_cpu: float = 0.0
+    cpu: Cpu | None = None
 
     @property
     def mb_s(self) -> float:
@@ -263,11 +264,11 @@ def tus_upload(service: ServiceProcess, token: str, path: Path, story_id: str, f
 
 
 def upload_through_service(service: ServiceProcess, token: str, http: httpx.Client, path: Path,
-                           chunk: int, others: Others) -> Upload:
+                           chunk: int, cpu: CpuUse) -> Upload:
     story_id = f"bench-upload-{uuid.uuid4().hex[:10]}"
     create_story(http, story_id, ["media/big.mp4"])
     size = path.stat().st_size
-    mark = others.start({"service": service.process.pid})
+    mark = cpu.start()
     with RssSampler(service.process.pid) as rss:
         start = time.perf_counter()
         requests = tus_upload(service, token, path, story_id, "media/big.mp4", chunk)
@@ -276,16 +277,16 @@ def upload_through_service(service: ServiceProcess, token: str, http: httpx.Clie
     if not (files and files[0]["uploaded"] and files[0]["bytes"] == size):
         raise SystemExit(f"the upload is not attached to its story: {files}")
     return Upload("service", seconds, size, requests[-1], statistics.median(requests[1:-1] or requests[-1:]),
-                  rss.peak, rss.hwm if rss.hwm_reset else None, rss.before, others.stop(mark))
+                  rss.peak, rss.hwm if rss.hwm_reset else None, rss.before, cpu.stop(mark))
 
 
-def upload_with_boto3(s3: SeaweedS3, bucket: str, key: str, path: Path, others: Others) -> Upload:
+def upload_with_boto3(s3: SeaweedS3, bucket: str, key: str, path: Path, cpu: CpuUse) -> Upload:
     client = s3.client()
-    mark = others.start({})
+    mark = cpu.start()
     start = time.perf_counter()
     client.upload_file(str(path), bucket, key)
     seconds = time.perf_counter() - start
-    measured = Upload("boto3", seconds, path.stat().st_size, others_cpu=others.stop(mark))
+    measured = Upload("boto3", seconds, path.stat().st_size, cpu=cpu.stop(mark))
     client.delete_object(Bucket=bucket, Key=key)
     return measured
 
@@ -316,30 +317,67 @@ def wait_idle(max_wait: float, threshold: float = 0.15, sample: float = 2.0) -> 
             return
 
 
-class Others:
-    """The machine's busy CPU-seconds over a measurement, minus ours (what other jobs used)."""
+class CpuUse:
+    """CPU-seconds over a measurement: ours by part (this script as the client, the service,
+    SeaweedFS, Redis, each with its children), the machine's busy time, and the rest: other
+    processes, named, and the kernel's own threads (page-cache writeback counts there)."""
 
     def __init__(self, ours: dict[str, int]) -> None:
         self.ours = ours
 
-    def _ours(self, extra: dict[str, int]) -> float:
-        total = 0.0
-        for pid in {**self.ours, **extra}.values():
+    def _ours(self) -> dict[str, float]:
+        found = {"client": _tree_cpu(os.getpid(), children=False)}
+        for name, pid in self.ours.items():
+            found[name] = _tree_cpu(pid)
+        return found
+
+    @staticmethod
+    def _everyone() -> dict[int, tuple[str, float]]:
+        found = {}
+        for proc in psutil.process_iter(["name", "cpu_times"]):
+            times = proc.info["cpu_times"]
+            if times is not None:
+                found[proc.pid] = (proc.info["name"] or "?", times.user + times.system)
+        return found
+
+    def start(self) -> tuple[float, dict[str, float], dict[int, tuple[str, float]]]:
+        return machine_busy(), self._ours(), self._everyone()
+
+    def stop(self, mark: tuple[float, dict[str, float], dict[int, tuple[str, float]]]) -> Cpu:
+        busy, ours, everyone = mark
+        spent = {name: used - ours.get(name, 0.0) for name, used in self._ours().items()}
+        machine = machine_busy() - busy
+        mine = {pid for pid in self.ours.values()} | {os.getpid()}
+        for pid in list(mine):
             with contextlib.suppress(psutil.Error):
-                root = psutil.Process(pid)
-                for proc in [root, *root.children(recursive=True)]:
-                    with contextlib.suppress(psutil.Error):
-                        t = proc.cpu_times()
-                        total += t.user + t.system
-        me = psutil.Process().cpu_times()
-        return float(total + me.user + me.system)
+                mine |= {child.pid for child in psutil.Process(pid).children(recursive=True)}
+        named: dict[str, float] = {}
+        for pid, (name, used) in self._everyone().items():
+            if pid not in mine and pid in everyone:
+                named[name] = named.get(name, 0.0) + used - everyone[pid][1]
+        top = sorted(((v, k) for k, v in named.items() if v >= 0.05), reverse=True)[:3]
+        return Cpu(spent, machine, max(0.0, machine - sum(spent.values())),
+                   ", ".join(f"{name} {value:.1f}" for value, name in top))
 
-    def start(self, extra: dict[str, int]) -> tuple[float, float, dict[str, int]]:
-        return machine_busy(), self._ours(extra), extra
 
-    def stop(self, mark: tuple[float, float, dict[str, int]]) -> float:
-        busy, ours, extra = mark
-        return max(0.0, (machine_busy() - busy) - (self._ours(extra) - ours))
+@dataclass
+class Cpu:
+    ours: dict[str, float]
+    machine: float
+    others: float
+    """The machine's busy time minus ours."""
+    top_others: str
+
+
+def _tree_cpu(pid: int, children: bool = True) -> float:
+    total = 0.0
+    with contextlib.suppress(psutil.Error):
+        root = psutil.Process(pid)
+        for proc in [root, *(root.children(recursive=True) if children else [])]:
+            with contextlib.suppress(psutil.Error):
+                used = proc.cpu_times()
+                total += used.user + used.system
+    return total
 
 
 # --------------------------------------------------------------------------- events
@@ -492,7 +530,7 @@ def run(args: argparse.Namespace, folder: Path) -> int:
         service = ServiceProcess(env, data, folder / "service.log")
         service.wait_ready()
         ours = {"redis": redis_server.pid or 0, "s3": s3.pid or 0}
-        others = Others({k: v for k, v in ours.items() if v})
+        cpu = CpuUse({k: v for k, v in {**ours, "service": service.process.pid}.items() if v})
         http = httpx.Client(base_url=service.url, headers={"Authorization": f"Bearer {token}"}, timeout=120)
 
         # (a) the upload, against boto3
@@ -507,14 +545,14 @@ def run(args: argparse.Namespace, folder: Path) -> int:
             for side in order:
                 wait_idle(args.idle_wait)
                 if side == "service":
-                    measured = upload_through_service(service, token, http, big, chunk, others)
+                    measured = upload_through_service(service, token, http, big, chunk, cpu)
                     drop_raws(s3, private_bucket, prefix)
                 else:
                     key = f"{prefix}/boto3/{round_no}"
-                    measured = upload_with_boto3(s3, private_bucket, key, big, others)
+                    measured = upload_with_boto3(s3, private_bucket, key, big, cpu)
                 uploads[side].append(measured)
                 print(f"round {round_no}/{args.repeat} {side}: {measured.seconds:.1f} s,"
-                      f" {measured.mb_s:.0f} MB/s, others {measured.others_cpu:.1f} CPU-s",
+                      f" {measured.mb_s:.0f} MB/s, {_cpu_text(measured.cpu)}",
                       file=sys.stderr, flush=True)
         big.unlink()
 
@@ -570,10 +608,13 @@ def report(args: argparse.Namespace, uploads: dict[str, list[Upload]], events: B
     print(f"service RSS: {before:.0f} MiB before the upload, peak {service_rss:.0f} MiB (VmHWM; sampled every"
           f" {SAMPLE_S * 1000:.0f} ms: {sampled:.0f} MiB); target < {RSS_TARGET_MB:.0f} MB:"
           f" {'met' if service_rss < RSS_TARGET_MB else 'MISSED'}")
-    others = max(u.others_cpu for side in uploads.values() for u in side)
-    if others > 0.05 * (os.cpu_count() or 1) * max(u.seconds for side in uploads.values() for u in side):
-        print(f"warning: other processes used up to {others:.1f} CPU-s during an upload:"
-              " rerun on an idle machine")
+    for side in ("service", "boto3"):
+        print(f"CPU-seconds, {side} (last round): {_cpu_text(uploads[side][-1].cpu)}")
+    for measured in uploads.values():
+        for u in measured:
+            if u.cpu and u.cpu.others > 0.05 * (os.cpu_count() or 1) * u.seconds:
+                print(f"warning: {u.cpu.others:.1f} CPU-s of others (other processes, the kernel) during the"
+                      f" {u.side} upload: on a busy machine, rerun idle")
 
     followers = events.followers
     first = [f.first_event for f in followers if f.first_event is not None]
@@ -607,6 +648,14 @@ def report(args: argparse.Namespace, uploads: dict[str, list[Upload]], events: B
     print(f"upload target: ratio >= {RATIO_TARGET:.2f}: {'met' if ratio >= RATIO_TARGET else 'MISSED'}")
     print(f"ratio {ratio:.2f}")
     return 1 if lost else 0
+
+
+def _cpu_text(cpu: Cpu | None) -> str:
+    if cpu is None:
+        return "?"
+    ours = ", ".join(f"{name} {value:.1f}" for name, value in cpu.ours.items())
+    return (f"{ours}; machine {cpu.machine:.1f}, others {cpu.others:.1f}"
+            + (f" ({cpu.top_others})" if cpu.top_others else ""))
 
 
 def _sigterm(_signum: int, _frame: object) -> None:

@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 
 import httpx
 from tusclient.client import TusClient
-from tusclient.uploader import Uploader
+from tusclient.uploader.uploader import Uploader
 
 from tests.api.harness import LiveServer, Service
 
@@ -170,7 +170,7 @@ class Followed:
 
 def sse_messages(lines: Iterator[str]) -> Iterator[tuple[str, str]]:
     """(event, data) of each message of a ``text/event-stream`` (comments skipped)."""
-    event, data = "message", []
+    event, data = "message", list[str]()
     for line in lines:
         if line == "":
             if data:

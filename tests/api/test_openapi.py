@@ -64,14 +64,14 @@ CHECK = settings(max_examples=EXAMPLES, deadline=None, derandomize=True,
                                         HealthCheck.function_scoped_fixture])
 
 
-@schema.parametrize()
+@schema.parametrize()  # type: ignore[untyped-decorator]
 @CHECK
 def test_every_operation_as_an_operator(case: Any, openapi_service: Service) -> None:
     case.call_and_validate(app=openapi_service.app, headers=openapi_service.auth("operator"),
                            excluded_checks=NOT_CHECKED)
 
 
-@schema.parametrize()
+@schema.parametrize()  # type: ignore[untyped-decorator]
 @CHECK
 def test_every_operation_as_a_producer(case: Any, openapi_service: Service) -> None:
     case.call_and_validate(app=openapi_service.app, headers=openapi_service.auth("producer"),

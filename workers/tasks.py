@@ -84,7 +84,7 @@ class Stage(Task):  # type: ignore[misc]
 
 def _work(ctx: Context, job: jobs.Job, order: int) -> AssetWork:
     """The asset's work item, with its raw file fetched into this worker's cache; an asset being
-    re-run does not reuse its renditions of the re-run's preset."""
+    re-run does not reuse its renditions of the re-run's preset and makes them on keys of its own."""
     entry = job.assets[order - 1]
     asset = job.story.assets[order - 1]
     path = jobs.fetch_raw(ctx.private, entry.sha256, ctx.raw_cache)
@@ -92,10 +92,12 @@ def _work(ctx: Context, job: jobs.Job, order: int) -> AssetWork:
                  if entry.subtitles_sha256 else None)
     current = manifest.read_current(ctx.storage, job.story_id)
     known = orchestration.reusable(ctx.private, job, order, manifest.renditions_by_key(current))
+    generations = orchestration.asset_generations(ctx.private, job, order)
     return AssetWork(order=order, path=path, asset=asset, story=job.story.story,
                      presets=tuple(ctx.presets[name] for name in job.story.asset_presets(asset)
                                    if name in ctx.presets),
-                     known=known, subtitles=subtitles)
+                     known=known, subtitles=subtitles,
+                     renew=generations.renew, generations=generations.earlier)
 
 
 def _attempt(ctx: Context, job: jobs.Job, order: int, stage: str) -> int:

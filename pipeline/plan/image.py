@@ -7,6 +7,7 @@ read and no pixel touched. Rendering (:mod:`pipeline.render.image.ladder`) execu
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Literal
 
@@ -14,6 +15,7 @@ from pipeline.ingest.info import ImageInfo
 from pipeline.model.embedded_text import EmbeddedText
 from pipeline.model.keys import rendition_key, spec_hash
 from pipeline.model.presets import CaptionStyle, ImageRenditionSpec, LogoSpec, Preset
+from pipeline.plan.generations import generation_material
 from pipeline.plan.kinds import STILL_KINDS, FileOfKind, StillKind
 
 Layout = Literal["scale", "crop", "blur-fill"]
@@ -117,8 +119,11 @@ def plan_image(
     text: EmbeddedText,
     focus: tuple[float, float] = (0.5, 0.5),
     branded: bool = False,
+    generations: Mapping[str, str] | None = None,
 ) -> list[ImagePlan]:
-    """All still renditions of one asset, largest first."""
+    """All still renditions of one asset, largest first. ``generations`` (by preset name): a
+    re-run's generation, part of the spec material of that preset's renditions, so they land on
+    keys of their own; a preset without one keeps the keys of its spec alone."""
     src = (info.width, info.height)
     plans = []
     for preset in presets:
@@ -142,6 +147,7 @@ def plan_image(
                 "caption_style": preset.caption.model_dump(mode="json") if caption else None,
                 "logo": logo.model_dump(mode="json") if logo else None,
                 "graphics": preset.graphics_hash if (logo or caption) else None,
+                **generation_material(generations, preset),
             }
             digest = spec_hash(material)
             plans.append(ImagePlan(

@@ -8,6 +8,7 @@ differs between output types (picture, rate, file) is declared per kind in
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from fractions import Fraction
 from typing import Literal
@@ -21,6 +22,7 @@ from pipeline.model.subtitles import Cue
 from pipeline.plan.audio import AudioPlan as AudioPlan
 from pipeline.plan.audio import plan_audio
 from pipeline.plan.frames import Cadence, Frame, RungPlan, natural_rate, pal_cadence, plan_rungs
+from pipeline.plan.generations import generation_material
 from pipeline.plan.kinds import CLIP_KINDS, Branch, ClipKind, ClipOutput, FileOfKind
 
 
@@ -147,12 +149,14 @@ def plan_video(
     poster_time: float | None = None,
     branded: bool = False,
     cues: tuple[Cue, ...] = (),
+    generations: Mapping[str, str] | None = None,
 ) -> VideoPlan:
-    """Every clip (or audio) rendition of one asset, grouped by preset."""
+    """Every clip (or audio) rendition of one asset, grouped by preset. ``generations``: as for
+    :func:`pipeline.plan.image.plan_image`."""
     branches = []
     audio: list[AudioPlan] = []
     for preset in presets:
-        audio += plan_audio(info, asset_sha256, preset)
+        audio += plan_audio(info, asset_sha256, preset, generations)
         spec = preset.video
         if spec is None or info.video is None:
             continue
@@ -192,6 +196,7 @@ def plan_video(
                 "poster_time": round(at, 3) if shape.moment is not None else None,
                 "rungs": [asdict(r) for r in rungs] if on_ladder else None,
                 "ladder": ladder.model_dump(mode="json") if on_ladder and ladder else None,
+                **generation_material(generations, preset),
             }
             digest = spec_hash(material)
             key = rendition_key(asset_sha256, preset.label, out.name, digest, kind.extension)

@@ -12,7 +12,8 @@ from __future__ import annotations
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -38,7 +39,7 @@ from pipeline.model.manifest_types import (
 from pipeline.model.presets import Preset
 from pipeline.model.story import Asset, StoryInfo
 from pipeline.plan.image import ImagePlan, plan_image
-from pipeline.plan.video import AudioPlan, OutputPlan, plan_video
+from pipeline.plan.video import AudioPlan, OutputPlan, VideoPlan, plan_video
 from pipeline.render.av.clip import RenderedAV, render_video, source_facts
 from pipeline.render.image.isolated import render_image_isolated
 from pipeline.render.image.ladder import Rendered
@@ -63,6 +64,12 @@ class AssetWork:
     """The asset's SRT/VTT file, if any."""
     sha256: str | None = None
     """The raw file's SHA-256 when already known (it was stored content-addressed): not hashed again."""
+    renew: dict[str, str] = field(default_factory=dict)
+    """A re-run's generation by preset name: those presets' renditions are made anew on keys of
+    their own (:mod:`pipeline.plan.generations`), never over an object a manifest names."""
+    generations: tuple[str, ...] = ()
+    """Earlier re-runs' generations of this asset in the story: a preset whose renditions in
+    ``known`` were made under one of them is planned under it again, so they are reused."""
 
 
 @dataclass
@@ -166,6 +173,24 @@ def _reusable(plan: _Plan, work: AssetWork, storage: Storage) -> RenditionHead |
 Render = Callable[[list[Any], Path, Callable[[Any], None]], object]
 
 
+def generations_in_force(work: AssetWork, plan: Callable[[Mapping[str, str]], Sequence[_Plan]]
+                         ) -> dict[str, str]:
+    """The generation each preset is planned under: a re-run's for its presets; for the others the
+    earlier generation (or none) under which most of the preset's planned keys are in ``known``,
+    so that a later job reuses the renditions the current manifest names."""
+    names = {preset.label: preset.name for preset in work.presets}
+    chosen: dict[str, str] = {}
+    if work.generations and work.known:
+        best: Counter[str] = Counter()
+        for generation in ("", *work.generations):
+            hits = Counter(names[p.preset] for p in plan(dict.fromkeys(names.values(), generation))
+                           if p.key in work.known)
+            for name, count in hits.items():
+                if count > best[name]:
+                    best[name], chosen[name] = count, generation
+    return {**{name: g for name, g in chosen.items() if g}, **work.renew}
+
+
 def _produce(work: AssetWork, plans: Sequence[_Plan], render: Render, storage: Storage,
              outcome: AssetOutcome, scratch_root: Path | None) -> list[RenditionHead]:
     """Reuse what is stored and right, render the rest into scratch, store each file as it is
@@ -204,8 +229,11 @@ def _produce(work: AssetWork, plans: Sequence[_Plan], render: Render, storage: S
 def _image_renditions(work: AssetWork, info: ImageInfo, sha: str, storage: Storage,
                       outcome: AssetOutcome, report: Progress, scratch_root: Path | None,
                       limits: Limits | None = None) -> list[RenditionHead]:
-    plans = plan_image(info, sha, list(work.presets), embedded_text(work.story, work.asset),
-                       work.asset.focus, work.asset.branded)
+    def plan(generations: Mapping[str, str]) -> list[ImagePlan]:
+        return plan_image(info, sha, list(work.presets), embedded_text(work.story, work.asset),
+                          work.asset.focus, work.asset.branded, generations)
+
+    plans = plan(generations_in_force(work, plan))
     labels = [p.label for p in work.presets]
     plans.sort(key=lambda p: (labels.index(p.preset), -p.width, p.spec.format))
 
@@ -229,8 +257,12 @@ def _clip_renditions(work: AssetWork, info: AVInfo, sha: str, storage: Storage,
     cues: tuple[subtitles.Cue, ...] = ()
     if work.subtitles is not None:
         cues = tuple(subtitles.load(work.subtitles, work.asset.subtitles or "subtitles"))
-    plan = plan_video(info, sha, list(work.presets), embedded_text(work.story, work.asset),
-                      work.asset.lower_third, work.asset.poster_time, work.asset.branded, cues)
+    def plan_with(generations: Mapping[str, str]) -> VideoPlan:
+        return plan_video(info, sha, list(work.presets), embedded_text(work.story, work.asset),
+                          work.asset.lower_third, work.asset.poster_time, work.asset.branded, cues,
+                          generations)
+
+    plan = plan_with(generations_in_force(work, lambda generations: plan_with(generations).everything))
     if not plan.everything:
         names = ", ".join(p.name for p in work.presets)
         what = "clip" if info.kind == "video" else "audio (add the radio preset)"

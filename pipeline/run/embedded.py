@@ -153,17 +153,20 @@ def plan_work(job: jobs.Job, private: LocalStorage, presets: dict[str, Preset],
               previous: dict[str, Any] | None, orders: list[int]) -> list[AssetWork]:
     """One work item per asset of ``orders`` (in that order), on the raw files as stored in the
     private area. An asset being re-run does not reuse its renditions of the re-run's preset
-    (:func:`pipeline.run.orchestration.reusable`)."""
+    (:func:`pipeline.run.orchestration.reusable`) and makes them on keys of its own
+    (:func:`pipeline.run.orchestration.asset_generations`)."""
     known = manifest.renditions_by_key(previous)
     story = job.story
     work = []
     for order in orders:
         item, asset = job.assets[order - 1], story.assets[order - 1]
+        generations = orchestration.asset_generations(private, job, order)
         work.append(AssetWork(
             order=order, path=private.root / raw_key(item.sha256), asset=asset, story=story.story,
             presets=tuple(presets[name] for name in story.asset_presets(asset)),
             known=orchestration.reusable(private, job, order, known), sha256=item.sha256,
-            subtitles=private.root / raw_key(item.subtitles_sha256) if item.subtitles_sha256 else None))
+            subtitles=private.root / raw_key(item.subtitles_sha256) if item.subtitles_sha256 else None,
+            renew=generations.renew, generations=generations.earlier))
     return work
 
 

@@ -10,8 +10,9 @@ the job record, one result per asset, ``done.json``). This module decides, from 
   written, then ``done.json``);
 - what a re-run means (an operator's request: a marker per asset in the job's record area, the
   asset's result dropped, the job open again; the asset is rendered again, for one preset or all
-  of its presets, without reusing the current manifest's renditions of it, and the manifest goes
-  to its next version even when the bytes come out the same) and what a cancel means (a marker
+  of its presets, without reusing the current manifest's renditions of it, on keys of its own (a
+  generation, :func:`asset_generations`), and the manifest goes to its next version even when the
+  bytes come out the same) and what a cancel means (a marker
   in the job's record area: assets not started are not started, running ones are stopped by
   :mod:`pipeline.run.stopping`, the story's manifest is not replaced, the job ends ``canceled``).
 
@@ -22,7 +23,9 @@ unit of work is run and how events travel.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -295,15 +298,24 @@ def read_rerun(private: Storage, job: jobs.Job, order: int) -> Rerun | None:
     if not private.exists(key):
         return None
     try:
-        data = json.loads(private.get_bytes(key))
-    except (StorageError, ValueError):
+        raw = private.get_bytes(key)
+    except StorageError:
+        raw = b""
+    try:
+        data = json.loads(raw)
+    except ValueError:
         data = None
     if not isinstance(data, dict):
         data = {}
-    preset, attempts = data.get("preset"), data.get("previous_attempts")
+    preset, attempts, marker_id = data.get("preset"), data.get("previous_attempts"), data.get("id")
+    if not (isinstance(marker_id, str) and _MARKER_ID.fullmatch(marker_id)):
+        marker_id = "damaged-" + hashlib.sha256(raw).hexdigest()[:8]   # still one id per marker
     return Rerun(order=order, preset=preset if isinstance(preset, str) else None,
                  previous_attempts=attempts if type(attempts) is int and attempts >= 0 else 0,
-                 id=str(data.get("id", ""))[:16] or "damaged", requested_at=str(data.get("requested_at", "")))
+                 id=marker_id, requested_at=str(data.get("requested_at", "")))
+
+
+_MARKER_ID = re.compile(r"[0-9a-f]{1,16}")
 
 
 def reruns(private: Storage, job: jobs.Job) -> list[int]:
@@ -336,6 +348,45 @@ def reusable(private: Storage, job: jobs.Job, order: int,
             pending.preset is None or str(entry.get("preset", "")).split("@")[0] == pending.preset)
 
     return {key: entry for key, entry in known.items() if not renewed(key, entry)}
+
+
+@dataclass(frozen=True)
+class Generations:
+    """Under which generations an asset's renditions are planned (:mod:`pipeline.plan.generations`)."""
+
+    renew: dict[str, str]
+    """The pending re-run's generation by preset name (the re-run's preset, else all of the
+    asset's): their renditions are made on keys no manifest version names yet."""
+    earlier: tuple[str, ...]
+    """Earlier re-runs' generations of the asset in the story, oldest first: the current
+    manifest's renditions of the asset may have been made under one of them."""
+
+
+def generations_prefix(story_id: str, sha256: str) -> str:
+    return f"stories/{story_id}/generations/{asset_id(sha256)}/"
+
+
+def asset_generations(private: Storage, job: jobs.Job, order: int) -> Generations:
+    """The asset's generations for its work item (both executors build it with this).
+
+    A pending re-run renders under the generation ``<job id>.<marker id>``, recorded here (once,
+    in the private area: ``stories/<story>/generations/<asset id>/<generation>.json``) before any
+    of its renditions is stored, so later jobs of the story find it among ``earlier`` and plan
+    the renditions the manifest names under it again (and reuse them)."""
+    item = job.assets[order - 1]
+    prefix = generations_prefix(job.story_id, item.sha256)
+    renew: dict[str, str] = {}
+    pending = read_rerun(private, job, order)
+    if pending is not None:
+        generation = f"{job.id}.{pending.id}"
+        private.create(f"{prefix}{generation}.json", json.dumps({
+            "job": job.id, "order": order, "preset": pending.preset, "rerun": pending.id,
+        }, ensure_ascii=False).encode("utf-8"), content_type="application/json")
+        names = [pending.preset] if pending.preset else job.story.asset_presets(job.story.assets[order - 1])
+        renew = dict.fromkeys(names, generation)
+    recorded = sorted(key[len(prefix):-len(".json")] for key in private.list(prefix)
+                      if key.endswith(".json") and "/" not in key[len(prefix):])
+    return Generations(renew=renew, earlier=tuple(g for g in recorded if g not in renew.values()))
 
 
 def executions(private: Storage, job: jobs.Job, order: int, attempts: int) -> int:

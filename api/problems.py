@@ -223,5 +223,5 @@ def documented(*codes: str) -> dict[int | str, dict[str, Any]]:
     return found
 
 
-COMMON = documented("unauthorized", "forbidden", "invalid", "unavailable", "internal")
+COMMON = documented("bad-request", "unauthorized", "forbidden", "invalid", "unavailable", "internal")
 """The problems any authenticated route may answer."""

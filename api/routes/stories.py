@@ -134,12 +134,14 @@ def list_stories(svc: Annotated[Service, Depends(service)], who: Annotated[Princ
                                           "canceled"] | None, Query(description="The latest job's state"
                                                                     " (none: never submitted)")] = None,
                  desk: Annotated[str | None, Query(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")] = None,
-                 since: Annotated[datetime | None, Query(description="Updated at or after")] = None,
+                 since: Annotated[str | None, Query(max_length=40, json_schema_extra={"format": "date-time"},
+                                                    description="Updated at or after (ISO 8601)")] = None,
                  breaking: bool | None = None,
                  cursor: Annotated[str | None, Query(max_length=200)] = None,
                  limit: Annotated[int, Query(ge=1, le=200)] = 50) -> StoryPage:
     """Stories by id, newest filters first; a producer sees their desk's only."""
     after = _cursor(cursor)
+    since_time = _instant(since)
     if who.role == "producer":
         if desk not in (None, who.desk):
             raise Problem("forbidden", "producers see their own desk's stories only")
@@ -153,7 +155,7 @@ def list_stories(svc: Annotated[Service, Depends(service)], who: Annotated[Princ
             continue
         if breaking is not None and bool(entry.get("breaking")) != breaking:
             continue
-        if since is not None and not _at_or_after(entry.get("updated"), since):
+        if since_time is not None and not _at_or_after(entry.get("updated"), since_time):
             continue
         record = records.read_story(svc.backend.private, entry["id"])
         if record is None:
@@ -167,6 +169,17 @@ def list_stories(svc: Annotated[Service, Depends(service)], who: Annotated[Princ
         found.append(out)
     next_cursor = base64.urlsafe_b64encode(more.encode()).decode().rstrip("=") if more else None
     return StoryPage(stories=found, next_cursor=next_cursor)
+
+
+def _instant(text: str | None) -> datetime | None:
+    """An ISO 8601 time (pydantic's lax datetimes also took numbers such as 0.5)."""
+    if text is None:
+        return None
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        raise Problem("invalid", "since must be an ISO 8601 time such as 2026-12-03T08:00:00+07:00",
+                      errors=[("since", "not an ISO 8601 time")]) from None
 
 
 def _at_or_after(stamp: Any, since: datetime) -> bool:

@@ -35,3 +35,21 @@ def test_invalid_fields_are_named_by_their_path_and_a_list_is_not_blamed_for_its
     assert response.status_code == 422
     paths = [error["path"] for error in response.json()["errors"]]
     assert paths == ["story.id", "story.published", "assets.0.caption"]
+
+
+def test_since_takes_an_iso_time_and_nothing_else(client: TestClient, service: Service) -> None:
+    for bad in ("0.5", "1700000000", "hôm qua"):
+        response = client.get("/v1/stories", params={"since": bad}, headers=service.auth("editor"))
+        assert response.status_code == 422, bad
+        assert response.json()["errors"][0]["path"] == "since"
+    fine = client.get("/v1/stories", params={"since": "2026-12-03T08:00:00+07:00"}, headers=service.auth("editor"))
+    assert fine.status_code == 200
+
+
+def test_a_body_that_is_not_json_is_a_documented_bad_request(client: TestClient, service: Service) -> None:
+    response = client.post("/v1/stories", content=b"-\xff", headers={**service.auth("producer"),
+                                                                      "Content-Type": "application/json"})
+    assert response.status_code in (400, 422)
+    assert response.headers["content-type"] == "application/problem+json"
+    documented = client.get("/openapi.json").json()["paths"]["/v1/stories"]["post"]["responses"]
+    assert str(response.status_code) in documented

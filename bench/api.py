@@ -34,7 +34,9 @@ What it does
    Each object is deleted after its round. Before each upload the script waits up to
    ``--idle-wait`` seconds for the machine to be under 15 % busy. CPU-seconds are counted per
    part (this script as the client, the service, SeaweedFS, Redis) and "others" is the machine's
-   busy time minus ours: other processes (the busiest are named) and the kernel's own threads.
+   busy time minus ours: other processes (the busiest are named; kernel threads included) and
+   "unattributed": what no live process accounts for (interrupts for loopback networking and
+   disk I/O, and processes that came and went meanwhile).
 3. **Events**: ``--stories`` stories, each with one small JPEG, are created and their photo
    uploaded (not timed); one ``storymedia worker`` (all five queues, 2 processes) is started and
    waited for. Then all stories are submitted at once (``POST /v1/stories/{id}/jobs``, each with
@@ -353,10 +355,11 @@ class CpuUse:
                 mine |= {child.pid for child in psutil.Process(pid).children(recursive=True)}
         named: dict[str, float] = {}
         for pid, (name, used) in self._everyone().items():
-            if pid not in mine and pid in everyone:
-                named[name] = named.get(name, 0.0) + used - everyone[pid][1]
+            if pid not in mine:   # a process started meanwhile counts whole
+                named[name] = named.get(name, 0.0) + used - everyone.get(pid, (name, 0.0))[1]
         top = sorted(((v, k) for k, v in named.items() if v >= 0.05), reverse=True)[:3]
-        return Cpu(spent, machine, max(0.0, machine - sum(spent.values())),
+        processes = sum(named.values())
+        return Cpu(spent, machine, processes, max(0.0, machine - sum(spent.values()) - processes),
                    ", ".join(f"{name} {value:.1f}" for value, name in top))
 
 
@@ -365,7 +368,10 @@ class Cpu:
     ours: dict[str, float]
     machine: float
     others: float
-    """The machine's busy time minus ours."""
+    """Other processes (kernel threads included)."""
+    unattributed: float
+    """The machine's busy time no live process accounts for: interrupts and softirqs (loopback
+    networking, block I/O, done for whoever was running) and processes that came and went."""
     top_others: str
 
 
@@ -613,8 +619,8 @@ def report(args: argparse.Namespace, uploads: dict[str, list[Upload]], events: B
     for measured in uploads.values():
         for u in measured:
             if u.cpu and u.cpu.others > 0.05 * (os.cpu_count() or 1) * u.seconds:
-                print(f"warning: {u.cpu.others:.1f} CPU-s of others (other processes, the kernel) during the"
-                      f" {u.side} upload: on a busy machine, rerun idle")
+                print(f"warning: other processes used {u.cpu.others:.1f} CPU-s during the {u.side} upload:"
+                      " rerun on an idle machine")
 
     followers = events.followers
     first = [f.first_event for f in followers if f.first_event is not None]
@@ -654,8 +660,8 @@ def _cpu_text(cpu: Cpu | None) -> str:
     if cpu is None:
         return "?"
     ours = ", ".join(f"{name} {value:.1f}" for name, value in cpu.ours.items())
-    return (f"{ours}; machine {cpu.machine:.1f}, others {cpu.others:.1f}"
-            + (f" ({cpu.top_others})" if cpu.top_others else ""))
+    return (f"{ours}; other processes {cpu.others:.1f}" + (f" ({cpu.top_others})" if cpu.top_others else "")
+            + f"; unattributed {cpu.unattributed:.1f}; machine {cpu.machine:.1f}")
 
 
 def _sigterm(_signum: int, _frame: object) -> None:

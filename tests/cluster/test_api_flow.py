@@ -2,7 +2,9 @@
 ``storymedia worker`` processes. The same steps as the embedded flow (tests/api/test_flow.py): the
 sample story created, its files uploaded with tuspy (one cut off and resumed), submitted, followed
 over Server-Sent Events, its manifest fetched with presigned S3 URLs and one rendition downloaded;
-the result equals ``storymedia run`` on the same story (clip checksums aside)."""
+the result equals ``storymedia run`` on the same story (clip checksums aside), and the public
+bucket holds no GPS or camera serial (the sample photos carry both; the raws keep them, privately).
+This is the cluster's sample-story test: the command line's submit is tested on small stories."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ import pytest
 from tests.api.harness import LiveServer, make_service
 from tests.api.test_flow import comparable, differences, expected_manifest, sample_story_over_http
 from tests.cluster.harness import Cluster
+from tests.cluster.test_cluster import assert_public_area_holds_no_gps
 from tests.cluster.test_faults import verify_store
 
 pytestmark = pytest.mark.cluster
@@ -34,4 +37,4 @@ def test_the_sample_story_over_http_through_the_cluster_equals_storymedia_run(
     stored = verify_store(cluster, document["story"]["id"])   # every object downloaded and checked
     assert stored == document
     assert list(differences(comparable(document), comparable(expected_manifest(out)))) == []
-    assert list(cluster.storage(private=True).list("raw/")), "the uploaded originals are kept, privately"
+    assert_public_area_holds_no_gps(cluster, tmp_path)   # the raws are in the private bucket

@@ -226,14 +226,18 @@ def test_a_cancel_while_running_starts_no_further_asset(story: Path, tmp_path: P
     loaded, presets = prepare(story)
     _, private = areas(out)
 
+    seen: list[tuple[int, str]] = []
+
     def on_event(event: orchestration.JobEvent) -> None:
+        seen.append((event.order, event.state))
         if event.order == 1 and event.state == "probing":   # the biggest photo has started
             orchestration.cancel(private, event.story_id, event.job_id)
 
     report = run_story(story, out, story=loaded, presets=presets, workers=1, on_event=on_event)
     assert report.status == "canceled"
     results = jobs.read_asset_results(private, "rieng-tu-2023", report.job.id)
-    assert list(results) == [1], "the asset that had started finished and was recorded; b.jpg never started"
+    assert results == {}, "the asset that had started was stopped where it ran, nothing recorded"
+    assert [state for order, state in seen if order == 2] == ["canceled"], "b.jpg never started"
     assert not (public(out) / "manifest.json").exists(), "a canceled job writes no manifest"
 
 

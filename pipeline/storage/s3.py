@@ -445,6 +445,24 @@ class S3Storage:
     # -- part uploads (PartUploads) --------------------------------------------------------------
     min_part_bytes = 5 * MiB
     """S3's smallest part but the last."""
+    _part_client: Any = None
+
+    def _part_sender(self) -> Any:
+        """The client that sends parts: the same settings, but the body is not hashed a second time
+        for the signature (``UNSIGNED-PAYLOAD``, which botocore only does by itself over https).
+        Each part carries its SHA-256 in the signed ``x-amz-checksum-sha256`` header and the server
+        refuses a body that does not match it (BadDigest; SeaweedFS does not check a signed
+        payload's hash at all), so the bytes are as protected as with a signed payload, for one
+        SHA-256 pass over the part instead of two."""
+        with self._own_lock:
+            if self._part_client is None:
+                config = self._client.meta.config
+                unsigned = Config(s3={**(config.s3 or {}), "payload_signing_enabled": False})
+                with self._mapped(_SET_UP, self.url):
+                    self._part_client = boto3.session.Session().client(
+                        "s3", endpoint_url=self.endpoint, region_name=self._client.meta.region_name,
+                        config=config.merge(unsigned))
+            return self._part_client
 
     def start_parts(self, key: str, *, content_type: str = "application/octet-stream") -> str:
         """A multipart upload of ``key`` whose parts any process may send (a resumable upload)."""
@@ -459,7 +477,7 @@ class S3Storage:
         try:
             with (path.open("rb") as body,
                   self._mapped(f"cannot send part {number} of", key, expected=_GONE_UPLOAD) as gone):
-                response = self._client.upload_part(
+                response = self._part_sender().upload_part(
                     Bucket=self.bucket, Key=object_key, UploadId=upload_id, PartNumber=number, Body=body,
                     ChecksumAlgorithm="SHA256")
         except OSError as exc:

@@ -624,9 +624,11 @@ def test_a_dropped_connection_with_a_checksum_keeps_nothing(live: LiveServer, se
         sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("utf-8") + data[:2 * MiB])
         time.sleep(1.0)
         sock.close()
+        upload_id = location.rsplit("/", 1)[1]
+        uploads = uploads_of(service.app.state.service)
+        assert eventually(lambda: not uploads.busy(upload_id)), "the request saw the client go"
         assert eventually(lambda: spooled(service) == [])
         assert http.head(location, headers={**producer, **TUS}).headers["upload-offset"] == "0"
-        upload_id = location.rsplit("/", 1)[1]
         if mode == "append":
             assert private(service).get_bytes(data_key(upload_id)) == b""
         else:

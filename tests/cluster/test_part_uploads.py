@@ -1,13 +1,15 @@
 """Part uploads (pipeline.storage.base.PartUploads) against a real SeaweedFS S3 server, next to the
 local store's, and the service's tus uploads (api.uploads) kept in S3 the way the cluster keeps
-them: 8 MiB parts of a multipart upload, the tail as its own object, continued by another replica,
+them: 16 MiB parts of a multipart upload, several on their way at once, the tail as its own object, continued by another replica,
 assembled, copied server-side to ``raw/<sha>``, and nothing left behind."""
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import os
+import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -16,11 +18,11 @@ from starlette.requests import ClientDisconnect
 
 from api import records
 from api.problems import Problem
-from api.uploads import PART_BYTES, Upload, Uploads, record_key, tail_key
+from api.uploads import PART_BYTES, PARTS_IN_FLIGHT, Upload, Uploads, record_key, tail_key
 from pipeline.errors import StorageError
 from pipeline.model.keys import raw_key
 from pipeline.storage import IMMUTABLE, LocalStorage, Storage
-from pipeline.storage.base import Appending, PartUploads
+from pipeline.storage.base import Appending, PartUploads, UploadedPart
 from pipeline.storage.s3 import S3Storage
 from tests.servers import SeaweedS3
 
@@ -127,6 +129,38 @@ def test_s3_refuses_a_small_part_but_the_last(s3_storage: S3Storage, tmp_path: P
     assert s3_storage.abort_upload("uploads/e.data", upload_id) is True
 
 
+def test_s3_parts_go_unsigned_with_their_sha256_which_the_server_checks(s3_storage: S3Storage,
+                                                                       tmp_path: Path) -> None:
+    """A part is hashed once (its checksum), not twice (checksum, then the signature's payload
+    hash): the checksum header is signed and the server refuses a body that does not match it."""
+    data = os.urandom(5 * MiB)
+    headers: list[dict[str, str]] = []
+    client = s3_storage._part_sender()
+
+    def seen(request: object, **_: object) -> None:
+        headers.append({name.lower(): value.decode() if isinstance(value, bytes) else value
+                        for name, value in request.headers.items()})  # type: ignore[attr-defined]
+
+    def changed(request: object, **_: object) -> None:
+        request.body = b"x" * len(data)  # type: ignore[attr-defined]
+
+    client.meta.events.register("before-send.s3.UploadPart", seen)
+    upload_id = s3_storage.start_parts("uploads/g.data")
+    part = s3_storage.put_part("uploads/g.data", upload_id, 1, write(tmp_path / "1", data))
+    checksum = base64.b64encode(hashlib.sha256(data).digest()).decode()
+    assert headers[-1]["x-amz-content-sha256"] == "UNSIGNED-PAYLOAD"
+    assert headers[-1]["x-amz-checksum-sha256"] == checksum == part.checksum
+    client.meta.events.register("before-send.s3.UploadPart", changed)
+    try:
+        with pytest.raises(StorageError):
+            s3_storage.put_part("uploads/g.data", upload_id, 2, tmp_path / "1")
+    finally:
+        client.meta.events.unregister("before-send.s3.UploadPart", changed)
+        client.meta.events.unregister("before-send.s3.UploadPart", seen)
+    s3_storage.complete_parts("uploads/g.data", upload_id, [part])
+    assert s3_storage.get_bytes("uploads/g.data") == data
+
+
 def test_the_local_store_is_also_appending_and_s3_is_not(tmp_path: Path, s3_storage: S3Storage) -> None:
     local = LocalStorage(tmp_path / "store")
     assert isinstance(local, Appending) and not isinstance(s3_storage, Appending)
@@ -171,14 +205,15 @@ def test_an_upload_in_parts_and_tail_continued_by_another_replica(s3_storage: S3
     upload = send(first, upload, data[:3 * MiB])               # under a part: all of it is the tail
     assert (upload.offset, upload.parts, upload.tail_bytes) == (3 * MiB, [], 3 * MiB)
     assert s3_storage.get_bytes(tail_key(upload.id)) == data[:3 * MiB]
-    upload = send(first, upload, data[3 * MiB:12 * MiB])       # tail + 9 MiB: one part, the rest a tail
+    middle = PART_BYTES + 4 * MiB
+    upload = send(first, upload, data[3 * MiB:middle])        # the tail and more: one part, the rest a tail
     assert [part["bytes"] for part in upload.parts] == [PART_BYTES]
-    assert upload.offset == 12 * MiB and upload.tail_bytes == 12 * MiB - PART_BYTES
+    assert upload.offset == middle and upload.tail_bytes == middle - PART_BYTES
 
     second = Uploads(s3_storage, tmp_path / "spool-b", 3600)   # another replica: no running hash
     again = second.read(upload.id)
-    assert again is not None and again.offset == 12 * MiB
-    done = send(second, again, data[12 * MiB:])
+    assert again is not None and again.offset == middle
+    done = send(second, again, data[middle:])
     assert done.done and done.sha256 == sha(data)
     assert [part["bytes"] for part in done.parts][:2] == [PART_BYTES, PART_BYTES]
     assert s3_storage.get_bytes(raw_key(sha(data))) == data
@@ -245,6 +280,85 @@ def test_parts_aborted_behind_the_services_back_restart_the_upload(s3_storage: S
     assert restarted.value.status == 409 and restarted.value.headers["Upload-Offset"] == "0"
     record = uploads.read(upload.id)
     assert record is not None and record.offset == 0 and record.multipart != aborted
+    done = send(uploads, record, data)
+    assert done.done and s3_storage.get_bytes(raw_key(sha(data))) == data
+
+
+class WatchedParts(S3Storage):
+    """The real store, watching its parts: how many are on their way at once, how many spool files
+    the service holds meanwhile, which parts got there; ``hold``: part -> parts that must have got
+    there before it goes (10 s at most); ``refuse``: a part the store refuses once it goes."""
+
+    def __init__(self, like: S3Storage, spool: Path, *, hold: dict[int, set[int]] | None = None,
+                 refuse: int = 0) -> None:
+        super().__init__(like.bucket, like.prefix, endpoint_url=like.endpoint, max_attempts=2)
+        self.spool, self.hold, self.refuse = spool, hold or {}, refuse
+        self.changed = threading.Condition()
+        self.sending = self.most_at_once = self.most_spooled = 0
+        self.arrived: list[int] = []
+
+    def put_part(self, key: str, upload_id: str, number: int, path: Path) -> UploadedPart:
+        with self.changed:
+            self.changed.wait_for(lambda: self.hold.get(number, set()) <= set(self.arrived), timeout=10)
+            self.sending += 1
+            self.most_at_once = max(self.most_at_once, self.sending)
+            self.most_spooled = max(self.most_spooled, len(list(self.spool.iterdir())))
+        try:
+            if number == self.refuse:
+                raise StorageError(f"part {number} refused (the test's store)")
+            sent = super().put_part(key, upload_id, number, path)
+        finally:
+            with self.changed:
+                self.sending -= 1
+        with self.changed:
+            self.arrived.append(number)
+            self.changed.notify_all()
+        return sent
+
+
+def test_a_request_sends_several_parts_at_once_with_a_bound_on_spool_files(s3_storage: S3Storage,
+                                                                           tmp_path: Path) -> None:
+    data = os.urandom(9 * 5 * MiB + 7)
+    store = WatchedParts(s3_storage, tmp_path / "spool", hold={1: {2}})   # 1 goes once 2 got there
+    uploads = Uploads(store, tmp_path / "spool", 3600, part_bytes=5 * MiB)
+    done = send(uploads, new_upload(uploads, len(data)), data)
+    assert done.done and store.get_bytes(raw_key(sha(data))) == data
+    assert [part["number"] for part in done.parts] == list(range(1, 11))
+    assert 2 <= store.most_at_once <= PARTS_IN_FLIGHT
+    assert store.most_spooled <= PARTS_IN_FLIGHT + 1, "the parts on their way and the one filling"
+    assert list((tmp_path / "spool").iterdir()) == []
+
+
+def test_a_part_refused_after_later_ones_arrived_keeps_only_the_parts_before_it(s3_storage: S3Storage,
+                                                                              tmp_path: Path) -> None:
+    data = os.urandom(6 * 5 * MiB)
+    store = WatchedParts(s3_storage, tmp_path / "spool", hold={2: {3, 4}}, refuse=2)
+    uploads = Uploads(store, tmp_path / "spool", 3600, part_bytes=5 * MiB)
+    upload = new_upload(uploads, len(data))
+    with pytest.raises(StorageError, match="refused"):
+        send(uploads, upload, data)
+    assert {3, 4} <= set(store.arrived), "the later parts got there first"
+    record = uploads.read(upload.id)
+    assert record is not None and (record.offset, [p["number"] for p in record.parts]) == (5 * MiB, [1])
+    assert list((tmp_path / "spool").iterdir()) == []
+    store.refuse = 0
+    done = send(uploads, record, data[record.offset:])
+    assert done.done and store.get_bytes(raw_key(sha(data))) == data
+    assert [part["bytes"] for part in done.parts] == [5 * MiB] * 6
+
+
+def test_parts_lost_while_several_are_on_their_way_restart_the_upload_once(s3_storage: S3Storage,
+                                                                          tmp_path: Path) -> None:
+    data = os.urandom(6 * 5 * MiB)
+    uploads = Uploads(s3_storage, tmp_path / "spool", 3600, part_bytes=5 * MiB)
+    upload = send(uploads, new_upload(uploads, len(data)), data[:5 * MiB])
+    assert s3_storage.abort_incomplete_uploads("uploads/") == 1
+    with pytest.raises(Problem) as restarted:
+        send(uploads, upload, data[5 * MiB:])
+    assert restarted.value.status == 409 and restarted.value.headers["Upload-Offset"] == "0"
+    record = uploads.read(upload.id)
+    assert record is not None and record.offset == 0 and record.parts == []
+    assert s3_storage.incomplete_uploads("uploads/") == [(f"uploads/{upload.id}.data", record.multipart)]
     done = send(uploads, record, data)
     assert done.done and s3_storage.get_bytes(raw_key(sha(data))) == data
 

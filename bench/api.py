@@ -109,13 +109,18 @@ def _base_env() -> dict[str, str]:
 class ServiceProcess:
     """``storymedia serve`` in a session of its own, logging to a file."""
 
-    def __init__(self, env: dict[str, str], data: Path, log: Path) -> None:
+    def __init__(self, env: dict[str, str], data: Path, log: Path, profile: Path | None = None) -> None:
         self.port = free_ports(1)[0]
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = log
         self._handle = log.open("w")
+        profiled = [sys.executable, "-m", "cProfile", "-o", str(profile)] if profile else []
+        self.stop_signal = signal.SIGINT if profile else signal.SIGTERM
+        """uvicorn raises the signal again once it has stopped: SIGINT ends in a KeyboardInterrupt,
+        after which cProfile still writes its file; SIGTERM would kill it first."""
         self.process = subprocess.Popen(
-            [STORYMEDIA, "serve", "--host", "127.0.0.1", "--port", str(self.port), "--out", str(data)],
+            [*profiled, STORYMEDIA, "serve", "--host", "127.0.0.1", "--port", str(self.port),
+             "--out", str(data)],
             env=env, stdin=subprocess.DEVNULL, stdout=self._handle, stderr=subprocess.STDOUT,
             start_new_session=True)
 
@@ -140,7 +145,7 @@ class ServiceProcess:
 
     def stop(self) -> None:
         if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
+            self.process.send_signal(self.stop_signal)
             try:
                 self.process.wait(timeout=20)
             except subprocess.TimeoutExpired:
@@ -533,7 +538,8 @@ def run(args: argparse.Namespace, folder: Path) -> int:
         redis_server.start()
         s3.start()
         token = TokenStore(data / "tokens.json").create("producer", "bench", "bench/api.py")[0]
-        service = ServiceProcess(env, data, folder / "service.log")
+        service = ServiceProcess(env, data, folder / "service.log",
+                                 Path(args.profile_service).resolve() if args.profile_service else None)
         service.wait_ready()
         ours = {"redis": redis_server.pid or 0, "s3": s3.pid or 0}
         cpu = CpuUse({k: v for k, v in {**ours, "service": service.process.pid}.items() if v})
@@ -561,6 +567,10 @@ def run(args: argparse.Namespace, folder: Path) -> int:
                       f" {measured.mb_s:.0f} MB/s, {_cpu_text(measured.cpu)}",
                       file=sys.stderr, flush=True)
         big.unlink()
+
+        if args.upload_only:
+            http.close()
+            return report_uploads(args, uploads)
 
         # (b) events while a burst of stories is submitted
         stories = [f"bench-events-{n:03d}-{uuid.uuid4().hex[:6]}" for n in range(args.stories)]
@@ -591,8 +601,8 @@ def run(args: argparse.Namespace, folder: Path) -> int:
     return report(args, uploads, events, recorded, states, burst_seconds)
 
 
-def report(args: argparse.Namespace, uploads: dict[str, list[Upload]], events: Burst,
-           recorded: dict[str, tuple[str, float]], states: dict[str, str], burst_seconds: float) -> int:
+def report_uploads(args: argparse.Namespace, uploads: dict[str, list[Upload]]) -> int:
+    """Print the upload table and the ratio (the last line with ``--upload-only``)."""
     def median(side: str, what: str) -> float:
         return float(statistics.median(getattr(u, what) for u in uploads[side]))
 
@@ -621,7 +631,18 @@ def report(args: argparse.Namespace, uploads: dict[str, list[Upload]], events: B
             if u.cpu and u.cpu.others > 0.05 * (os.cpu_count() or 1) * u.seconds:
                 print(f"warning: other processes used {u.cpu.others:.1f} CPU-s during the {u.side} upload:"
                       " rerun on an idle machine")
+    ratio = median("service", "mb_s") / median("boto3", "mb_s")
+    print(f"upload target: ratio >= {RATIO_TARGET:.2f}: {'met' if ratio >= RATIO_TARGET else 'MISSED'}")
+    if args.upload_only:
+        print(f"ratio {ratio:.2f}")
+    return 0
 
+
+def report(args: argparse.Namespace, uploads: dict[str, list[Upload]], events: Burst,
+           recorded: dict[str, tuple[str, float]], states: dict[str, str], burst_seconds: float) -> int:
+    report_uploads(args, uploads)
+    ratio = statistics.median(u.mb_s for u in uploads["service"]) / statistics.median(
+        u.mb_s for u in uploads["boto3"])
     followers = events.followers
     first = [f.first_event for f in followers if f.first_event is not None]
     latency = []
@@ -650,8 +671,6 @@ def report(args: argparse.Namespace, uploads: dict[str, list[Upload]], events: B
         print(f"  lost: job {f.job}: saw {f.final_state!r}, job is {states.get(f.job)!r}; {f.error}")
     if any(state != "complete" for state in states.values()):
         print(f"warning: not every job completed: {states}")
-    ratio = median("service", "mb_s") / median("boto3", "mb_s")
-    print(f"upload target: ratio >= {RATIO_TARGET:.2f}: {'met' if ratio >= RATIO_TARGET else 'MISSED'}")
     print(f"ratio {ratio:.2f}")
     return 1 if lost else 0
 
@@ -675,6 +694,11 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=100, help="clients following events (default 100)")
     parser.add_argument("--stories", type=int, default=20, help="stories submitted at once (default 20)")
     parser.add_argument("--repeat", type=int, default=1, help="upload rounds (default 1)")
+    parser.add_argument("--upload-only", action="store_true",
+                        help="the upload rounds only (no events burst, no worker)")
+    parser.add_argument("--profile-service", metavar="FILE",
+                        help="run the service under cProfile (its main thread: the event loop) and write"
+                             " the statistics to FILE when it stops (pstats)")
     parser.add_argument("--keep", metavar="DIR", help="work in DIR and keep it (logs, S3 data)")
     parser.add_argument("--idle-wait", type=float, default=90.0, metavar="S",
                         help="before each upload wait up to S seconds for other load to go (0: don't)")

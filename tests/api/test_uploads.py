@@ -447,7 +447,9 @@ def test_the_services_cleaner_runs_in_the_background(tmp_path: Path) -> None:
         producer = service.auth("producer")
         assert client.post("/v1/stories", headers=producer, json=story_json()).status_code == 201
         location = create(client, producer, 100).headers["location"]
-        assert patch(client, producer, location, b"a" * 10, 0).status_code == 204
+        # 410 when the machine was slow enough for the second to pass already: the cleaner's work
+        # is what this test is about.
+        assert patch(client, producer, location, b"a" * 10, 0).status_code in (204, 410)
         deadline = time.monotonic() + 10
         while upload_keys(service) and time.monotonic() < deadline:
             time.sleep(0.2)

@@ -143,8 +143,9 @@ def test_queues_show_depth_and_the_growing_age_of_what_waits_in_both_lanes(
 
     # A message that is not one of ours: counted, its age unknown (0), never a failure.
     redis_client.Redis.from_url(cluster.redis.url).lpush("probe", b"\x00not json")
-    assert queues_by_name(service, http)["probe"] == {"name": "probe", "lane": "normal", "depth": 1,
-                                                      "oldest": 0.0}
+    probe = queues_by_name(service, http)["probe"]
+    assert probe == {"name": "probe", "lane": "normal", "depth": 1, "oldest": 0.0, "note": probe["note"]}
+    assert "no time of sending" in probe["note"]
     assert backend.queues()[QUEUES.index("probe")]["note"].startswith("the oldest message carries no time")
 
 

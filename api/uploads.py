@@ -40,6 +40,7 @@ import threading
 import time
 from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -67,6 +68,10 @@ MAX_PARTS = 9_000
 PARTS_IN_FLIGHT = 4
 """Full parts one request sends to the store at once (cluster); with the part filling, a request
 holds at most ``PARTS_IN_FLIGHT + 1`` parts in spool files (on disk, never in memory)."""
+PART_SENDERS = 8
+"""Parts one service process sends at once, all its uploads together: threads of their own, so a
+few big uploads never take the threads every other request needs (and under the store client's
+10 connections)."""
 BATCH_BYTES = 1 * MiB
 """Bytes of a request gathered in memory before they are written out."""
 UPLOAD_ID = re.compile(r"[0-9a-f]{32}")
@@ -202,6 +207,8 @@ class Uploads:
         self._lock = threading.Lock()
         self._busy: set[str] = set()
         self._hashes: OrderedDict[str, tuple[int, Any]] = OrderedDict()
+        self.senders = ThreadPoolExecutor(max_workers=PART_SENDERS, thread_name_prefix="storymedia-part")
+        """Where parts are sent from (threads start when first needed)."""
         self.on_finished: Callable[[Upload], None] | None = None
         """Told of every upload finished here (the service's metrics)."""
 
@@ -617,7 +624,7 @@ class _PartSink:
         are on their way (the bound on spool files: that many, and then the one filling)."""
         while len(self.inflight) >= PARTS_IN_FLIGHT:
             await self._record_oldest()
-        sending = asyncio.ensure_future(run_in_threadpool(
+        sending = asyncio.wrap_future(self.uploads.senders.submit(
             self.store.put_part, data_key(self.upload.id), self.upload.multipart, part.number, part.path))
         self.inflight.append((part, sending))
 

@@ -88,12 +88,16 @@ def _die_with_parent(parent: int) -> None:
 
 
 def _peaks() -> Peaks:
+    """This process's own peaks. VmHWM, not ru_maxrss: Linux carries ru_maxrss across exec, so a
+    render server spawned by a large worker or service would report its parent's peak."""
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     address_space = 0
     with contextlib.suppress(OSError, ValueError, IndexError):
         for line in Path("/proc/self/status").read_text().splitlines():
             if line.startswith("VmPeak:"):
                 address_space = int(line.split()[1]) * 1024
+            elif line.startswith("VmHWM:"):
+                rss = int(line.split()[1]) * 1024
     return Peaks(rss, address_space)
 
 

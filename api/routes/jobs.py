@@ -38,8 +38,8 @@ class SubmittedJob(BaseModel):
     events: str = Field(description="URL of the job's Server-Sent Events")
 
 
-def find(svc: Service, job_id: str, who: Principal) -> tuple[records.StoryRecord | None, str]:
-    """(the story record if the service made it, its id) of a job the caller may see."""
+def find(svc: Service, job_id: str, who: Principal) -> str:
+    """The story id of a job the caller may see (404 / 403)."""
     story_id = records.story_of_job(svc.backend.private, job_id)
     if story_id is None:
         raise Problem("not-found", f"no job {job_id}")
@@ -48,7 +48,7 @@ def find(svc: Service, job_id: str, who: Principal) -> tuple[records.StoryRecord
         if record is None:
             raise Problem("forbidden", "this job's story was not made through the service")
         check_desk(who, record.desk, "this job's story")
-    return record, story_id
+    return story_id
 
 
 @router.post("/stories/{story_id}/jobs", status_code=202, response_model=SubmittedJob,
@@ -93,7 +93,7 @@ def _submitted(story_id: str, job_id: str, attached: bool) -> SubmittedJob:
 def get_job(job_id: JobId, svc: Annotated[Service, Depends(service)],
             who: Annotated[Principal, Depends(principal)]) -> JobStatus:
     """The job's state, each asset's state, attempts, progress and ETA, and refusal reasons."""
-    _, story_id = find(svc, job_id, who)
+    story_id = find(svc, job_id, who)
     return job_status(svc.backend, story_id, job_id)
 
 
@@ -103,7 +103,7 @@ def get_job(job_id: JobId, svc: Annotated[Service, Depends(service)],
 async def job_events(job_id: JobId, request: Request, svc: Annotated[Service, Depends(service)],
                      who: Annotated[Principal, Depends(principal)]) -> StreamingResponse:
     """Server-Sent Events of the job's status as it changes, until it is final."""
-    _, story_id = await run_in_threadpool(find, svc, job_id, who)
+    story_id = await run_in_threadpool(find, svc, job_id, who)
     every = float(svc.extras.get("events_every", 0.5))
 
     async def stream() -> AsyncIterator[bytes]:
@@ -151,7 +151,7 @@ def rerun(job_id: JobId, order: Annotated[int, Path(ge=1, le=500)], svc: Annotat
     """Render one asset of a finished job again (one preset, or all of its), reusing none of its
     current renditions of that preset; the manifest goes to its next version even when the bytes
     come out the same. 409 while the job runs, or when a later job of the story stands."""
-    _, story_id = find(svc, job_id, who)
+    story_id = find(svc, job_id, who)
     job = jobs.read_job(svc.backend.private, story_id, job_id)
     if order > len(job.assets):
         raise Problem("not-found", f"job {job_id} has {len(job.assets)} assets")
@@ -181,7 +181,7 @@ def cancel(job_id: JobId, response: Response, svc: Annotated[Service, Depends(se
     kept, nothing more starts, the story's manifest is not replaced and the job ends ``canceled``
     (202, ``done`` true; follow the job to its final state). A job already finished is left as it
     is: 200 with ``done`` false and its final state in ``detail`` (canceling twice is harmless)."""
-    _, story_id = find(svc, job_id, who)
+    story_id = find(svc, job_id, who)
     job = jobs.read_job(svc.backend.private, story_id, job_id)
     if not orchestration.cancel(svc.backend.private, story_id, job_id, f"canceled by {who.role} {who.id}"):
         finished = jobs.read_done(svc.backend.private, story_id, job_id) or {}

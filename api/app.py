@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from api import metrics, problems, webhook_sender
 from api.auth import TokenStore
 from api.backend import Backend
+from api.body_limit import BodyLimit
 from api.config import ServiceConfig
 from api.routes import jobs, manifests, operations, stories, uploads, webhooks
 from api.service import Service, open_backend
@@ -47,6 +48,7 @@ def create_app(config: ServiceConfig, backend: Backend | None = None) -> FastAPI
                   docs_url="/docs", redoc_url=None)
     app.state.service = svc
     problems.install(app)
+    app.add_middleware(BodyLimit)
     for module in (stories, jobs, manifests, operations, webhooks, uploads):
         app.include_router(module.router)
     metrics.install(app, svc)

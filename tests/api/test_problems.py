@@ -53,3 +53,22 @@ def test_a_body_that_is_not_json_is_a_documented_bad_request(client: TestClient,
     assert response.headers["content-type"] == "application/problem+json"
     documented = client.get("/openapi.json").json()["paths"]["/v1/stories"]["post"]["responses"]
     assert str(response.status_code) in documented
+
+
+def test_a_json_body_past_the_limit_is_413_before_it_is_parsed(client: TestClient, service: Service) -> None:
+    from api.body_limit import MAX_JSON_BYTES
+
+    huge = b'{"story": "' + b"a" * (MAX_JSON_BYTES + 10) + b'"}'
+    response = client.post("/v1/stories", content=huge, headers={**service.auth("producer"),
+                                                                  "Content-Type": "application/json"})
+    assert response.status_code == 413
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["code"] == "too-large"
+
+    def chunks():   # no Content-Length: counted as it arrives
+        for _ in range(5):
+            yield b"a" * (MAX_JSON_BYTES // 4)
+
+    streamed = client.post("/v1/stories", content=chunks(), headers={**service.auth("producer"),
+                                                                      "Content-Type": "application/json"})
+    assert streamed.status_code == 413

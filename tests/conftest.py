@@ -12,6 +12,34 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 PRESETS = REPO / "presets"
 
+# Under pytest-xdist (scripts/test.sh: ``-n 2 --dist loadgroup``) a group of tests runs in one
+# worker process: each test file is a group, so its module fixtures (a rendered clip, a server) are
+# made once, and every user of the session's sample story run is one group, so that run is made
+# once. The slowest groups go first, so that no long one starts last while the other worker idles.
+_SAMPLE_GROUP = "sample-story"
+_FIRST = (_SAMPLE_GROUP, "tests/cluster/test_faults.py", "tests/media/test_clips.py", "tests/cluster/",
+          "tests/media/", "tests/e2e/", "tests/api/", "tests/unit/")
+
+
+def _group_rank(group: str) -> int:
+    return next((rank for rank, start in enumerate(_FIRST) if group.startswith(start)), len(_FIRST))
+
+
+@pytest.hookimpl(tryfirst=True)   # before xdist reads the groups
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not hasattr(config, "workerinput"):
+        return
+    groups: dict[str, str] = {}
+    for item in items:
+        marked = item.get_closest_marker("xdist_group")
+        group = (str(marked.args[0]) if marked and marked.args
+                 else _SAMPLE_GROUP if "sample_run" in getattr(item, "fixturenames", ())
+                 else item.nodeid.split("::", 1)[0])
+        if marked is None:
+            item.add_marker(pytest.mark.xdist_group(group))
+        groups[item.nodeid] = group
+    items.sort(key=lambda item: _group_rank(groups[item.nodeid]))
+
 
 @pytest.fixture(scope="session")
 def presets():

@@ -38,7 +38,14 @@ def _with(path: str, value: object) -> dict:
     return doc
 
 
-_DELETE = object()
+class _Deleted:
+    """The field removed (a stable repr: the test ids are the same in every process)."""
+
+    def __repr__(self) -> str:
+        return "<removed>"
+
+
+_DELETE = _Deleted()
 
 BAD = [
     ("story.id", "Thanh Hoa!", "story.id: must be a slug"),

@@ -75,6 +75,7 @@ few big uploads never take the threads every other request needs (and under the 
 BATCH_BYTES = 1 * MiB
 """Bytes of a request gathered in memory before they are written out."""
 UPLOAD_ID = re.compile(r"[0-9a-f]{32}")
+SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 RAW_CONTENT_TYPE = "application/octet-stream"
 """What ``submit`` stores raws as (pipeline.run.originals.store_original's default)."""
 _RECORD = re.compile(r"uploads/([0-9a-f]{32})\.json")
@@ -131,6 +132,18 @@ class Upload:
     """The whole file's SHA-256, once known (at completion)."""
     done: bool = False
     """Stored as a raw and attached to the story's file."""
+    declared_sha256: str = ""
+    """The whole file's SHA-256 as the client declared it (``Upload-Metadata`` ``sha256``): the
+    finished file must have it (460 otherwise, and nothing is kept)."""
+    direct: bool = False
+    """Cluster, with a declared SHA-256 whose raw was not stored yet: the parts are assembled
+    straight at ``raw/<sha>``, after the bytes were checked against the declaration, instead of
+    at ``uploads/<id>.data`` and then copied there (a second pass over every byte in the store)."""
+
+    @property
+    def target(self) -> str:
+        """The key the bytes are assembled at."""
+        return raw_key(self.declared_sha256) if self.direct else data_key(self.id)
 
     @property
     def expired(self) -> bool:
@@ -156,6 +169,8 @@ class Upload:
             whole = (upload.length, upload.offset, upload.part_bytes, upload.tail_bytes)
             if (upload.id != upload_id or not all(type(n) is int and n >= 0 for n in whole)
                     or upload.offset > upload.length
+                    or not (upload.declared_sha256 == "" or SHA256_HEX.fullmatch(upload.declared_sha256))
+                    or (upload.direct and not upload.declared_sha256)
                     or not all(isinstance(p, dict) and type(p.get("number")) is int
                                and isinstance(p.get("tag"), str) and type(p.get("bytes")) is int
                                for p in upload.parts)):
@@ -274,24 +289,35 @@ class Uploads:
     # -- life of an upload ------------------------------------------------------------------------
 
     def create(self, *, story: str, file: str, desk: str, created_by: str, length: int,
-               metadata: str) -> Upload:
-        """A new upload's record (and its multipart upload, in the cluster)."""
+               metadata: str, sha256: str = "") -> Upload:
+        """A new upload's record (and its multipart upload, in the cluster). ``sha256``: the whole
+        file's SHA-256 as the client declares it (hex), if it does."""
         now = time.time()
         upload = Upload(id=secrets.token_hex(16), story=story, file=file, desk=desk, created_by=created_by,
                         length=length, offset=0, created=now, expires=now + self.expiry, metadata=metadata,
-                        part_bytes=max(self.part_bytes, -(-length // MAX_PARTS)))
+                        part_bytes=max(self.part_bytes, -(-length // MAX_PARTS)), declared_sha256=sha256)
         if self.appending is None:
-            upload.multipart = self.parts.start_parts(data_key(upload.id), content_type=RAW_CONTENT_TYPE)
+            self._start_parts(upload)
         try:
             self.save(upload)
         except PipelineError:
             if upload.multipart:
                 with contextlib.suppress(PipelineError):
-                    self.parts.abort_upload(data_key(upload.id), upload.multipart)
+                    self.parts.abort_upload(upload.target, upload.multipart)
             raise
         log.info("upload %s created for %s of story %s (%d bytes) by %s", upload.id, upload.file,
                  upload.story, upload.length, created_by)
         return upload
+
+    def _start_parts(self, upload: Upload) -> None:
+        """Start the multipart upload: straight at the raw's key when the client declared the
+        file's SHA-256 and that raw is not stored yet."""
+        sha = upload.declared_sha256
+        upload.direct = bool(sha) and not self.private.exists(raw_key(sha), sha)
+        upload.multipart = (
+            self.parts.start_parts(upload.target, content_type=RAW_CONTENT_TYPE, sha256=sha,
+                                   cache_control=IMMUTABLE) if upload.direct
+            else self.parts.start_parts(upload.target, content_type=RAW_CONTENT_TYPE))
 
     async def receive(self, upload: Upload, body: AsyncIterator[bytes], *,
                       checksum: bytes | None = None) -> Received:
@@ -341,18 +367,11 @@ class Uploads:
         run again after a failure: the record says how far it got)."""
         if upload.done:
             return upload
+        if upload.direct and not upload.assembled:
+            self._finish_direct(upload)
         data = data_key(upload.id)
         if upload.multipart and not upload.assembled:
-            parts = [UploadedPart(number=int(p["number"]), tag=str(p["tag"]),
-                                  checksum=str(p.get("checksum", ""))) for p in upload.parts]
-            try:
-                self.parts.complete_parts(data, upload.multipart, parts)
-            except StorageError as exc:
-                if exc.code != "no-such-upload":
-                    raise
-                self._restart(upload, _PARTS_LOST)
-            upload.assembled = True
-            self.save(upload)
+            self._assemble(upload)
         if not upload.sha256:
             running = self._running_hash(upload)
             if running is not None:
@@ -365,11 +384,14 @@ class Uploads:
                 if size != upload.length:
                     self._restart(upload, f"the stored bytes add up to {size}, not {upload.length}")
                 upload.sha256 = digest.hexdigest()
+            if upload.declared_sha256 and upload.sha256 != upload.declared_sha256:
+                self._refuse_declared(upload)
             self.save(upload)
-        self.parts.copy(data, raw_key(upload.sha256), sha256=upload.sha256, content_type=RAW_CONTENT_TYPE,
-                        cache_control=IMMUTABLE)
+        if not upload.direct:
+            self.parts.copy(data, raw_key(upload.sha256), sha256=upload.sha256, content_type=RAW_CONTENT_TYPE,
+                            cache_control=IMMUTABLE)
+            self.private.delete(data)
         records.attach(self.private, upload.story, upload.file, upload.sha256, upload.length)
-        self.private.delete(data)
         self.private.delete(tail_key(upload.id))
         upload.done = True
         self.save(upload)
@@ -383,6 +405,60 @@ class Uploads:
                  upload.story, upload.sha256, upload.length)
         return upload
 
+    def _assemble(self, upload: Upload) -> None:
+        parts = [UploadedPart(number=int(p["number"]), tag=str(p["tag"]),
+                              checksum=str(p.get("checksum", ""))) for p in upload.parts]
+        try:
+            self.parts.complete_parts(upload.target, upload.multipart, parts)
+        except StorageError as exc:
+            if exc.code != "no-such-upload":
+                raise
+            self._restart(upload, _PARTS_LOST)
+        upload.assembled = True
+        self.save(upload)
+
+    def _finish_direct(self, upload: Upload) -> None:
+        """Assemble the parts at the raw's key, never leaving bytes there that are not the
+        declared file, nor replacing a raw already stored."""
+        sha = upload.declared_sha256
+        running = self._running_hash(upload)
+        if running is not None and running.hexdigest() != sha:
+            self._refuse_declared(upload)   # checked before a byte lands on the raw's key
+        stored = self.private.exists(raw_key(sha), sha)
+        if stored and running is not None:
+            # The same bytes were stored meanwhile (another upload of the same file): ours are
+            # not needed.
+            self.parts.abort_upload(upload.target, upload.multipart)
+            upload.assembled, upload.sha256 = True, sha
+            self.save(upload)
+            return
+        if stored:
+            # Part of the upload went through another service process, so its bytes cannot be
+            # checked before they are assembled, and assembling them would replace a raw: send
+            # them again, to be assembled apart (the raw is there now) and checked first.
+            self._restart(upload, "the file was stored by another upload meanwhile")
+        self._assemble(upload)
+        if running is None:   # read back once, and removed if it is not the declared file
+            digest = hashlib.sha256()
+            for chunk in self.parts.read_chunks(upload.target):
+                digest.update(chunk)
+            if digest.hexdigest() != sha:
+                self.private.delete(upload.target)
+                self._refuse_declared(upload)
+        upload.sha256 = sha
+        self.save(upload)
+
+    def _refuse_declared(self, upload: Upload) -> None:
+        """The file is not the one the client declared: nothing of it is kept (460)."""
+        log.warning("upload %s of %s (story %s): the file's SHA-256 is not the declared %s; removed",
+                    upload.id, upload.file, upload.story, upload.declared_sha256)
+        self._drop_bytes(upload)
+        self.private.delete(record_key(upload.id))
+        self._forget_hash(upload.id)
+        raise Problem("checksum-mismatch", "the file's SHA-256 is not the one declared in Upload-Metadata"
+                      " (sha256): nothing of it was kept; check the file and upload it again",
+                      errors=[("Upload-Metadata.sha256", "does not match the file")])
+
     def _restart(self, upload: Upload, why: str) -> None:
         """The bytes in progress are lost: the upload starts again from 0 (409, offset 0)."""
         log.warning("upload %s starts again from 0: %s", upload.id, why)
@@ -390,7 +466,7 @@ class Uploads:
         upload.offset, upload.parts, upload.tail_bytes, upload.tail_sha256 = 0, [], 0, ""
         upload.assembled, upload.sha256 = False, ""
         if upload.multipart:
-            upload.multipart = self.parts.start_parts(data_key(upload.id), content_type=RAW_CONTENT_TYPE)
+            self._start_parts(upload)
         self.save(upload)
         self._forget_hash(upload.id)
         raise Problem("conflict", f"{why}; send the file again from offset 0",
@@ -398,7 +474,7 @@ class Uploads:
 
     def _drop_bytes(self, upload: Upload) -> None:
         if upload.multipart and not upload.assembled:
-            self.parts.abort_upload(data_key(upload.id), upload.multipart)
+            self.parts.abort_upload(upload.target, upload.multipart)
         self.private.delete(data_key(upload.id))
         self.private.delete(tail_key(upload.id))
 
@@ -625,7 +701,7 @@ class _PartSink:
         while len(self.inflight) >= PARTS_IN_FLIGHT:
             await self._record_oldest()
         sending = asyncio.wrap_future(self.uploads.senders.submit(
-            self.store.put_part, data_key(self.upload.id), self.upload.multipart, part.number, part.path))
+            self.store.put_part, self.upload.target, self.upload.multipart, part.number, part.path))
         self.inflight.append((part, sending))
 
     async def _record_oldest(self) -> None:
@@ -693,7 +769,7 @@ class _PartSink:
 
     def _put_last(self, part: _SpoolPart) -> UploadedPart:
         try:
-            return self.store.put_part(data_key(self.upload.id), self.upload.multipart, part.number,
+            return self.store.put_part(self.upload.target, self.upload.multipart, part.number,
                                        part.path)
         except StorageError as exc:
             if exc.code == "no-such-upload":

@@ -17,17 +17,20 @@ What it does
    free loopback ports) and ``storymedia serve`` as a separate process in **cluster** mode
    (``STORYMEDIA_BROKER_URL`` set; stores ``s3://media/bench-<uuid>`` and its ``-private``
    twin), waits for ``/readyz``. Everything is stopped at the end, also on Ctrl-C or error.
-2. **Upload** (``--repeat`` rounds, the order of the two sides alternating): a ``--gb`` file of
-   random bytes (its first bytes changed every round, so no round finds the previous one's raw
-   already stored) is uploaded
+2. **Upload** (``--repeat`` rounds, each side first in turn): a ``--gb`` file of random bytes (its
+   first bytes changed every round, so no round finds the previous one's raw already stored) is
+   uploaded three ways:
 
    - through the service with ``tuspy`` (``POST /v1/uploads``, then ``PATCH`` chunks of
-     ``--chunk-mb``): timed from the creation request to the last PATCH's answer, which comes
-     only once the file is verified (SHA-256), stored content-addressed (``raw/<sha>`` in the
-     private area) and attached to its story (the last PATCH's time is shown apart: its bytes,
-     then that check, copy and attach). The service's RSS is sampled every 20 ms
-     (psutil) and its ``VmHWM`` (peak RSS) is reset before the upload (``/proc/PID/clear_refs``)
-     and read after it;
+     ``--chunk-mb``), the client first hashing the file and declaring its SHA-256
+     (``Upload-Metadata`` ``sha256``), as any client that can hash the file may: the service assembles the parts
+     straight at ``raw/<sha>``. Timed from the start of the client's hashing to the last PATCH's
+     answer, which comes only once the file is checked (SHA-256), stored content-addressed
+     (``raw/<sha>`` in the private area) and attached to its story. The service's RSS is sampled
+     every 20 ms (psutil) and its ``VmHWM`` (peak RSS) is reset before the upload
+     (``/proc/PID/clear_refs``) and read after it;
+   - the same without the declaration ("undeclared"): the parts are assembled apart, and copied to
+     ``raw/<sha>`` server-side at the end (a second pass of the store over every byte);
    - with boto3's ``upload_file`` (default transfer settings: 8 MiB parts, 10 threads) to the
      same S3 server and private bucket: the raw baseline.
 
@@ -51,7 +54,8 @@ What it does
    - *lost*: clients that never saw their job's final state, or saw another state than
      ``GET /v1/jobs/{id}`` reports at the end. Must be 0.
 
-The last line is ``ratio X.XX`` = service upload MB/s / boto3 ``upload_file`` MB/s (medians):
+The last line is ``ratio X.XX`` = service upload MB/s (SHA-256 declared, the client's hashing
+counted) / boto3 ``upload_file`` MB/s (medians):
 the target is >= 0.80, with the service's peak RSS under 200 MB. Compare ratios, not seconds,
 across machines.
 """
@@ -61,6 +65,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import hashlib
 import json
 import os
 import secrets
@@ -209,7 +214,9 @@ class Upload:
     seconds: float
     size: int
     finish: float = 0.0
-    """The last PATCH (its bytes, then the SHA-256 check, the copy to raw/ and the attach)."""
+    """The last PATCH (its bytes, then the SHA-256 check, the copy to raw/ if any, and the attach)."""
+    hashing: float = 0.0
+    """The client's own SHA-256 of the file before the upload (included in ``seconds``)."""
     chunk_p50: float = 0.0
     peak_rss: int | None = None
     hwm: int | None = None
@@ -250,14 +257,23 @@ def create_story(http: httpx.Client, story_id: str, files: list[str]) -> None:
         raise SystemExit(f"POST /v1/stories: {answer.status_code} {answer.text[:2000]}")
 
 
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while block := handle.read(8 * MIB):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def tus_upload(service: ServiceProcess, token: str, path: Path, story_id: str, file: str,
-               chunk: int) -> list[float]:
-    """Upload ``path`` with tuspy, chunk by chunk (what ``Uploader.upload`` does); the seconds of
-    the creation request and of each PATCH."""
+               chunk: int, sha256: str = "") -> list[float]:
+    """Upload ``path`` with tuspy, chunk by chunk (what ``Uploader.upload`` does), declaring its
+    ``sha256`` if given; the seconds of the creation request and of each PATCH."""
     from tusclient import client as tus
 
+    metadata = {"story": story_id, "file": file, **({"sha256": sha256} if sha256 else {})}
     uploader = tus.TusClient(f"{service.url}/v1/uploads", headers={"Authorization": f"Bearer {token}"}) \
-        .uploader(str(path), chunk_size=chunk, metadata={"story": story_id, "file": file}, retries=0)
+        .uploader(str(path), chunk_size=chunk, metadata=metadata, retries=0)
     uploader.stop_at = uploader.get_file_size()  # type: ignore[no-untyped-call]
     start = time.perf_counter()
     uploader.set_url(uploader.create_url())
@@ -271,20 +287,25 @@ def tus_upload(service: ServiceProcess, token: str, path: Path, story_id: str, f
 
 
 def upload_through_service(service: ServiceProcess, token: str, http: httpx.Client, path: Path,
-                           chunk: int, cpu: CpuUse) -> Upload:
+                           chunk: int, cpu: CpuUse, declare: bool) -> Upload:
+    """``declare``: the client hashes the file first (timed) and declares its SHA-256, so the
+    service assembles it at its raw's key; otherwise the service copies it there at the end."""
     story_id = f"bench-upload-{uuid.uuid4().hex[:10]}"
     create_story(http, story_id, ["media/big.mp4"])
     size = path.stat().st_size
     mark = cpu.start()
     with RssSampler(service.process.pid) as rss:
         start = time.perf_counter()
-        requests = tus_upload(service, token, path, story_id, "media/big.mp4", chunk)
+        sha256 = file_sha256(path) if declare else ""
+        hashing = time.perf_counter() - start
+        requests = tus_upload(service, token, path, story_id, "media/big.mp4", chunk, sha256)
         seconds = time.perf_counter() - start
     files = http.get(f"/v1/stories/{story_id}").json()["files"]
     if not (files and files[0]["uploaded"] and files[0]["bytes"] == size):
         raise SystemExit(f"the upload is not attached to its story: {files}")
-    return Upload("service", seconds, size, requests[-1], statistics.median(requests[1:-1] or requests[-1:]),
-                  rss.peak, rss.hwm if rss.hwm_reset else None, rss.before, cpu.stop(mark))
+    return Upload("service" if declare else "undeclared", seconds, size, requests[-1],
+                  statistics.median(requests[1:-1] or requests[-1:]), hashing, rss.peak,
+                  rss.hwm if rss.hwm_reset else None, rss.before, cpu.stop(mark))
 
 
 def upload_with_boto3(s3: SeaweedS3, bucket: str, key: str, path: Path, cpu: CpuUse) -> Upload:
@@ -549,15 +570,17 @@ def run(args: argparse.Namespace, folder: Path) -> int:
         big = folder / "big.bin"
         print(f"writing {size / MB:.0f} MB of random bytes ...", file=sys.stderr, flush=True)
         make_big_file(big, size)
-        uploads: dict[str, list[Upload]] = {"service": [], "boto3": []}
+        uploads: dict[str, list[Upload]] = {"service": [], "undeclared": [], "boto3": []}
         private_bucket = f"{s3.bucket}-private"
         for round_no in range(1, args.repeat + 1):
             new_content(big)
-            order = ("service", "boto3") if round_no % 2 else ("boto3", "service")
+            sides = ("service", "undeclared", "boto3")
+            order = sides[round_no % 3:] + sides[:round_no % 3]   # each side first in turn
             for side in order:
                 wait_idle(args.idle_wait)
-                if side == "service":
-                    measured = upload_through_service(service, token, http, big, chunk, cpu)
+                if side in ("service", "undeclared"):
+                    measured = upload_through_service(service, token, http, big, chunk, cpu,
+                                                      declare=side == "service")
                     drop_raws(s3, private_bucket, prefix)
                 else:
                     key = f"{prefix}/boto3/{round_no}"
@@ -606,25 +629,29 @@ def report_uploads(args: argparse.Namespace, uploads: dict[str, list[Upload]]) -
     def median(side: str, what: str) -> float:
         return float(statistics.median(getattr(u, what) for u in uploads[side]))
 
-    service_rss = max((u.hwm or u.peak_rss or 0) for u in uploads["service"]) / MIB
-    sampled = max((u.peak_rss or 0) for u in uploads["service"]) / MIB
-    before = min((u.rss_before or 0) for u in uploads["service"]) / MIB
+    ours = uploads["service"] + uploads["undeclared"]
+    service_rss = max((u.hwm or u.peak_rss or 0) for u in ours) / MIB
+    sampled = max((u.peak_rss or 0) for u in ours) / MIB
+    before = min((u.rss_before or 0) for u in ours) / MIB
     size_mb = uploads["service"][0].size / MB
     print(f"Upload of {size_mb:.0f} MB, median of {args.repeat} (service: tus with tuspy, {args.chunk_mb} MiB"
           " chunks, storymedia serve in cluster mode; boto3: upload_file, default transfer settings)")
     print(f"| {'side':<40} | {'wall s':>7} | {'MB/s':>6} | {'peak RSS MiB':>12} |")
     print(f"|{'-' * 42}|{'-' * 8}:|{'-' * 7}:|{'-' * 13}:|")
-    print(f"| {'service (POST + PATCHes to attached)':<40} | {median('service', 'seconds'):>7.1f} |"
+    print(f"| {'service, SHA-256 declared (hash+upload)':<40} | {median('service', 'seconds'):>7.1f} |"
           f" {median('service', 'mb_s'):>6.0f} | {service_rss:>12.0f} |")
+    print(f"| {'service, undeclared (copied to raw/)':<40} | {median('undeclared', 'seconds'):>7.1f} |"
+          f" {median('undeclared', 'mb_s'):>6.0f} | {'':>12} |")
     print(f"| {'boto3 upload_file':<40} | {median('boto3', 'seconds'):>7.1f} |"
           f" {median('boto3', 'mb_s'):>6.0f} | {'':>12} |")
-    print(f"service: a {args.chunk_mb} MiB PATCH took {median('service', 'chunk_p50'):.2f} s (median),"
-          f" the last one {median('service', 'finish'):.2f} s (its bytes, then the SHA-256 check,"
-          " the copy to raw/ and the attach)")
+    print(f"service: the client's SHA-256 of the file took {median('service', 'hashing'):.2f} s (counted);"
+          f" a {args.chunk_mb} MiB PATCH took {median('service', 'chunk_p50'):.2f} s (median), the last one"
+          f" {median('service', 'finish'):.2f} s (its bytes, the SHA-256 check, the assembly at raw/, the"
+          f" attach); undeclared: the last one {median('undeclared', 'finish'):.2f} s (the copy included)")
     print(f"service RSS: {before:.0f} MiB before the upload, peak {service_rss:.0f} MiB (VmHWM; sampled every"
           f" {SAMPLE_S * 1000:.0f} ms: {sampled:.0f} MiB); target < {RSS_TARGET_MB:.0f} MB:"
           f" {'met' if service_rss < RSS_TARGET_MB else 'MISSED'}")
-    for side in ("service", "boto3"):
+    for side in ("service", "undeclared", "boto3"):
         print(f"CPU-seconds, {side} (last round): {_cpu_text(uploads[side][-1].cpu)}")
     for measured in uploads.values():
         for u in measured:
@@ -632,6 +659,7 @@ def report_uploads(args: argparse.Namespace, uploads: dict[str, list[Upload]]) -
                 print(f"warning: other processes used {u.cpu.others:.1f} CPU-s during the {u.side} upload:"
                       " rerun on an idle machine")
     ratio = median("service", "mb_s") / median("boto3", "mb_s")
+    print(f"undeclared: ratio {median('undeclared', 'mb_s') / median('boto3', 'mb_s'):.2f} to boto3")
     print(f"upload target: ratio >= {RATIO_TARGET:.2f}: {'met' if ratio >= RATIO_TARGET else 'MISSED'}")
     if args.upload_only:
         print(f"ratio {ratio:.2f}")

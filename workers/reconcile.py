@@ -82,10 +82,13 @@ def reconcile(ctx: Context, stale_after: float | None = None, dry_run: bool = Fa
         if not dry_run:
             enqueue(job, ctx)
     # Multipart uploads older than stale_after, never a live one: renditions in the public area,
-    # raws sent by `submit` in the private one. The service's resumable uploads (uploads/) may pause
-    # for as long as STORYMEDIA_UPLOAD_EXPIRY; its own cleaner ends them when they expire.
-    for area, prefix in ((ctx.storage, ""), (ctx.private, "raw/")):
+    # raws sent by `submit` in the private one. The service's resumable uploads (uploads/, and
+    # raw/ for those that declared their SHA-256) may pause for as long as STORYMEDIA_UPLOAD_EXPIRY;
+    # its own cleaner ends them when they expire.
+    # (An upload past its expiry is refused anyway: 410.)
+    raw_after = max(stale_after, ctx.settings.upload_expiry)
+    for area, prefix, older_than in ((ctx.storage, "", stale_after), (ctx.private, "raw/", raw_after)):
         if isinstance(area, UploadCleanup) and not dry_run:
             with contextlib.suppress(PipelineError):
-                found.aborted_uploads += area.abort_incomplete_uploads(prefix, older_than=stale_after)
+                found.aborted_uploads += area.abort_incomplete_uploads(prefix, older_than=older_than)
     return found

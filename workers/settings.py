@@ -50,6 +50,8 @@ ENV = {
     "STORYMEDIA_STALE_AFTER": "reconcile re-enqueues a job with no progress for this long"
                               " (default: 2 x hard time limit)",
     "STORYMEDIA_RECONCILE_EVERY": "beat: seconds between reconcile runs (default 600)",
+    "STORYMEDIA_UPLOAD_EXPIRY": "seconds the service keeps an unfinished upload (default 86400): reconcile"
+                                " leaves raw uploads younger than this",
     "STORYMEDIA_LOG_FORMAT": "'json' for one JSON object per log line (with story, job and asset ids)",
     "STORYMEDIA_WEBHOOK_HOSTS": "host names webhooks may be sent to, comma-separated ('*.example.vn'"
                                 " allows subdomains); none: no webhook is sent",
@@ -109,6 +111,10 @@ class Settings:
     max_memory_mb: int
     stale_after: float
     reconcile_every: float
+    upload_expiry: float = 24 * 3600
+    """How long the service keeps an unfinished upload (``STORYMEDIA_UPLOAD_EXPIRY``): an upload
+    that declared its SHA-256 is assembled at its raw's key, so raw multipart uploads this young
+    may be a producer's paused upload."""
     log_format: str = ""
     """``json``: one JSON object per log line (workers.logs); anything else: Celery's own lines."""
     webhook_hosts: tuple[str, ...] = ()
@@ -152,6 +158,7 @@ class Settings:
             max_memory_mb=int(number("STORYMEDIA_MAX_MEMORY_MB", 3000)),
             stale_after=number("STORYMEDIA_STALE_AFTER", 2 * hard),
             reconcile_every=number("STORYMEDIA_RECONCILE_EVERY", 600),
+            upload_expiry=number("STORYMEDIA_UPLOAD_EXPIRY", 24 * 3600),
             log_format=env.get("STORYMEDIA_LOG_FORMAT", "").strip().lower(),
             webhook_hosts=tuple(h.strip().lower() for h in env.get("STORYMEDIA_WEBHOOK_HOSTS", "").split(",")
                                 if h.strip()),

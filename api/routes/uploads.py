@@ -2,8 +2,11 @@
 creation-with-upload, termination, checksum ``sha256``, expiration); the logic is :mod:`api.uploads`.
 
 ``Upload-Metadata`` names the story (``story``) and the file as the story writes it (``file``, or
-``filename``); the finished file is attached to that file of the story. Producers upload to their
-desk's stories, operators to any; every request but OPTIONS needs ``Tus-Resumable: 1.0.0``.
+``filename``), and may declare the whole file's SHA-256 (``sha256``, hex): the finished file must
+have it (460 otherwise), and in the cluster its parts are then assembled straight at the raw's key
+instead of being copied there at the end. The finished file is attached to that file of the story.
+Producers upload to their desk's stories, operators to any; every request but OPTIONS needs
+``Tus-Resumable: 1.0.0``.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from api.auth import Principal, check_desk, require
 from api.problems import COMMON, Problem, documented, from_pipeline, response, validation_errors
 from api.routes.stories import load
 from api.service import Service, service
-from api.uploads import UPLOAD_ID, Upload, Uploads, checksum_digest, uploads_of
+from api.uploads import SHA256_HEX, UPLOAD_ID, Upload, Uploads, checksum_digest, uploads_of
 from pipeline.errors import PipelineError
 
 TUS_VERSION = "1.0.0"
@@ -146,8 +149,9 @@ def _check_room(request: Request, upload: Upload) -> None:
                       f" {declared}", errors=[("Content-Length", f"at most {room}")])
 
 
-def parse_metadata(header: str | None) -> tuple[str, str]:
-    """The story id and file name from ``Upload-Metadata`` (``key base64value`` pairs)."""
+def parse_metadata(header: str | None) -> tuple[str, str, str]:
+    """The story id, the file name and the file's SHA-256 (hex; empty when not declared) from
+    ``Upload-Metadata`` (``key base64value`` pairs)."""
     if header is None or not header.strip():
         raise Problem("invalid", "Upload-Metadata must name the story and the file:"
                       " `story <base64>,file <base64>`", errors=[("Upload-Metadata", "missing")])
@@ -163,7 +167,7 @@ def parse_metadata(header: str | None) -> tuple[str, str]:
                           errors=[(path, "invalid or repeated key")])
         try:
             decoded = base64.b64decode(value.strip(), validate=True)
-            values[key] = decoded.decode("utf-8") if key in ("story", "file", "filename") else ""
+            values[key] = decoded.decode("utf-8") if key in ("story", "file", "filename", "sha256") else ""
         except (binascii.Error, ValueError):
             raise Problem("invalid", f"Upload-Metadata: the value of {key} is not base64 of UTF-8 text",
                           errors=[(path, "not base64 of UTF-8 text")]) from None
@@ -174,7 +178,11 @@ def parse_metadata(header: str | None) -> tuple[str, str]:
     if missing:
         raise Problem("invalid", "Upload-Metadata must name the story (story) and the file as the story"
                       " writes it (file)", errors=missing)
-    return story, file
+    sha256 = values.get("sha256", "").strip().lower()
+    if sha256 and not SHA256_HEX.fullmatch(sha256):
+        raise Problem("invalid", "Upload-Metadata: sha256 is the whole file's SHA-256 in 64 hex digits",
+                      errors=[("Upload-Metadata.sha256", "not 64 hexadecimal digits")])
+    return story, file, sha256
 
 
 def check_file(name: str, files: list[str]) -> str:
@@ -228,7 +236,8 @@ async def create_upload(
         request: Request, svc: Annotated[Service, Depends(service)], _tus: Tus, who: Uploader,
         upload_length: Annotated[str | None, Header(description="The file's size in bytes")] = None,
         upload_metadata: Annotated[str | None, Header(
-            description="`story <base64>,file <base64>`: the story's id and the file as the story writes it"
+            description="`story <base64>,file <base64>`: the story's id and the file as the story writes it;"
+                        " optionally `sha256 <base64>`: the whole file's SHA-256 in hex"
         )] = None,
         upload_checksum: Annotated[str | None, Header(
             description="`sha256 <base64>` of the body sent with the POST, if any")] = None,
@@ -242,7 +251,7 @@ async def create_upload(
     if length > limit:
         raise Problem("too-large", f"the file has {length} bytes; at most {limit} are accepted",
                       errors=[("Upload-Length", f"at most {limit}")])
-    story_id, file = parse_metadata(upload_metadata)
+    story_id, file, sha256 = parse_metadata(upload_metadata)
     record = await run_in_threadpool(load, svc, story_id, who)
     name = check_file(file, records.story_files(record.story))
     subtitles = {asset.subtitles for asset in record.story.assets if asset.subtitles}
@@ -262,7 +271,8 @@ async def create_upload(
         checksum = checksum_digest(upload_checksum) if upload_checksum else None
     uploads = uploads_of(svc)
     upload = await run_in_threadpool(uploads.create, story=record.id, file=name, desk=record.desk,
-                                     created_by=who.id, length=length, metadata=upload_metadata or "")
+                                     created_by=who.id, length=length, metadata=upload_metadata or "",
+                                     sha256=sha256)
     headers = {"Location": f"/v1/uploads/{upload.id}", "Upload-Expires": _expires(upload)}
     if body:
         with uploads.claim(upload.id):

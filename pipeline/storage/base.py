@@ -159,8 +159,11 @@ class PartUploads(Protocol):
 
     min_part_bytes: int
 
-    def start_parts(self, key: str, *, content_type: str = "application/octet-stream") -> str:
-        """Start assembling ``key``; returns the upload id the other calls take."""
+    def start_parts(self, key: str, *, content_type: str = "application/octet-stream", sha256: str = "",
+                    cache_control: str = "") -> str:
+        """Start assembling ``key``; returns the upload id the other calls take. ``sha256`` and
+        ``cache_control``, when given, are recorded on the assembled object as ``put_file`` does
+        (the caller checks the bytes against ``sha256`` before completing)."""
 
     def put_part(self, key: str, upload_id: str, number: int, path: Path) -> UploadedPart:
         """Send the file at ``path`` as part ``number`` (sending a number again replaces it).

@@ -213,7 +213,8 @@ class LocalStorage:
                                code="no-such-upload")
         return folder
 
-    def start_parts(self, key: str, *, content_type: str = "application/octet-stream") -> str:
+    def start_parts(self, key: str, *, content_type: str = "application/octet-stream", sha256: str = "",
+                    cache_control: str = "") -> str:
         self._path(key)
         upload_id = uuid.uuid4().hex
         folder = self.root / _PARTS / upload_id

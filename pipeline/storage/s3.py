@@ -464,11 +464,16 @@ class S3Storage:
                         config=config.merge(unsigned))
             return self._part_client
 
-    def start_parts(self, key: str, *, content_type: str = "application/octet-stream") -> str:
+    def start_parts(self, key: str, *, content_type: str = "application/octet-stream", sha256: str = "",
+                    cache_control: str = "") -> str:
         """A multipart upload of ``key`` whose parts any process may send (a resumable upload)."""
         object_key = self._key(key)
+        extra: dict[str, Any] = {"Metadata": {"sha256": sha256}} if sha256 else {}
+        if cache_control:
+            extra["CacheControl"] = cache_control
         response = self._call("cannot start an upload of", key, lambda: self._client.create_multipart_upload(
-            Bucket=self.bucket, Key=object_key, ContentType=content_type, ChecksumAlgorithm="SHA256"))
+            Bucket=self.bucket, Key=object_key, ContentType=content_type, ChecksumAlgorithm="SHA256",
+            **extra))
         return str(response["UploadId"])
 
     def put_part(self, key: str, upload_id: str, number: int, path: Path) -> UploadedPart:

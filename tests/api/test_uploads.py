@@ -688,3 +688,49 @@ def test_a_location_is_relative_and_tuspy_joins_it(live: LiveServer, producer: d
                               metadata={"story": STORY, "file": SUBS})
     url = uploader.create_url()
     assert urlsplit(url).netloc == urlsplit(live.url).netloc and url.startswith(f"{live.url}/v1/uploads/")
+
+
+# -- a declared SHA-256 ----------------------------------------------------------------------------
+
+def create_declared(client: TestClient, headers: dict[str, str], data: bytes, sha: str) -> httpx.Response:
+    return client.post("/v1/uploads", headers={
+        **headers, **TUS, "Upload-Length": str(len(data)),
+        "Upload-Metadata": metadata(story=STORY, file=PHOTO, sha256=sha)})
+
+
+def test_a_declared_sha256_that_matches_stores_the_raw(client: TestClient, producer: dict[str, str],
+                                                       service: Service, mode: str) -> None:
+    data = os.urandom(2 * MiB + 77)
+    sha = hashlib.sha256(data).hexdigest()
+    location = create_declared(client, producer, data, sha.upper()).headers["location"]
+    assert patch(client, producer, location, data[:MiB + 5], 0).status_code == 204
+    done = patch(client, producer, location, data[MiB + 5:], MiB + 5)
+    assert done.status_code == 204, done.text
+    assert done.headers["upload-sha256"] == sha
+    assert private(service).get_bytes(raw_key(sha)) == data
+    assert parts_left(service) == [] and spooled(service) == []
+    assert not [key for key in upload_keys(service) if not key.endswith(".json")]
+
+
+def test_a_declared_sha256_that_does_not_match_is_460_and_keeps_nothing(
+        client: TestClient, producer: dict[str, str], service: Service, mode: str) -> None:
+    data = os.urandom(2 * MiB + 77)
+    declared = hashlib.sha256(b"another file").hexdigest()
+    location = create_declared(client, producer, data, declared).headers["location"]
+    assert patch(client, producer, location, data[:MiB], 0).status_code == 204
+    refused = patch(client, producer, location, data[MiB:], MiB)
+    assert_problem(refused, 460, "checksum-mismatch", "Upload-Metadata.sha256")
+    assert "nothing of it was kept" in refused.json()["detail"]
+    assert head(client, producer, location).status_code == 404
+    assert upload_keys(service) == [] and parts_left(service) == [] and spooled(service) == []
+    assert not private(service).exists(raw_key(declared))
+    assert not private(service).exists(raw_key(hashlib.sha256(data).hexdigest()))
+    assert client.get(f"/v1/stories/{STORY}", headers=producer).json()["files"][0]["uploaded"] is False
+
+
+def test_a_declared_sha256_that_is_not_64_hex_digits_is_422(client: TestClient, producer: dict[str, str],
+                                                            service: Service) -> None:
+    for bad in ("abc", "z" * 64, "0" * 63):
+        answer = create_declared(client, producer, b"0123456789", bad)
+        assert_problem(answer, 422, "invalid", "Upload-Metadata.sha256")
+    assert upload_keys(service) == []

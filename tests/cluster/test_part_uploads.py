@@ -370,3 +370,108 @@ def test_a_record_damaged_in_the_store_is_a_storage_error(s3_storage: S3Storage,
                        content_type="application/json")
     with pytest.raises(StorageError, match="damaged"):
         uploads.read(upload.id)
+
+
+# -- a declared SHA-256: assembled at the raw's key, never a wrong or replaced raw -------------------
+
+def declared_upload(uploads: Uploads, data: bytes, declared: str | None = None) -> Upload:
+    return uploads.create(story="tin-thu-nghiem", file="media/clip.mp4", desk="thoi-su", created_by="t",
+                          length=len(data), metadata="", sha256=declared or sha(data))
+
+
+@pytest.fixture
+def no_copy(s3_storage: S3Storage, monkeypatch: pytest.MonkeyPatch) -> S3Storage:
+    def refuse(*_: object, **__: object) -> bool:
+        raise AssertionError("the bytes were copied in the store")
+    monkeypatch.setattr(s3_storage, "copy", refuse)
+    return s3_storage
+
+
+def test_a_declared_sha256_assembles_the_parts_at_the_raw_without_a_copy(no_copy: S3Storage,
+                                                                         tmp_path: Path) -> None:
+    data = os.urandom(2 * PART_BYTES + 3 * MiB)
+    uploads = Uploads(no_copy, tmp_path / "spool", 3600)
+    upload = declared_upload(uploads, data)
+    assert upload.direct and upload.target == raw_key(sha(data))
+    upload = send(uploads, upload, data[:PART_BYTES + MiB])
+    done = send(uploads, upload, data[PART_BYTES + MiB:])
+    assert done.done and done.sha256 == sha(data)
+    assert no_copy.get_bytes(raw_key(sha(data))) == data
+    raw = no_copy.head(raw_key(sha(data)))
+    assert raw is not None and (raw.sha256, raw.content_type) == (sha(data), "application/octet-stream")
+    assert records.attached(no_copy, "tin-thu-nghiem") == {"media/clip.mp4": (sha(data), len(data))}
+    assert keys(no_copy) == [record_key(upload.id)] and no_copy.incomplete_uploads() == []
+
+
+def test_a_wrong_declared_sha256_never_reaches_the_raws_key(s3_storage: S3Storage, tmp_path: Path) -> None:
+    data = os.urandom(PART_BYTES + 3 * MiB)
+    uploads = Uploads(s3_storage, tmp_path / "spool", 3600)
+    declared = sha(b"the file the client meant")
+    upload = send(uploads, declared_upload(uploads, data, declared), data[:PART_BYTES + MiB])
+    with pytest.raises(Problem) as refused:
+        send(uploads, upload, data[PART_BYTES + MiB:])
+    assert refused.value.status == 460
+    assert not s3_storage.exists(raw_key(declared)) and not s3_storage.exists(raw_key(sha(data)))
+    assert keys(s3_storage) == [] and s3_storage.incomplete_uploads() == []
+    assert records.attached(s3_storage, "tin-thu-nghiem") == {}
+
+
+def test_another_replica_finishing_a_declared_upload_checks_it_after_assembly(no_copy: S3Storage,
+                                                                              tmp_path: Path) -> None:
+    """The replica that finishes did not see every byte (no running hash): it assembles at the
+    raw's key, reads the file back once, and removes it if it is not the declared one."""
+    for declared_right in (True, False):
+        data = os.urandom(PART_BYTES + 2 * MiB)
+        declared = sha(data) if declared_right else sha(data + b"!")
+        first = Uploads(no_copy, tmp_path / "spool-a", 3600)
+        upload = send(first, declared_upload(first, data, declared), data[:PART_BYTES + MiB])
+        second = Uploads(no_copy, tmp_path / "spool-b", 3600)
+        again = second.read(upload.id)
+        assert again is not None and again.direct
+        if declared_right:
+            assert send(second, again, data[PART_BYTES + MiB:]).done
+            assert no_copy.get_bytes(raw_key(declared)) == data
+        else:
+            with pytest.raises(Problem) as refused:
+                send(second, again, data[PART_BYTES + MiB:])
+            assert refused.value.status == 460 and not no_copy.exists(raw_key(declared))
+        assert no_copy.incomplete_uploads() == []
+
+
+def test_a_declared_file_already_stored_is_never_replaced(s3_storage: S3Storage, tmp_path: Path) -> None:
+    data = os.urandom(PART_BYTES + MiB)
+    s3_storage.put_bytes(raw_key(sha(data)), data, content_type="application/octet-stream")
+    uploads = Uploads(s3_storage, tmp_path / "spool", 3600)
+    upload = declared_upload(uploads, data)
+    assert not upload.direct, "stored already: the parts go apart, and the copy is skipped"
+    assert send(uploads, upload, data).done
+    assert s3_storage.get_bytes(raw_key(sha(data))) == data and s3_storage.incomplete_uploads() == []
+
+
+def test_the_same_file_stored_meanwhile_is_kept_and_the_parts_dropped(s3_storage: S3Storage,
+                                                                      tmp_path: Path) -> None:
+    data = os.urandom(PART_BYTES + MiB)
+    uploads = Uploads(s3_storage, tmp_path / "spool", 3600)
+    upload = send(uploads, declared_upload(uploads, data), data[:PART_BYTES + 10])
+    s3_storage.put_bytes(raw_key(sha(data)), data, content_type="application/octet-stream")
+    stored = s3_storage.head(raw_key(sha(data)))
+    done = send(uploads, upload, data[PART_BYTES + 10:])
+    assert done.done and s3_storage.head(raw_key(sha(data))) == stored
+    assert s3_storage.incomplete_uploads() == [] and keys(s3_storage) == [record_key(upload.id)]
+
+    # The same, finished by a replica that cannot check the bytes first: sent again, apart.
+    other = os.urandom(PART_BYTES + MiB)
+    first = Uploads(s3_storage, tmp_path / "spool-a", 3600)
+    upload = send(first, declared_upload(first, other), other[:PART_BYTES + 10])
+    s3_storage.put_bytes(raw_key(sha(other)), other, content_type="application/octet-stream")
+    second = Uploads(s3_storage, tmp_path / "spool-b", 3600)
+    again = second.read(upload.id)
+    assert again is not None
+    with pytest.raises(Problem) as restarted:
+        send(second, again, other[PART_BYTES + 10:])
+    assert restarted.value.status == 409 and restarted.value.headers["Upload-Offset"] == "0"
+    record = second.read(upload.id)
+    assert record is not None and not record.direct and record.offset == 0
+    assert send(second, record, other).done
+    assert s3_storage.get_bytes(raw_key(sha(other))) == other
+    assert s3_storage.incomplete_uploads() == []

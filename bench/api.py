@@ -21,14 +21,13 @@ What it does
    first bytes changed every round, so no round finds the previous one's raw already stored) is
    uploaded three ways:
 
-   - through the service with ``tuspy`` (``POST /v1/uploads``, then ``PATCH`` chunks of
-     ``--chunk-mb``), the client first hashing the file and declaring its SHA-256
-     (``Upload-Metadata`` ``sha256``), as any client that can hash the file may: the service assembles the parts
-     straight at ``raw/<sha>``. Timed from the start of the client's hashing to the last PATCH's
-     answer, which comes only once the file is checked (SHA-256), stored content-addressed
-     (``raw/<sha>`` in the private area) and attached to its story. The service's RSS is sampled
-     every 20 ms (psutil) and its ``VmHWM`` (peak RSS) is reset before the upload
-     (``/proc/PID/clear_refs``) and read after it;
+   - through the service with ``tuspy`` (``POST /v1/uploads``, then ``PATCH`` chunks of ``--chunk-
+     mb``), the client first hashing the file and declaring its SHA-256 (``Upload-Metadata``
+     ``sha256``): the service assembles the parts straight at ``raw/<sha>``. Timed from the start of
+     the client's hashing to the last PATCH's answer, which comes only once the file is checked
+     (SHA-256), stored content-addressed (``raw/<sha>`` in the private area) and attached to its
+     story. The service's RSS is sampled every 20 ms (psutil) and its ``VmHWM`` (peak RSS) is reset
+     before the upload (``/proc/PID/clear_refs``) and read after it;
    - the same without the declaration ("undeclared"): the parts are assembled apart, and copied to
      ``raw/<sha>`` server-side at the end (a second pass of the store over every byte);
    - with boto3's ``upload_file`` (default transfer settings: 8 MiB parts, 10 threads) to the

@@ -21,8 +21,8 @@ What it does
    first bytes changed every round, so no round finds the previous one's raw already stored) is
    uploaded three ways:
 
-   - through the service with ``tuspy`` (``POST /v1/uploads``, then ``PATCH`` chunks of ``--chunk-
-     mb``), the client first hashing the file and declaring its SHA-256 (``Upload-Metadata``
+   - through the service with ``tuspy`` (``POST /v1/uploads``, then ``PATCH`` chunks of ``--chunk-mb``),
+     the client first hashing the file and declaring its SHA-256 (``Upload-Metadata``
      ``sha256``): the service assembles the parts straight at ``raw/<sha>``. Timed from the start of
      the client's hashing to the last PATCH's answer, which comes only once the file is checked
      (SHA-256), stored content-addressed (``raw/<sha>`` in the private area) and attached to its

@@ -6,39 +6,51 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 PRESETS = REPO / "presets"
 
-# Under pytest-xdist (scripts/test.sh: ``-n 2 --dist loadgroup``) a group of tests runs in one
-# worker process: each test file is a group, so its module fixtures (a rendered clip, a server) are
-# made once, and every user of the session's sample story run is one group, so that run is made
+# Under pytest-xdist (scripts/test.sh: ``-n 2``) a group of tests runs in one worker process:
+# each test file is a group, so its module fixtures (a rendered clip, a server) are made once, and
+# the files whose tests use the session's sample story run are one group, so that run is made
 # once. The slowest groups go first, so that no long one starts last while the other worker idles.
+# (xdist's own ``--dist loadgroup`` marks do not reach its scheduler under pytest 9.)
+SAMPLE_FILES = ("tests/e2e/test_sample_story.py", "tests/api/test_flow.py", "tests/cluster/test_api_flow.py")
 _SAMPLE_GROUP = "sample-story"
 _FIRST = (_SAMPLE_GROUP, "tests/cluster/test_faults.py", "tests/media/test_clips.py", "tests/cluster/",
           "tests/media/", "tests/e2e/", "tests/api/", "tests/unit/")
+
+
+def test_group(nodeid: str) -> str:
+    path = nodeid.split("::", 1)[0]
+    return _SAMPLE_GROUP if path in SAMPLE_FILES else path
 
 
 def _group_rank(group: str) -> int:
     return next((rank for rank, start in enumerate(_FIRST) if group.startswith(start)), len(_FIRST))
 
 
-@pytest.hookimpl(tryfirst=True)   # before xdist reads the groups
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ByGroup(LoadScopeScheduling):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            return test_group(nodeid)
+
+    return ByGroup(config, log)
+
+
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if not hasattr(config, "workerinput"):
-        return
-    groups: dict[str, str] = {}
-    for item in items:
-        marked = item.get_closest_marker("xdist_group")
-        group = (str(marked.args[0]) if marked and marked.args
-                 else _SAMPLE_GROUP if "sample_run" in getattr(item, "fixturenames", ())
-                 else item.nodeid.split("::", 1)[0])
-        if marked is None:
-            item.add_marker(pytest.mark.xdist_group(group))
-        groups[item.nodeid] = group
-    items.sort(key=lambda item: _group_rank(groups[item.nodeid]))
+    strays = [item.nodeid for item in items
+              if "sample_run" in getattr(item, "fixturenames", ()) and test_group(item.nodeid) != _SAMPLE_GROUP]
+    if strays:
+        raise pytest.UsageError(f"add the files of {strays[:3]} to tests/conftest.py SAMPLE_FILES")
+    if hasattr(config, "workerinput"):
+        items.sort(key=lambda item: _group_rank(test_group(item.nodeid)))
 
 
 @pytest.fixture(scope="session")

@@ -5,13 +5,16 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request, Response
 
 from api import metrics, problems, webhook_sender
 from api.auth import TokenStore
 from api.backend import Backend
 from api.body_limit import BodyLimit
 from api.config import ServiceConfig
+from api.pages import access as page_access
+from api.pages import assets as page_assets
+from api.pages import routes as pages
 from api.routes import jobs, manifests, operations, stories, uploads, webhooks
 from api.service import Service, open_backend
 from api.uploads import start_cleaner
@@ -49,7 +52,12 @@ def create_app(config: ServiceConfig, backend: Backend | None = None) -> FastAPI
     app.state.service = svc
     problems.install(app)
     app.add_middleware(BodyLimit)
-    for module in (stories, jobs, manifests, operations, webhooks, uploads):
+    for module in (stories, jobs, manifests, operations, webhooks, uploads, pages, page_assets):
         app.include_router(module.router)
+
+    @app.exception_handler(page_access.PageDenied)
+    async def _page_denied(request: Request, exc: page_access.PageDenied) -> Response:
+        return exc.response
+
     metrics.install(app, svc)
     return app

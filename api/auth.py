@@ -30,6 +30,7 @@ from typing import Any
 
 from fastapi import Request
 
+from api import sessions
 from api.problems import Problem
 from pipeline.errors import ConfigError
 
@@ -132,6 +133,11 @@ class TokenStore:
     def list(self) -> list[Principal]:
         return [Principal(e.id, e.role, e.desk, e.note) for e in self._load().values()]
 
+    def by_id(self, token_id: str) -> Principal | None:
+        """Who a token id (a session's) belongs to, while the token is not revoked."""
+        found = [e for e in self._load().values() if hmac.compare_digest(e.id, token_id)]
+        return Principal(found[0].id, found[0].role, found[0].desk, found[0].note) if found else None
+
     def check(self, token: str) -> Principal | None:
         if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
             return None
@@ -155,15 +161,40 @@ CHALLENGE = {"WWW-Authenticate": 'Bearer realm="storymedia"'}
 
 
 def principal(request: Request) -> Principal:
-    """The caller, or 401."""
+    """The caller, or 401: a bearer token, else a page's session cookie (whose requests that
+    change something must carry the session's CSRF token and come from this site: 403)."""
     token = bearer(request)
     store: TokenStore = request.app.state.service.tokens
+    if token is None and (who := session_principal(request)) is not None:
+        if request.method not in sessions.SAFE_METHODS:
+            secret: bytes = request.app.state.service.config.secret
+            session = request.state.session
+            if not sessions.same_site(request):
+                raise Problem("forbidden", "this request comes from another site")
+            if not sessions.csrf_ok(secret, session, request.headers.get(sessions.CSRF_HEADER)):
+                raise Problem("forbidden", "the page's CSRF token is missing or wrong: reload the page")
+        request.state.principal = who
+        return who
     who = store.check(token) if token else None
     if who is None:
         raise Problem("unauthorized", "send `Authorization: Bearer <token>` with a token from"
-                      " `storymedia token create`" if token is None else "the token is not valid",
-                      headers=CHALLENGE)
+                      " `storymedia token create`, or sign in on the service's page" if token is None
+                      else "the token is not valid", headers=CHALLENGE)
     request.state.principal = who
+    return who
+
+
+def session_principal(request: Request) -> Principal | None:
+    """Who the page's session cookie names (``request.state.session`` set), if it is valid and
+    its token not revoked."""
+    secret: bytes = request.app.state.service.config.secret
+    session = sessions.read_session(secret, request.cookies.get(sessions.COOKIE))
+    if session is None:
+        return None
+    store: TokenStore = request.app.state.service.tokens
+    who = store.by_id(session.token_id)
+    if who is not None:
+        request.state.session = session
     return who
 
 

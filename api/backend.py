@@ -44,6 +44,9 @@ class Backend(abc.ABC):
     """Raws, story and job records, uploads, webhook outbox."""
     presets: dict[str, Preset]
     limits: Limits
+    media_base_url: str | None = None
+    """Where the renditions' URLs point when not at the service itself (the cluster's S3 endpoint
+    or public base URL): the pages may load images and video from there."""
 
     def start(self) -> None:  # noqa: B027  (optional hook)
         """Called once the service starts (resume what a restart interrupted)."""

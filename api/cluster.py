@@ -69,6 +69,8 @@ class ClusterBackend(Backend):
     def __init__(self, config: ServiceConfig) -> None:
         self.config = config
         self.settings = cluster_settings(config)
+        self.media_base_url = (self.settings.public_url or self.settings.s3_public_endpoint_url
+                               or self.settings.s3_endpoint_url)
         self.ctx = open_context(self.settings)
         self.public, self.private = self.ctx.storage, self.ctx.private
         self.presets, self.limits = self.ctx.presets, self.ctx.limits

@@ -29,7 +29,12 @@ ENV = {
     "STORYMEDIA_UPLOAD_MAX_BYTES": "largest upload accepted (default: the presets' limits.toml)",
     "STORYMEDIA_UPLOAD_EXPIRY": "seconds an unfinished upload is kept (default 86400)",
     "STORYMEDIA_LOG_FORMAT": "'json' for one JSON object per log line",
+    "STORYMEDIA_VENDOR_DIR": "the pages' JavaScript libraries: a node_modules folder made by"
+                             " `npm ci` (default: the one beside the installed package)",
 }
+
+DEFAULT_VENDOR_DIR = Path(__file__).resolve().parent.parent / "node_modules"
+"""Where scripts/setup.sh runs ``npm ci`` (the repository, for an editable install)."""
 
 
 @dataclass(frozen=True)
@@ -47,6 +52,7 @@ class ServiceConfig:
     upload_expiry: int = 24 * 3600
     workers: int | None = None
     """Embedded: processes to render with (default: one per core)."""
+    vendor_dir: Path = DEFAULT_VENDOR_DIR
     env: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     @property
@@ -83,7 +89,9 @@ class ServiceConfig:
             webhook_allow_private=env.get("STORYMEDIA_WEBHOOK_ALLOW_PRIVATE", "") in ("1", "true", "yes"),
             upload_max_bytes=_int(env, "STORYMEDIA_UPLOAD_MAX_BYTES"),
             upload_expiry=_int(env, "STORYMEDIA_UPLOAD_EXPIRY") or 24 * 3600,
-            workers=workers, env=env)
+            workers=workers,
+            vendor_dir=Path(env.get("STORYMEDIA_VENDOR_DIR") or DEFAULT_VENDOR_DIR),
+            env=env)
 
 
 def _int(env: Mapping[str, str], name: str) -> int | None:

@@ -27,6 +27,8 @@ class AssetStatus(BaseModel):
     attempts: int = 0
     worker: str = ""
     reason: str = Field("", description="Why the file was refused or failed, for the producer")
+    code: str = Field(default="", description="The refusal's or failure's code (truncated, not-media, ...):"
+                                      " what the pages translate")
     retryable: bool | None = None
     renditions: int | None = None
 
@@ -52,7 +54,7 @@ def _asset(item: jobs.JobAsset, live: dict[str, Any], result: jobs.AssetResult |
         error = entry.get("error") or {}
         return AssetStatus(order=item.order, file=item.file, state=str(entry.get("status", "done")),
                            progress=100.0, attempts=result.attempts, worker=result.worker,
-                           reason=str(error.get("reason", "")),
+                           reason=str(error.get("reason", "")), code=str(error.get("code", "")),
                            retryable=error.get("retryable") if error else None,
                            renditions=len(entry.get("renditions", [])))
     state = str(live.get("state", "pending"))

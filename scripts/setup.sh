@@ -16,8 +16,11 @@ packages=(python3 python3-venv python3-pip ffmpeg libimage-exiftool-perl
           libraqm0 libfribidi0 libharfbuzz0b fonts-dejavu-core)
 # icc-profiles-free: a real Adobe RGB profile for the colour-conversion tests;
 # redis-server: the cluster tests start their own broker; docker-compose: checks docker-compose.yml
-# (`docker-compose config` parses it without a Docker engine).
-[ "$dev" = 1 ] && packages+=(icc-profiles-free redis-server docker-compose)
+# (`docker-compose config` parses it without a Docker engine); chromium: the pages' browser tests
+# (Playwright drives Debian's Chromium; no browser download).
+[ "$dev" = 1 ] && packages+=(icc-profiles-free redis-server docker-compose chromium)
+# Node.js and npm: the pages' JavaScript libraries come from the npm registry (package-lock.json).
+command -v npm >/dev/null || packages+=(nodejs npm)
 
 missing=()
 for pkg in "${packages[@]}"; do
@@ -48,4 +51,8 @@ lock=requirements/runtime.txt
 .venv/bin/python -m pip install -q --require-hashes -r "$lock"
 .venv/bin/python -m pip install -q --no-deps --no-build-isolation -e .
 .venv/bin/python -m pip check
+# The pages' JavaScript libraries, exactly as package-lock.json pins them (with --dev: axe-core for
+# the accessibility tests too); `storymedia serve` serves them from node_modules/.
+if [ "$dev" = 1 ]; then npm ci --no-audit --no-fund --loglevel=error
+else npm ci --omit=dev --no-audit --no-fund --loglevel=error; fi
 echo "setup: ready ($(.venv/bin/storymedia --version), packages from $lock)"

@@ -287,11 +287,13 @@ def template(path: str) -> str:
 
 
 def app_routes(service: Service) -> set[tuple[str, str]]:
-    """(method, path template) of every route the app serves, routers included (a mount counts
-    as MOUNT)."""
+    """(method, path template) of every route of the API, routers included (a mount counts as
+    MOUNT); the pages have their own matrix."""
     found = set()
     for context in iter_route_contexts(service.app.routes):
         route = context.original_route
+        if getattr(getattr(route, "endpoint", None), "__module__", "").startswith("api.pages."):
+            continue   # the pages: a session, not a bearer token (tests/pages/test_page_access.py)
         path = template(context.path_format or context.path or "?")
         if isinstance(route, Mount):
             found.add(("MOUNT", path))

@@ -14,6 +14,7 @@ from api.body_limit import BodyLimit
 from api.config import ServiceConfig
 from api.pages import access as page_access
 from api.pages import assets as page_assets
+from api.pages import producer as producer_page
 from api.pages import routes as pages
 from api.routes import jobs, manifests, operations, stories, uploads, webhooks
 from api.service import Service, open_backend
@@ -52,7 +53,8 @@ def create_app(config: ServiceConfig, backend: Backend | None = None) -> FastAPI
     app.state.service = svc
     problems.install(app)
     app.add_middleware(BodyLimit)
-    for module in (stories, jobs, manifests, operations, webhooks, uploads, pages, page_assets):
+    for module in (stories, jobs, manifests, operations, webhooks, uploads, pages, page_assets,
+                   producer_page):
         app.include_router(module.router)
 
     @app.exception_handler(page_access.PageDenied)

@@ -727,7 +727,7 @@
     }
     if (bar) {
       bar.value = percent;
-      bar.closest('[data-role="upload"]').hidden = entry.state === 'uploaded' && !!story && !entry.file;
+      bar.closest('[data-role="upload"]').hidden = entry.state === 'uploaded';
     }
     text.textContent = line;
     const pauseButton = $('[data-role="pause"]', node);
@@ -782,6 +782,7 @@
       const here = '/?story=' + encodeURIComponent(story.id);
       if (window.location.pathname + window.location.search !== here) window.history.replaceState(null, '', here);
       $('#page-heading').textContent = story.title;
+      listOnDesk(story);
       document.title = document.title.replace(/^[^·]*·/, story.title + ' ·');
       announce(t('producer.saved'));
       return true;
@@ -790,6 +791,24 @@
     if (answer.status === 422 && (problem.errors || []).length) showErrors(problem);
     else showAlert(problemText(answer.status, problem));
     return false;
+  }
+
+  /** The saved story in the desk's list beside the form (first, as the newest). */
+  function listOnDesk(saved) {
+    const list = $('#desk-list');
+    const href = '/?story=' + encodeURIComponent(saved.id);
+    let item = $$('a', list).find((link) => link.getAttribute('href') === href);
+    if (!item) {
+      const row = document.createElement('li');
+      item = document.createElement('a');
+      item.href = href;
+      row.append(item);
+      list.prepend(row);
+    }
+    item.textContent = saved.title;
+    item.setAttribute('aria-current', 'page');
+    list.hidden = false;
+    $('#desk-empty').hidden = true;
   }
 
   // -- submitting and following the job -----------------------------------------------------------------
@@ -869,19 +888,30 @@
     const render = $('[data-role="render"]', node);
     const reason = $('[data-role="reason"]', node);
     node.classList.remove('is-done', 'is-refused');
-    if (!asset) { badge.hidden = true; render.hidden = true; return; }
+    if (!asset) {
+      badge.hidden = true;
+      render.hidden = true;
+      $('[data-role="replace"]', node).classList.remove('primary');
+      return;
+    }
     const state = shownState(asset);
     badge.hidden = false;
     badge.className = 'state state-' + state;
     badge.textContent = stateWord(state);
-    render.hidden = false;
-    $('[data-role="render-progress"]', node).value = Math.round(asset.progress || 0);
-    let line = `${stateWord(state)} · ${Math.round(asset.progress || 0)}%`;
-    if (asset.state === 'rendering' && asset.eta_seconds) line += ' · ' + t('common.seconds_left', {time: formatDuration(asset.eta_seconds)});
-    $('[data-role="render-text"]', node).textContent = line;
+    const final = ['done', 'failed', 'canceled'].includes(asset.state);
     const failed = asset.state === 'failed';
+    render.hidden = final && !failed;
+    const bar = $('[data-role="render-progress"]', node);
+    bar.hidden = final;
+    bar.value = Math.round(asset.progress || 0);
+    let line = final ? '' : `${stateWord(state)} · ${Math.round(asset.progress || 0)}%`;
+    if (asset.state === 'rendering' && asset.eta_seconds) line += ' · ' + t('common.seconds_left', {time: formatDuration(asset.eta_seconds)});
+    const text = $('[data-role="render-text"]', node);
+    text.textContent = line;
+    text.hidden = !line;
     reason.hidden = !failed;
     reason.textContent = failed ? reasonText(asset.code) : '';
+    $('[data-role="replace"]', node).classList.toggle('primary', failed);
     if (state === 'done') node.classList.add('is-done');
     if (failed) node.classList.add('is-refused');
   }

@@ -150,6 +150,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "producer.upload.uploaded": ("đã tải lên", "uploaded"),
     "producer.upload.error": ("tải lên không được", "upload refused"),
     "producer.upload.missing": ("cần chọn lại tệp", "pick the file again"),
+    "producer.upload.unused": ("chưa gắn với video nào", "not used by any clip"),
     "producer.upload.unreadable": ("Không đọc được tệp trên máy của bạn; hãy chọn lại tệp.",
                                    "The file cannot be read on your computer; pick it again."),
     "producer.pick_again": ("Tệp chưa lên máy chủ: bấm “Thay tệp” để chọn lại.",

@@ -7,6 +7,7 @@ or serious; a phone's viewport does not scroll sideways."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import re
 import subprocess
@@ -211,6 +212,7 @@ def test_a_producer_makes_a_story_uploads_through_a_dropped_connection_and_sees_
         expect(card(page, name).locator("[data-role=job-state]")).to_have_text("xong", timeout=RENDER_TIMEOUT)
     expect(page.locator("#job-state")).to_have_text("hoàn tất")
     expect(page.locator("#job-version")).to_have_text("Phiên bản 1")
+    expect(clip.locator("[data-role=image]")).to_be_visible()   # the clip's poster, from the manifest
     assert "xong" in page.locator("#announce").inner_text(), "the live region says so"
     assert page.url.endswith("/?story=tp-thanh-hoa-ky-cuong-2023-09-12")
 
@@ -352,15 +354,73 @@ def test_another_desk_is_refused_fields_show_their_errors_and_a_phone_does_not_s
     expect(page.locator("#err-story-title")).to_have_text("Cần điền ô này.")
     expect(page.locator("#f-title")).to_have_attribute("aria-invalid", "true")
     assert axe_violations(page) == [], "form with errors"
+
+    # A subtitle file over the service's limit (2 MiB): the upload's 413 in words.
+    big = media.parent / "qua-lon.vi.srt"
+    cue = "{n}\n00:00:00,000 --> 00:00:01,000\nMột dòng phụ đề khá dài cho bài kiểm tra giới hạn\n\n"
+    big.write_text("".join(cue.format(n=n) for n in range(1, 30_000)), encoding="utf-8")
+    assert big.stat().st_size > 2 << 20
+    page.fill("#f-title", "Tin kinh tế")
+    clip.locator("[data-field=lt-end]").fill("2.5")
+    page.set_input_files("#f-files", [str(big)])
+    clip.locator("[data-field=subtitles]").select_option("qua-lon.vi.srt")
+    page.click("#save")
+    row = page.locator("#subtitle-files li")
+    expect(row.locator("[data-role=upload-error]")).to_contain_text("Tệp lớn hơn giới hạn cho phép.",
+                                                                     timeout=30_000)
+    expect(row.locator("[data-role=upload-state]")).to_have_text("tải lên không được")
+    expect(clip.locator("[data-role=upload-state]")).to_have_text("đã tải lên", timeout=30_000)
     page.set_viewport_size({"width": 390, "height": 844})
     assert no_sideways_scroll(page)
     assert axe_violations(page) == [], "phone"
     assert page.errors == []
 
-    editor = browser.new_context()
+    page.get_by_role("link", name="English").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("New story")
+    expect(page.locator("#submit")).to_have_text("Upload and submit")
+
+    others = browser.new_context()
     try:
-        tab = editor.new_page()
+        tab = others.new_page()
+        site.sign_in(tab, "operator", "/?story=tin-thoi-su")
+        expect(tab.locator("#f-title")).to_have_value("Tin của ban thời sự")   # operators see every desk
+        tab.get_by_role("button", name="Đăng xuất").click()
+        tab.wait_for_url(f"{site.url}/signin")
         site.sign_in(tab, "editor", "/")
         assert tab.url == f"{site.url}/stories", "an editor has no form here: the list instead"
     finally:
-        editor.close()
+        others.close()
+
+
+def test_a_paused_upload_resumes_after_a_reload_from_where_the_service_had_it(
+        site: Site, page: Any, media: Path) -> None:
+    site.service.app.state.service.extras["upload_chunk_bytes"] = CHUNK
+    watch = ClipUpload("full.jpg")
+    page.route(re.compile(r".*/v1/uploads(/[^/?]*)?$"), watch.handle)
+    site.sign_in(page, "producer", "/")
+    fill_story(page, "Tải lên bị gián đoạn")
+    page.set_input_files("#f-files", [str(media / "full.jpg")])
+    page.click("#save")
+    wait_until(page, lambda: bool(watch.held))
+    entry = card(page, "full.jpg")
+    expect(entry.locator("[data-role=upload-state]")).to_have_text("đang tải lên")
+    entry.get_by_role("button", name="Tạm dừng tải full.jpg").click()
+    expect(entry.locator("[data-role=upload-state]")).to_have_text("tạm dừng")
+    expect(entry.get_by_role("button", name="Tiếp tục tải full.jpg")).to_be_visible()
+    held = watch.held.pop()
+    with contextlib.suppress(Exception):   # the page may have given the request up when it paused
+        held.abort("connectionreset")
+    first_url, kept = watch.url, watch.cut_at
+    assert kept is not None and kept > 0
+
+    page.reload()                                   # the File is gone with the page; the upload is not
+    entry = card(page, "full.jpg")
+    expect(entry.locator("[data-role=upload-state]")).to_have_text("cần chọn lại tệp")
+    watch.patches.clear()
+    watch.url = first_url
+    watch.cut_at = -1                               # hold nothing more
+    entry.locator("[data-role=replace-input]").set_input_files(str(media / "full.jpg"))
+    expect(entry.locator("[data-role=upload-state]")).to_have_text("đã tải lên", timeout=30_000)
+    assert watch.url == first_url, "no new upload was made: the stored one was resumed"
+    assert watch.patches and watch.patches[0] == kept, f"resumed at {watch.patches} (kept {kept})"
+    assert page.errors == []

@@ -688,7 +688,7 @@
     settle(entry, new Error('replaced'));
   }
 
-  const UPLOAD_CLASS = {waiting: '', queued: 'pending', hashing: 'probing', uploading: 'uploading', paused: 'paused',
+  const UPLOAD_CLASS = {waiting: '', unused: 'paused', queued: 'pending', hashing: 'probing', uploading: 'uploading', paused: 'paused',
                         offline: 'paused', uploaded: 'uploaded', error: 'failed', missing: 'failed'};
 
   function showUpload(entry) {
@@ -746,8 +746,24 @@
     }
   }
 
+  /** Subtitle files a clip of the story uses (the service takes no other file). */
+  function usedSubtitles() {
+    const chosen = new Set(entries.filter((entry) => entry.kind === 'video')
+      .map((entry) => $('[data-field="subtitles"]', entry.node).value).filter(Boolean));
+    for (const entry of subtitles) {
+      if (!chosen.has(entry.name) && !entry.uploaded && !['uploading', 'hashing', 'queued'].includes(entry.state)) {
+        entry.state = 'unused';
+        showUpload(entry);
+      } else if (entry.state === 'unused') {
+        entry.state = 'waiting';
+        showUpload(entry);
+      }
+    }
+    return subtitles.filter((entry) => chosen.has(entry.name));
+  }
+
   function startUploads() {
-    return Promise.allSettled(entries.concat(subtitles).map(upload));
+    return Promise.allSettled(entries.concat(usedSubtitles()).map(upload));
   }
 
   function uploading() {
@@ -955,7 +971,7 @@
     if (!story) return;
     let manifest;
     try {
-      const answer = await api('GET', `/v1/stories/${encodeURIComponent(story.id)}/manifest`);
+      const answer = await api('GET', `/v1/stories/${encodeURIComponent(story.id)}/manifest?presign=1`);
       if (!answer.ok) return;
       manifest = await answer.json();
     } catch (error) {
@@ -963,7 +979,7 @@
     }
     for (const asset of manifest.assets || []) {
       const entry = entries[(asset.order || 0) - 1];
-      if (!entry || entry.file || entry.kind === 'subtitles') continue;
+      if (!entry || entry.kind === 'subtitles' || (entry.kind === 'image' && entry.file)) continue;
       const pictures = (asset.renditions || []).filter((item) => item.mime === 'image/jpeg' && item.width);
       pictures.sort((a, b) => a.width - b.width);
       const picked = pictures.find((item) => item.width >= 320) || pictures[0];

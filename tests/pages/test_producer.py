@@ -38,6 +38,7 @@ CAPTIONS = {
     "anh-08.jpg": "Ông Nguyễn Đình Thênh, Bí thư Đảng ủy phường Tân Sơn, thành phố Thanh Hóa",
     "clip-thanh-hoa.mp4": "Ông Lê Anh Tuấn, Phó Bí thư Thường trực Thành ủy thành phố Thanh Hóa",
 }
+HOSTILE = '<img src=x onerror="alert(2)"> Bà Lê Thị Minh Tâm </textarea><script>alert(3)</script>'
 SRT = """1
 00:00:00,200 --> 00:00:01,400
 Thành phố Thanh Hóa tăng cường kỷ cương
@@ -197,6 +198,9 @@ def test_a_producer_makes_a_story_uploads_through_a_dropped_connection_and_sees_
     clip.locator("[data-field=lt-end]").fill("2")
     clip.locator("[data-field=subtitles]").select_option("clip-thanh-hoa.vi.srt")
 
+    submits: list[dict[str, str]] = []
+    page.on("request", lambda request: request.method == "POST" and request.url.endswith("/jobs")
+            and submits.append(request.headers))
     page.click("#submit")
     wait_until(page, lambda: bool(watch.held))             # the clip's second PATCH is on its way
     expect(clip.locator("[data-role=upload-state]")).to_have_text("đang tải lên")
@@ -215,6 +219,7 @@ def test_a_producer_makes_a_story_uploads_through_a_dropped_connection_and_sees_
     expect(clip.locator("[data-role=image]")).to_be_visible()   # the clip's poster, from the manifest
     assert "xong" in page.locator("#announce").inner_text(), "the live region says so"
     assert page.url.endswith("/?story=tp-thanh-hoa-ky-cuong-2023-09-12")
+    assert len(submits) == 1 and submits[0].get("idempotency-key") and submits[0].get("x-csrf-token")
 
     # The captions on the page are those inside the photos' renditions (read back with exiftool);
     # a clip's MP4s carry no caption in their metadata: its subtitles travel as WebVTT.
@@ -326,9 +331,9 @@ def test_editing_a_caption_of_a_finished_story_redoes_one_asset_and_the_manifest
 
 def test_another_desk_is_refused_fields_show_their_errors_and_a_phone_does_not_scroll_sideways(
         site: Site, page: Any, browser: Any, media: Path) -> None:
-    document = {"story": {"id": "tin-thoi-su", "title": "Tin của ban thời sự",
+    document = {"story": {"id": "tin-thoi-su", "title": "Tin của ban thời sự <script>alert(1)</script>",
                           "published": "2023-09-12T21:15:00+07:00", "presets": ["web"]},
-                "assets": [{"file": "anh-05.jpg"}]}
+                "assets": [{"file": "anh-05.jpg", "caption": HOSTILE}]}
     made = httpx.post(f"{site.url}/v1/stories", json=document, headers=site.service.auth("producer"))
     assert made.status_code == 201
     site.sign_in(page, "producer-kinh-te", "/")
@@ -364,12 +369,15 @@ def test_another_desk_is_refused_fields_show_their_errors_and_a_phone_does_not_s
     clip.locator("[data-field=lt-end]").fill("2.5")
     page.set_input_files("#f-files", [str(big)])
     clip.locator("[data-field=subtitles]").select_option("qua-lon.vi.srt")
+    page.select_option("#f-zone", "Europe/Paris")
     page.click("#save")
     row = page.locator("#subtitle-files li")
     expect(row.locator("[data-role=upload-error]")).to_contain_text("Tệp lớn hơn giới hạn cho phép.",
                                                                      timeout=30_000)
     expect(row.locator("[data-role=upload-state]")).to_have_text("tải lên không được")
     expect(clip.locator("[data-role=upload-state]")).to_have_text("đã tải lên", timeout=30_000)
+    saved = httpx.get(f"{site.url}/v1/stories/tin-kinh-te", headers=site.service.auth("producer-kinh-te"))
+    assert saved.json()["story"]["story"]["published"] == "2023-09-12T21:15:00+02:00", "Paris in summer"
     page.set_viewport_size({"width": 390, "height": 844})
     assert no_sideways_scroll(page)
     assert axe_violations(page) == [], "phone"
@@ -382,8 +390,13 @@ def test_another_desk_is_refused_fields_show_their_errors_and_a_phone_does_not_s
     others = browser.new_context()
     try:
         tab = others.new_page()
-        site.sign_in(tab, "operator", "/?story=tin-thoi-su")
-        expect(tab.locator("#f-title")).to_have_value("Tin của ban thời sự")   # operators see every desk
+        dialogs: list[str] = []
+        tab.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+        site.sign_in(tab, "operator", "/?story=tin-thoi-su")            # operators see every desk
+        expect(tab.locator("#f-title")).to_have_value("Tin của ban thời sự <script>alert(1)</script>")
+        expect(tab.get_by_role("heading", level=1)).to_have_text("Tin của ban thời sự <script>alert(1)</script>")
+        expect(card(tab, "anh-05.jpg").locator("[data-field=caption]")).to_have_value(HOSTILE)
+        assert dialogs == [] and tab.locator("img[src=x]").count() == 0, "user text stays text"
         tab.get_by_role("button", name="Đăng xuất").click()
         tab.wait_for_url(f"{site.url}/signin")
         site.sign_in(tab, "editor", "/")

@@ -14,8 +14,16 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from api.backend import Backend
+from pipeline.redaction import redact
 from pipeline.run import jobs
 from pipeline.run.orchestration import STALLED
+
+
+class Diagnostics(BaseModel):
+    """What an operator needs to see why a render failed (operators only; credentials redacted)."""
+
+    command: list[str] = Field(description="The ffmpeg command that failed, one argument an item")
+    log_tail: str = Field(description="The end of ffmpeg's log (at most 4000 characters)")
 
 
 class AssetStatus(BaseModel):
@@ -31,6 +39,8 @@ class AssetStatus(BaseModel):
                                       " what the pages translate")
     retryable: bool | None = None
     renditions: int | None = None
+    diagnostics: Diagnostics | None = Field(default=None, description="A failed render's command and"
+                                            " log tail: for operators only (null for other roles)")
 
 
 class JobStatus(BaseModel):
@@ -47,8 +57,18 @@ class JobStatus(BaseModel):
     assets: list[AssetStatus]
 
 
+def diagnostics_of(result: jobs.AssetResult) -> Diagnostics | None:
+    """The failed render's command and log tail, redacted as the CLI shows them."""
+    found = result.diagnostics
+    if not isinstance(found, dict):
+        return None
+    command = found.get("command")
+    return Diagnostics(command=[redact(str(part)) for part in command] if isinstance(command, list) else [],
+                       log_tail=redact(str(found.get("log_tail", "")))[-4000:])
+
+
 def _asset(item: jobs.JobAsset, live: dict[str, Any], result: jobs.AssetResult | None,
-           now: float) -> AssetStatus:
+           now: float, diagnostics: bool) -> AssetStatus:
     if result is not None:
         entry = result.entry
         error = entry.get("error") or {}
@@ -56,7 +76,8 @@ def _asset(item: jobs.JobAsset, live: dict[str, Any], result: jobs.AssetResult |
                            progress=100.0, attempts=result.attempts, worker=result.worker,
                            reason=str(error.get("reason", "")), code=str(error.get("code", "")),
                            retryable=error.get("retryable") if error else None,
-                           renditions=len(entry.get("renditions", [])))
+                           renditions=len(entry.get("renditions", [])),
+                           diagnostics=diagnostics_of(result) if diagnostics and error else None)
     state = str(live.get("state", "pending"))
     done, total = int(live.get("done", 0) or 0), int(live.get("total", 0) or 0)
     fraction = min(done / total, 1.0) if total > 0 else 0.0
@@ -71,14 +92,17 @@ def _asset(item: jobs.JobAsset, live: dict[str, Any], result: jobs.AssetResult |
                        worker=str(live.get("worker", "")), reason=str(live.get("reason", "")))
 
 
-def job_status(backend: Backend, story_id: str, job_id: str) -> JobStatus:
+def job_status(backend: Backend, story_id: str, job_id: str, *, diagnostics: bool = False) -> JobStatus:
+    """The job as the API shows it; ``diagnostics`` (operators only) adds each failed render's
+    command and log tail."""
     private = backend.private
     job = jobs.read_job(private, story_id, job_id)
     results = jobs.read_asset_results(private, story_id, job_id)
     done = jobs.read_done(private, story_id, job_id)
     live = backend.live(job_id)
     now = time.time()
-    assets = [_asset(item, live.assets.get(item.order, {}) if live else {}, results.get(item.order), now)
+    assets = [_asset(item, live.assets.get(item.order, {}) if live else {}, results.get(item.order), now,
+                     diagnostics)
               for item in job.assets]
     stalled = False
     if done:

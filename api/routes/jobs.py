@@ -92,9 +92,10 @@ def _submitted(story_id: str, job_id: str, attached: bool) -> SubmittedJob:
 @router.get("/jobs/{job_id}", response_model=JobStatus, responses=documented("not-found"))
 def get_job(job_id: JobId, svc: Annotated[Service, Depends(service)],
             who: Annotated[Principal, Depends(principal)]) -> JobStatus:
-    """The job's state, each asset's state, attempts, progress and ETA, and refusal reasons."""
+    """The job's state, each asset's state, attempts, progress and ETA, and refusal reasons; for an
+    operator, each failed render's ffmpeg command and log tail (``diagnostics``)."""
     story_id = find(svc, job_id, who)
-    return job_status(svc.backend, story_id, job_id)
+    return job_status(svc.backend, story_id, job_id, diagnostics=who.role == "operator")
 
 
 @router.get("/jobs/{job_id}/events", responses={**documented("not-found"), 200: {

@@ -437,3 +437,25 @@ def test_a_paused_upload_resumes_after_a_reload_from_where_the_service_had_it(
     assert watch.url == first_url, "no new upload was made: the stored one was resumed"
     assert watch.patches and watch.patches[0] == kept, f"resumed at {watch.patches} (kept {kept})"
     assert page.errors == []
+
+
+def test_an_upload_waits_while_the_laptop_is_offline_and_goes_on_when_it_is_back(
+        site: Site, page: Any, media: Path) -> None:
+    site.service.app.state.service.extras["upload_chunk_bytes"] = CHUNK
+    watch = ClipUpload("full.jpg")
+    page.route(re.compile(r".*/v1/uploads(/[^/?]*)?$"), watch.handle)
+    site.sign_in(page, "producer", "/")
+    fill_story(page, "Mất mạng giữa chừng")
+    page.set_input_files("#f-files", [str(media / "full.jpg")])
+    page.click("#save")
+    wait_until(page, lambda: bool(watch.held))
+    page.context.set_offline(True)
+    watch.held.pop().abort("internetdisconnected")
+    entry = card(page, "full.jpg")
+    expect(entry.locator("[data-role=upload-state]")).to_have_text("mất kết nối")
+    expect(entry.locator("[data-role=upload-text]")).to_contain_text("Mất kết nối, đang thử lại…")
+    page.context.set_offline(False)
+    expect(entry.locator("[data-role=upload-state]")).to_have_text("đã tải lên", timeout=30_000)
+    after = watch.patches[watch.patches.index(watch.cut_at or 0) + 1:]
+    assert after and after[0] == watch.cut_at, f"went on from the service's offset: {watch.patches}"
+    assert page.errors == []

@@ -31,6 +31,8 @@ ENV = {
     "STORYMEDIA_LOG_FORMAT": "'json' for one JSON object per log line",
     "STORYMEDIA_VENDOR_DIR": "the pages' JavaScript libraries: a node_modules folder made by"
                              " `npm ci` (default: the one beside the installed package)",
+    "STORYMEDIA_FLOWER_URL": "Flower's address (http or https), linked from the operator's console"
+                             " for task-level detail (cluster mode; unset: no link)",
 }
 
 DEFAULT_VENDOR_DIR = Path(__file__).resolve().parent.parent / "node_modules"

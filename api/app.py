@@ -14,6 +14,7 @@ from api.body_limit import BodyLimit
 from api.config import ServiceConfig
 from api.pages import access as page_access
 from api.pages import assets as page_assets
+from api.pages import editor as editor_page
 from api.pages import ops as ops_page
 from api.pages import producer as producer_page
 from api.pages import routes as pages
@@ -55,7 +56,7 @@ def create_app(config: ServiceConfig, backend: Backend | None = None) -> FastAPI
     problems.install(app)
     app.add_middleware(BodyLimit)
     for module in (stories, jobs, manifests, operations, webhooks, uploads, pages, page_assets,
-                   producer_page, ops_page):
+                   producer_page, ops_page, editor_page):
         app.include_router(module.router)
 
     @app.exception_handler(page_access.PageDenied)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import shlex
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,7 +26,7 @@ from api import records
 from api.auth import Principal
 from api.pages import i18n
 from api.pages.access import reader
-from api.pages.render import page
+from api.pages.render import language, page
 from api.routes.operations import QueueInfo, WorkerInfo
 from api.routes.webhooks import DeliveryOut, list_deliveries, list_endpoints
 from api.service import Service
@@ -167,7 +168,8 @@ def last_attempt(delivery: DeliveryOut) -> str:
     return f"HTTP {newest.status}" if newest.status is not None else redact(newest.error or "")
 
 
-def _probe(what: str, call: Any, model: type[QueueInfo] | type[WorkerInfo]) -> tuple[list[Any], str]:
+def _probe(what: str, call: Callable[[], list[dict[str, Any]]],
+           model: type[QueueInfo] | type[WorkerInfo]) -> tuple[list[Any], str]:
     """The backend's answer as GET /v1/queues or /v1/workers gives it, or why there is none (the
     broker is down, ...), redacted."""
     try:
@@ -188,7 +190,7 @@ def console(request: Request) -> Response:
     """The console; its script asks for it again to refresh the panels."""
     who = reader(request, "operator")
     svc: Service = request.app.state.service
-    lang = i18n.choose(request.query_params.get("lang"), request.cookies.get(i18n.COOKIE))
+    lang = language(request)
     queues, queues_error = _probe("queues", svc.backend.queues, QueueInfo)
     workers, workers_error = _probe("workers", svc.backend.workers, WorkerInfo)
     active, trouble, recent, unreadable = job_views(svc)

@@ -20,8 +20,8 @@ ENV = {
     "STORYMEDIA_DATA": "the service's folder: embedded stores (public/, private/), the tokens file,"
                        " upload spool (default ./storymedia-data; --out)",
     "STORYMEDIA_TOKENS_FILE": "the tokens file (hashes only; default DATA/tokens.json)",
-    "STORYMEDIA_SERVICE_SECRET": "signs the embedded mode's file URLs (default: made once, kept in"
-                                 " DATA/service-secret)",
+    "STORYMEDIA_SERVICE_SECRET": "signs the pages' session cookies and the embedded mode's file URLs"
+                                 " (default: made once, kept in DATA/service-secret)",
     "STORYMEDIA_WEBHOOK_HOSTS": "host names webhooks may be sent to, comma-separated (required for"
                                 " any webhook; '*.example.vn' allows subdomains)",
     "STORYMEDIA_WEBHOOK_ALLOW_PRIVATE": "1 to allow webhook hosts that resolve to private addresses"

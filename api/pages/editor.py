@@ -256,7 +256,7 @@ def asset_view(asset: dict[str, Any], links: Links, lang: str, story_lang: str) 
                              "url": links.url(rendition["key"]), "parts": parts})
         if rendition["preset"] not in view["presets"]:
             view["presets"].append(rendition["preset"])
-    credit_word = i18n.message(lang, "editor.credit")
+    credit_word = i18n.message(lang, "editor.credit.image")
     if asset["kind"] == "image":
         images: dict[str, list[dict[str, Any]]] = {}
         for rendition in preview:
@@ -475,7 +475,8 @@ def zip_members(document: dict[str, Any], preset: str) -> list[tuple[str, dict[s
             if rendition.preset != preset and preset_base(rendition.preset) != preset:
                 continue
             for part in rendition.objects():
-                if part.key in seen or not part.key.startswith("renditions/"):
+                if (part.key in seen or not part.key.startswith("renditions/")
+                        or ".." in part.key.split("/") or "\\" in part.key):
                     continue
                 seen.add(part.key)
                 members.append((part.key.removeprefix("renditions/"), part.to_json()))

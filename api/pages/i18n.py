@@ -289,6 +289,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
                              " của trình soạn thảo.",
                              "Special characters in captions are already escaped; paste it as it is into"
                              " the editor's HTML mode."),
+    "editor.show_snippet": ("Xem mã", "Show the code"),
     "editor.snippet_label": ("Mã HTML của {file}", "HTML for {file}"),
     "editor.copy_snippet": ("Sao chép mã HTML của {file}", "Copy the HTML for {file}"),
     "editor.versions.title": ("Các phiên bản và thay đổi", "Versions and what changed"),

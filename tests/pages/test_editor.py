@@ -202,6 +202,11 @@ def test_a_copied_url_downloads_the_rendition_the_manifest_names(browser: Any, s
         assert hashlib.sha256(answer.content).hexdigest() == rendition["sha256"]
         assert len(answer.content) == rendition["bytes"]
 
+        page.locator(".snippet[data-asset='1'] button.copy").click()
+        snippet = page.evaluate("navigator.clipboard.readText()")
+        assert snippet.startswith("<figure>\n  <picture>") and "&lt;script&gt;" in snippet
+        assert snippet == page.locator(".snippet[data-asset='1'] pre code").text_content()
+
         # Without the clipboard API the text is selected for Ctrl+C.
         page.evaluate("Object.defineProperty(navigator, 'clipboard', {value: undefined})")
         other = page.locator("table.renditions[data-asset='1'] tbody tr").first
@@ -291,17 +296,21 @@ def test_a_caption_with_a_script_tag_is_text_everywhere_and_the_page_is_accessib
     caption = page.locator("#asset-1 figcaption").inner_text()
     assert caption.startswith(HOSTILE) and "Ảnh: Đình Hà" in caption
     assert page.locator("#asset-1 img").get_attribute("alt") == HOSTILE
+    shoot(page, tmp_path, "editor")
+    for summary in page.locator(".snippet summary").all():
+        summary.click()
     snippet = page.locator(".snippet[data-asset='1'] pre code").inner_text()
     assert 'alt="Ảnh &quot;một&quot; &lt;script&gt;alert(&quot;xss&quot;)&lt;/script&gt; &amp; đồng bào"' in snippet
     assert "<figcaption>Ảnh \"một\" &lt;script&gt;" in snippet
+    assert "&amp; đồng bào <small>Ảnh: Đình Hà</small></figcaption>" in snippet
     assert '<source type="image/webp" srcset="' in snippet and "<picture>" in snippet
     video = page.locator(".snippet[data-asset='3'] pre code").inner_text()
     assert 'type="application/vnd.apple.mpegurl"' in video and 'type="video/mp4"' in video
     assert '<track kind="subtitles"' in video and "poster=" in video
     assert page.locator("script", has_text="xss").count() == 0
+    assert "editor." not in page.locator("main").inner_text(), "every word has its translation"
     html = page.content()
     assert "raw/" not in html, "a story's raw files are never named"
-    shoot(page, tmp_path, "editor")
     assert axe_violations(page) == []
     page.set_viewport_size({"width": 390, "height": 844})   # a phone
     assert page.evaluate("document.documentElement.scrollWidth") <= 390, "nothing wider than the phone"
@@ -360,6 +369,7 @@ def test_the_page_in_english(page: Any, story: Processed) -> None:
     assert page.locator("#versions-h").inner_text() == "Versions and what changed"
     assert page.locator("a[data-preset=web]").inner_text() == "Download web.zip"
     assert page.locator("html").get_attribute("lang") == "en"
+    assert "editor." not in page.locator("main").inner_text(), "every word has its translation"
     signed = json.loads(page.locator("#hls-urls-3").text_content() or "{}")
     hls = next(r for r in story.renditions(3) if r["name"] == "hls")
     assert {path.split("/v1/files/", 1)[1] for path in signed} == {

@@ -39,7 +39,8 @@ def story_json(caption_b: str) -> dict[str, Any]:
                 {"file": "media/anh-b.jpg", "caption": caption_b, "credit": "Đức Anh",
                  "presets": ["web", "social"]},
                 {"file": "media/clip.mp4", "caption": "Nước lên nhanh ở Quảng Bình", "credit": "Đức Anh",
-                 "subtitles": "media/clip.vi.srt"}]}
+                 "subtitles": "media/clip.vi.srt"},
+                {"file": "media/hong.jpg", "caption": "Ảnh lỗi", "credit": "Đức Anh"}]}
 
 
 @dataclass
@@ -66,7 +67,8 @@ def _submit(base: str, service: Service, key: str) -> None:
     submitted = httpx.post(f"{base}/v1/stories/{STORY_ID}/jobs", headers={**producer, "Idempotency-Key": key})
     assert submitted.status_code == 202, submitted.text
     final = follow(base, producer, submitted.json()["id"], timeout=180).final
-    assert final["state"] == "complete", final
+    assert final["state"] == "partial", final     # hong.jpg is a text file named .jpg
+    assert [a["state"] for a in final["assets"]] == ["done", "done", "done", "failed"], final
 
 
 @pytest.fixture(scope="module")
@@ -77,13 +79,15 @@ def story(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Processed]:
     photo((1200, 800), 1).save(media / "anh-a.jpg", quality=85)
     photo((900, 1200), 2).save(media / "anh-b.jpg", quality=85)
     phone_clip(media / "clip.mp4", seconds=3.0, size="640x360")
+    (media / "hong.jpg").write_text("Đây là ghi chú, không phải ảnh.\n", "utf-8")
     (media / "clip.vi.srt").write_text("1\n00:00:00,000 --> 00:00:02,500\nNước lên rất nhanh\n\n", "utf-8")
     service = make_service(root / "data")
     with LiveServer(service.app) as server:
         producer = service.auth("producer")
         created = httpx.post(f"{server.url}/v1/stories", json=story_json(CAPTION_B), headers=producer)
         assert created.status_code == 201, created.text
-        for name in ("media/anh-a.jpg", "media/anh-b.jpg", "media/clip.mp4", "media/clip.vi.srt"):
+        for name in ("media/anh-a.jpg", "media/anh-b.jpg", "media/clip.mp4", "media/clip.vi.srt",
+                     "media/hong.jpg"):
             upload(server.url, producer, STORY_ID, name, root / name)
         _submit(server.url, service, "editor-1")
         changed = httpx.post(f"{server.url}/v1/stories", json=story_json(CAPTION_B2), headers=producer)
@@ -309,6 +313,10 @@ def test_a_caption_with_a_script_tag_is_text_everywhere_and_the_page_is_accessib
     assert '<track kind="subtitles"' in video and "poster=" in video
     assert page.locator("script", has_text="xss").count() == 0
     assert "editor." not in page.locator("main").inner_text(), "every word has its translation"
+    assert page.locator(".story-head .state").inner_text() == "xong một phần"
+    assert page.locator(".preview .alert[data-asset='4']").inner_text() == (
+        "Tư liệu hong.jpg không dựng được: Đây không phải ảnh, video hay âm thanh (có thể là tệp văn bản"
+        " bị đặt tên .jpg)")
     html = page.content()
     assert "raw/" not in html, "a story's raw files are never named"
     assert axe_violations(page) == []

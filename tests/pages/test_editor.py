@@ -300,6 +300,7 @@ def test_a_caption_with_a_script_tag_is_text_everywhere_and_the_page_is_accessib
     caption = page.locator("#asset-1 figcaption").inner_text()
     assert caption.startswith(HOSTILE) and "Ảnh: Đình Hà" in caption
     assert page.locator("#asset-1 img").get_attribute("alt") == HOSTILE
+    page.wait_for_function("() => document.querySelector('video.clip').readyState >= 2", timeout=20_000)
     shoot(page, tmp_path, "editor")
     for summary in page.locator(".snippet summary").all():
         summary.click()

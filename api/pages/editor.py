@@ -416,7 +416,8 @@ def editor_page(story_id: StoryId, request: Request) -> Response:
         context["published"] = when_text(document["story"]["published"], lang)
         context["generated"] = when_text(document["generated_at"], lang)
         context["total"] = size_text(document["summary"]["bytes"], lang)
-        context["links_until"] = when_text(links.until.astimezone().isoformat(), lang)
+        until = links.until.astimezone()
+        context["links_until"] = f"{when_text(until.isoformat(), lang)} (UTC{until.isoformat()[-6:]})"
     return page(request, "editor.html", who=who, **context)
 
 

@@ -18,6 +18,7 @@ from urllib.parse import unquote, urlsplit
 import httpx
 import pytest
 
+from api.pages.editor import changes
 from pipeline.model import manifest as manifests
 from tests.api.harness import LiveServer, Service, make_service
 from tests.api.test_flow import follow, upload
@@ -385,3 +386,23 @@ def test_the_page_in_english(page: Any, story: Processed) -> None:
         part.key for part in manifests.objects([{**next(a for a in story.manifest["assets"] if a["order"] == 3),
                                                  "renditions": [hls]}])}
     assert page.errors == []
+
+
+def test_what_changed_between_two_manifests_matches_assets_by_id_then_by_unique_file_name() -> None:
+    def asset(id_: str, filename: str, caption: str, renditions: list[tuple[str, str]]) -> dict[str, Any]:
+        return {"id": id_, "filename": filename, "caption": caption, "credit": "Đình Hà", "status": "done",
+                "renditions": [{"preset": "web@1", "name": name, "mime": "image/jpeg", "sha256": sha,
+                                "key": f"renditions/{id_}/web@1/{name}-{sha}.jpg"} for name, sha in renditions]}
+
+    before = {"assets": [asset("a1", "a.jpg", "Một", [("w640", "11"), ("w320", "12")]),
+                         asset("b1", "b.jpg", "Hai", [("w640", "21")]),
+                         asset("c1", "c.jpg", "Ba", [("w640", "31")])]}
+    after = {"assets": [asset("a1", "a.jpg", "Một <b>", [("w640", "11"), ("w1024", "13")]),
+                        asset("b2", "b.jpg", "Hai", [("w640", "22")]),      # the file was replaced
+                        asset("d1", "d.jpg", "Bốn", [("w640", "41")])]}
+    found = [(item["what"], item["file"]) for item in changes(before, after)]
+    assert found == [("caption", "a.jpg"), ("rendition-added", "a.jpg"), ("rendition-removed", "a.jpg"),
+                     ("file-replaced", "b.jpg"), ("rendition-changed", "b.jpg"), ("asset-added", "d.jpg"),
+                     ("asset-removed", "c.jpg")]
+    assert changes(before, before) == []
+    assert [item["what"] for item in changes(None, before)] == ["asset-added"] * 3

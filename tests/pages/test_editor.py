@@ -17,6 +17,7 @@ from urllib.parse import unquote, urlsplit
 
 import httpx
 import pytest
+from playwright.sync_api import expect
 
 from api.pages.editor import changes
 from pipeline.model import manifest as manifests
@@ -198,7 +199,7 @@ def test_a_copied_url_downloads_the_rendition_the_manifest_names(browser: Any, s
         row = page.locator(f"tr[data-key='{rendition['key']}']")
         assert row.locator("code.sha").inner_text() == rendition["sha256"]
         row.get_by_role("button", name="Sao chép").click()
-        assert row.get_by_role("button").inner_text() == "Đã sao chép"
+        expect(row.get_by_role("button")).to_have_text("Đã sao chép")   # the copy is asynchronous
         copied = page.evaluate("navigator.clipboard.readText()")
         assert copied == row.locator("input.url").input_value()
         assert "signature=" in copied, "the store is private: the link is presigned"
@@ -208,6 +209,7 @@ def test_a_copied_url_downloads_the_rendition_the_manifest_names(browser: Any, s
         assert len(answer.content) == rendition["bytes"]
 
         page.locator(".snippet[data-asset='1'] button.copy").click()
+        expect(page.locator(".snippet[data-asset='1'] button.copy")).to_have_text("Đã sao chép")
         snippet = page.evaluate("navigator.clipboard.readText()")
         assert snippet.startswith("<figure>\n  <picture>") and "&lt;script&gt;" in snippet
         assert snippet == page.locator(".snippet[data-asset='1'] pre code").text_content()

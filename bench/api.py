@@ -302,9 +302,10 @@ def upload_through_service(service: ServiceProcess, token: str, http: httpx.Clie
     files = http.get(f"/v1/stories/{story_id}").json()["files"]
     if not (files and files[0]["uploaded"] and files[0]["bytes"] == size):
         raise SystemExit(f"the upload is not attached to its story: {files}")
-    return Upload("service" if declare else "undeclared", seconds, size, requests[-1],
-                  statistics.median(requests[1:-1] or requests[-1:]), hashing, rss.peak,
-                  rss.hwm if rss.hwm_reset else None, rss.before, cpu.stop(mark))
+    return Upload("service" if declare else "undeclared", seconds, size, finish=requests[-1],
+                  chunk_p50=statistics.median(requests[1:-1] or requests[-1:]), hashing=hashing,
+                  peak_rss=rss.peak, hwm=rss.hwm if rss.hwm_reset else None, rss_before=rss.before,
+                  cpu=cpu.stop(mark))
 
 
 def upload_with_boto3(s3: SeaweedS3, bucket: str, key: str, path: Path, cpu: CpuUse) -> Upload:

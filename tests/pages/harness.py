@@ -57,9 +57,14 @@ class Site:
             page.click("button[type=submit]")
 
 
-def shoot(page: Any, folder: Path, name: str) -> Path:
+def shoot(page: Any, folder: Path, name: str, height: int | None = None) -> Path:
+    """The whole page, or its first ``height`` pixels (a long page's top is what a reader sees)."""
     path = folder / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True)
+    if height is None:
+        page.screenshot(path=str(path), full_page=True)
+    else:
+        width = page.viewport_size["width"]
+        page.screenshot(path=str(path), full_page=True, clip={"x": 0, "y": 0, "width": width, "height": height})
     published = os.environ.get("STORYMEDIA_SCREENSHOTS")
     if published:
         Path(published).mkdir(parents=True, exist_ok=True)

@@ -57,14 +57,14 @@ class Site:
             page.click("button[type=submit]")
 
 
-def shoot(page: Any, folder: Path, name: str, height: int | None = None) -> Path:
-    """The whole page, or its first ``height`` pixels (a long page's top is what a reader sees)."""
-    path = folder / f"{name}.png"
-    if height is None:
-        page.screenshot(path=str(path), full_page=True)
+def shoot(page: Any, folder: Path, name: str, photos: bool = False) -> Path:
+    """The whole page as PNG, or with ``photos`` (a page mostly of pictures) as JPEG: a tenth of
+    the bytes."""
+    path = folder / (f"{name}.jpg" if photos else f"{name}.png")
+    if photos:
+        page.screenshot(path=str(path), full_page=True, type="jpeg", quality=70)
     else:
-        width = page.viewport_size["width"]
-        page.screenshot(path=str(path), full_page=True, clip={"x": 0, "y": 0, "width": width, "height": height})
+        page.screenshot(path=str(path), full_page=True)
     published = os.environ.get("STORYMEDIA_SCREENSHOTS")
     if published:
         Path(published).mkdir(parents=True, exist_ok=True)

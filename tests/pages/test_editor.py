@@ -304,7 +304,7 @@ def test_a_caption_with_a_script_tag_is_text_everywhere_and_the_page_is_accessib
     assert caption.startswith(HOSTILE) and "Ảnh: Đình Hà" in caption
     assert page.locator("#asset-1 img").get_attribute("alt") == HOSTILE
     page.wait_for_function("() => document.querySelector('video.clip').readyState >= 2", timeout=20_000)
-    shoot(page, tmp_path, "editor", height=1700)
+    shoot(page, tmp_path, "editor", photos=True)
     for summary in page.locator(".snippet summary").all():
         summary.click()
     snippet = page.locator(".snippet[data-asset='1'] pre code").inner_text()

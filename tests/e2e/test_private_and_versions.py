@@ -223,6 +223,9 @@ def test_a_cancel_while_running_starts_no_further_asset(story: Path, tmp_path: P
     from pipeline.run.embedded import areas, prepare, run_story
 
     out = tmp_path / "out"
+    # A photo that takes seconds to render, so the cancel (asked every 0.5 s) reaches it while it
+    # runs, however busy the machine (1.6 MP took 0.5 s: it could finish first).
+    photo((6000, 4000), 1).save(story.parent / "media" / "a.jpg", quality=90)
     loaded, presets = prepare(story)
     _, private = areas(out)
 

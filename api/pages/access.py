@@ -7,13 +7,16 @@ accepts both (``api.auth``). A page asked for without a session answers a redire
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import quote, urlsplit
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
+from api import records
 from api.auth import Principal, session_principal
 from api.pages.render import page
+from pipeline.storage import Storage
 
 
 class PageDenied(Exception):
@@ -45,6 +48,14 @@ def reader(request: Request, *roles: str) -> Principal:
     if roles and who.role not in roles:
         raise PageDenied(page(request, "error.html", who=who, status=403, message_key="error.forbidden"))
     return who
+
+
+def visible_catalog(private: Storage, who: Principal, limit: int) -> list[dict[str, Any]]:
+    """The catalog entries of the stories ``who`` may see (a producer: their desk's), most
+    recently updated first, at most ``limit``."""
+    entries = [entry for entry in records.catalog(private) if who.may_see_desk(str(entry.get("desk", "")))]
+    entries.sort(key=lambda entry: str(entry.get("updated", "")), reverse=True)
+    return entries[:limit]
 
 
 def not_found(request: Request, who: Principal) -> HTMLResponse:

@@ -16,7 +16,7 @@ from starlette.responses import RedirectResponse, Response
 from api import records
 from api.auth import session_principal
 from api.pages import i18n
-from api.pages.access import not_found, reader
+from api.pages.access import not_found, reader, visible_catalog
 from api.pages.render import language, page
 from api.routes.stories import job_state, story_out
 from api.routes.uploads import max_upload_bytes
@@ -40,11 +40,8 @@ ZONES = ("Asia/Ho_Chi_Minh", "Asia/Bangkok", "Asia/Singapore", "Asia/Shanghai", 
 
 def desk_stories(svc: Service, who: Any) -> list[dict[str, Any]]:
     """The stories ``who`` may see, most recently updated first: id, title, state, breaking."""
-    entries = [entry for entry in records.catalog(svc.backend.private)
-               if who.may_see_desk(str(entry.get("desk", "")))]
-    entries.sort(key=lambda entry: str(entry.get("updated", "")), reverse=True)
     found = []
-    for entry in entries[:RECENT]:
+    for entry in visible_catalog(svc.backend.private, who, RECENT):
         record = records.read_story(svc.backend.private, entry["id"])
         if record is None:
             continue

@@ -15,7 +15,7 @@ from starlette.responses import RedirectResponse, Response
 from api import records, sessions
 from api.auth import session_principal
 from api.pages import i18n
-from api.pages.access import reader, safe_next
+from api.pages.access import reader, safe_next, visible_catalog
 from api.pages.render import page
 from api.routes.stories import story_out
 
@@ -79,11 +79,8 @@ def story_list(request: Request) -> Response:
     """The stories the reader may see (a producer: their desk's), newest first."""
     who = reader(request)
     svc = request.app.state.service
-    entries = [entry for entry in records.catalog(svc.backend.private)
-               if who.may_see_desk(str(entry.get("desk", "")))]
-    entries.sort(key=lambda entry: str(entry.get("updated", "")), reverse=True)
     stories = []
-    for entry in entries[:LIST_LIMIT]:
+    for entry in visible_catalog(svc.backend.private, who, LIST_LIMIT):
         record = records.read_story(svc.backend.private, entry["id"])
         if record is not None:
             stories.append(story_out(svc, record, with_files=False))

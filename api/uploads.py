@@ -13,7 +13,8 @@ A request's body is never whole in memory: it goes to the data file (embedded) o
 of one part each under the service's spool folder, each sent as a part once full, a few at once
 (``PARTS_IN_FLIGHT``), and recorded in order (cluster). With an ``Upload-Checksum`` nothing of the
 request is kept until the body matches it. Every byte is hashed once for the file's SHA-256 and
-once more, by the store client, for its part's checksum (which the store verifies). A finished upload is
+once for its part's CRC-32, as it is written to the spool (the store checks each part against its
+CRC-32; the file's SHA-256 is checked here before the parts are assembled). A finished upload is
 hashed (SHA-256: a running hash while this process sees every request, else read back), stored at
 ``raw/<sha[:2]>/<sha>`` the way ``submit`` stores raws, attached to the story's file, and its bytes
 in progress deleted; the record stays, marked done, until it expires (a client asking again still
@@ -38,6 +39,7 @@ import secrets
 import tempfile
 import threading
 import time
+import zlib
 from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -55,7 +57,7 @@ from api.service import Service
 from pipeline.errors import ConfigError, PipelineError, StorageError
 from pipeline.model.keys import raw_key
 from pipeline.storage import IMMUTABLE, NO_CACHE, Storage, UploadCleanup
-from pipeline.storage.base import Appending, PartUploads, UploadedPart
+from pipeline.storage.base import PART_CHECKSUMS, Appending, PartUploads, UploadedPart
 
 log = logging.getLogger("storymedia.api.uploads")
 
@@ -136,6 +138,9 @@ class Upload:
     declared_sha256: str = ""
     """The whole file's SHA-256 as the client declared it (``Upload-Metadata`` ``sha256``): the
     finished file must have it (460 otherwise, and nothing is kept)."""
+    part_checksum: str = "sha256"
+    """Cluster: what each part carries for the store to check (``crc32`` since it is computed as
+    the part is written; records of uploads started before that say ``sha256``)."""
     direct: bool = False
     """Cluster, with a declared SHA-256 whose raw was not stored yet: the parts are assembled
     straight at ``raw/<sha>``, after the bytes were checked against the declaration, instead of
@@ -172,6 +177,7 @@ class Upload:
                     or upload.offset > upload.length
                     or not (upload.declared_sha256 == "" or SHA256_HEX.fullmatch(upload.declared_sha256))
                     or (upload.direct and not upload.declared_sha256)
+                    or upload.part_checksum not in PART_CHECKSUMS
                     or not all(isinstance(p, dict) and type(p.get("number")) is int
                                and isinstance(p.get("tag"), str) and type(p.get("bytes")) is int
                                for p in upload.parts)):
@@ -296,7 +302,8 @@ class Uploads:
         now = time.time()
         upload = Upload(id=secrets.token_hex(16), story=story, file=file, desk=desk, created_by=created_by,
                         length=length, offset=0, created=now, expires=now + self.expiry, metadata=metadata,
-                        part_bytes=max(self.part_bytes, -(-length // MAX_PARTS)), declared_sha256=sha256)
+                        part_bytes=max(self.part_bytes, -(-length // MAX_PARTS)), declared_sha256=sha256,
+                        part_checksum="crc32")
         if self.appending is None:
             self._start_parts(upload)
         try:
@@ -315,10 +322,9 @@ class Uploads:
         file's SHA-256 and that raw is not stored yet."""
         sha = upload.declared_sha256
         upload.direct = bool(sha) and not self.private.exists(raw_key(sha), sha)
-        upload.multipart = (
-            self.parts.start_parts(upload.target, content_type=RAW_CONTENT_TYPE, sha256=sha,
-                                   cache_control=IMMUTABLE) if upload.direct
-            else self.parts.start_parts(upload.target, content_type=RAW_CONTENT_TYPE))
+        as_raw: dict[str, str] = {"sha256": sha, "cache_control": IMMUTABLE} if upload.direct else {}
+        upload.multipart = self.parts.start_parts(upload.target, content_type=RAW_CONTENT_TYPE,
+                                                  part_checksum=upload.part_checksum, **as_raw)
 
     async def receive(self, upload: Upload, body: AsyncIterator[bytes], *,
                       checksum: bytes | None = None) -> Received:
@@ -467,6 +473,7 @@ class Uploads:
         upload.offset, upload.parts, upload.tail_bytes, upload.tail_sha256 = 0, [], 0, ""
         upload.assembled, upload.sha256 = False, ""
         if upload.multipart:
+            upload.part_checksum = "crc32"
             self._start_parts(upload)
         self.save(upload)
         self._forget_hash(upload.id)
@@ -610,6 +617,8 @@ class _SpoolPart:
     number: int = 0
     running: Any = None
     """The upload's running hash up to the end of this part (when known)."""
+    crc32: int = 0
+    """The part's CRC-32 so far (its checksum for the store, computed as it is written)."""
 
 
 class _PartSink:
@@ -649,7 +658,7 @@ class _PartSink:
                 self.uploads.private.download(tail_key(self.upload.id), part.path)
             except StorageError as exc:
                 log.warning("upload %s: its tail cannot be read back (%s)", self.upload.id, exc.reason)
-            part.size, tail_sha = _file_sha256(part.path)
+            part.size, tail_sha, part.crc32 = _file_digests(part.path)
             part.handle = part.path.open("ab")
             if part.size != self.upload.tail_bytes or tail_sha != self.upload.tail_sha256:
                 part.handle.close()
@@ -673,6 +682,7 @@ class _PartSink:
 
         def written() -> None:
             part.handle.write(data)
+            part.crc32 = zlib.crc32(data, part.crc32)
             for digest in (self.request_hash, self.running):
                 if digest is not None:
                     digest.update(data)
@@ -701,8 +711,7 @@ class _PartSink:
         are on their way (the bound on spool files: that many, and then the one filling)."""
         while len(self.inflight) >= PARTS_IN_FLIGHT:
             await self._record_oldest()
-        sending = asyncio.wrap_future(self.uploads.senders.submit(
-            self.store.put_part, self.upload.target, self.upload.multipart, part.number, part.path))
+        sending = asyncio.wrap_future(self.uploads.senders.submit(self._put, part))
         self.inflight.append((part, sending))
 
     async def _record_oldest(self) -> None:
@@ -754,7 +763,7 @@ class _PartSink:
                 if self.had_tail:
                     self.uploads.private.delete(tail_key(self.upload.id))
             else:
-                size, tail_sha = _file_sha256(last.path)
+                size, tail_sha, _ = _file_digests(last.path)
                 self.uploads.private.put_file(tail_key(self.upload.id), last.path, sha256=tail_sha,
                                               content_type=RAW_CONTENT_TYPE, cache_control=NO_CACHE)
                 self.upload.tail_bytes, self.upload.tail_sha256 = size, tail_sha
@@ -768,10 +777,13 @@ class _PartSink:
         finally:
             self._unlink_spool()
 
+    def _put(self, part: _SpoolPart) -> UploadedPart:
+        return self.store.put_part(self.upload.target, self.upload.multipart, part.number, part.path,
+                                   part_checksum=self.upload.part_checksum, crc32=part.crc32)
+
     def _put_last(self, part: _SpoolPart) -> UploadedPart:
         try:
-            return self.store.put_part(self.upload.target, self.upload.multipart, part.number,
-                                       part.path)
+            return self._put(part)
         except StorageError as exc:
             if exc.code == "no-such-upload":
                 self.uploads._restart(self.upload, _PARTS_LOST)
@@ -793,14 +805,15 @@ class _PartSink:
         self.spooled = []
 
 
-def _file_sha256(path: Path) -> tuple[int, str]:
-    """The size and SHA-256 of a spool file (a tail: under one part)."""
-    digest, size = hashlib.sha256(), 0
+def _file_digests(path: Path) -> tuple[int, str, int]:
+    """The size, SHA-256 and CRC-32 of a spool file (a tail: under one part)."""
+    digest, size, crc = hashlib.sha256(), 0, 0
     with path.open("rb") as source:
         while chunk := source.read(MiB):
             digest.update(chunk)
+            crc = zlib.crc32(chunk, crc)
             size += len(chunk)
-    return size, digest.hexdigest()
+    return size, digest.hexdigest(), crc
 
 
 # -- the service's uploads -------------------------------------------------------------------------

@@ -4,6 +4,7 @@ backends add."""
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -148,7 +149,23 @@ class UploadedPart:
     tag: str
     """What the store names the part by (S3: its ETag)."""
     checksum: str = ""
-    """S3: the part's SHA-256 (base64) that the server verified; empty where the store has none."""
+    """S3: the part's checksum (base64: a CRC-32, or a SHA-256 for uploads started with it) that
+    the server verified; empty where the store has none."""
+
+
+PART_CHECKSUMS = ("crc32", "sha256")
+"""What a part upload's parts carry for the store to check each one's bytes against: ``crc32``
+(cheap; the caller checks the whole object's SHA-256 itself before completing) or ``sha256``
+(what uploads started before CRC-32 parts carry)."""
+
+
+def file_crc32(path: Path) -> int:
+    """The CRC-32 of the file at ``path`` (a part's checksum), read a MiB at a time."""
+    crc = 0
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            crc = zlib.crc32(chunk, crc)
+    return crc
 
 
 @runtime_checkable
@@ -160,14 +177,18 @@ class PartUploads(Protocol):
     min_part_bytes: int
 
     def start_parts(self, key: str, *, content_type: str = "application/octet-stream", sha256: str = "",
-                    cache_control: str = "") -> str:
+                    cache_control: str = "", part_checksum: str = "crc32") -> str:
         """Start assembling ``key``; returns the upload id the other calls take. ``sha256`` and
         ``cache_control``, when given, are recorded on the assembled object as ``put_file`` does
-        (the caller checks the bytes against ``sha256`` before completing)."""
+        (the caller checks the bytes against ``sha256`` before completing). ``part_checksum``: one
+        of ``PART_CHECKSUMS``, what every part of this upload carries."""
 
-    def put_part(self, key: str, upload_id: str, number: int, path: Path) -> UploadedPart:
-        """Send the file at ``path`` as part ``number`` (sending a number again replaces it).
-        StorageError with code ``no-such-upload`` when the upload is gone (aborted, expired)."""
+    def put_part(self, key: str, upload_id: str, number: int, path: Path, *, part_checksum: str = "crc32",
+                 crc32: int | None = None) -> UploadedPart:
+        """Send the file at ``path`` as part ``number`` (sending a number again replaces it), with
+        the upload's ``part_checksum``; ``crc32``: the file's CRC-32 when the caller computed it
+        while writing the file (else it is computed from the file). StorageError with code
+        ``no-such-upload`` when the upload is gone (aborted, expired)."""
 
     def complete_parts(self, key: str, upload_id: str, parts: Sequence[UploadedPart]) -> None:
         """Assemble ``key`` from ``parts`` in the order given; the upload id is spent."""

@@ -214,7 +214,7 @@ class LocalStorage:
         return folder
 
     def start_parts(self, key: str, *, content_type: str = "application/octet-stream", sha256: str = "",
-                    cache_control: str = "") -> str:
+                    cache_control: str = "", part_checksum: str = "crc32") -> str:
         self._path(key)
         upload_id = uuid.uuid4().hex
         folder = self.root / _PARTS / upload_id
@@ -225,7 +225,8 @@ class LocalStorage:
             raise StorageError(f"cannot start an upload of {key}: {exc.strerror or exc}") from exc
         return upload_id
 
-    def put_part(self, key: str, upload_id: str, number: int, path: Path) -> UploadedPart:
+    def put_part(self, key: str, upload_id: str, number: int, path: Path, *, part_checksum: str = "crc32",
+                 crc32: int | None = None) -> UploadedPart:
         if not 1 <= number <= 10_000:
             raise StorageError(f"part number {number} of {key} is not between 1 and 10000")
         folder = self._parts_dir(key, upload_id)

@@ -20,11 +20,13 @@ original.
   lifecycle rule ``ensure_bucket()`` installs (a day) and ``abort_incomplete_uploads()`` with an age.
 - Integrity checks are "when required" (boto3 >= 1.36 otherwise sends CRC32 trailers that some
   non-AWS servers refuse); uploads ask for an explicit SHA-256 checksum instead, which the server
-  verifies for each request or part.
+  verifies for each request, and the parts of a resumable upload carry a CRC-32 in a header
+  (the whole file's SHA-256 is checked by the service).
 """
 
 from __future__ import annotations
 
+import base64
 import builtins
 import contextlib
 import hashlib
@@ -49,7 +51,15 @@ from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 
 from pipeline.errors import StorageError
-from pipeline.storage.base import IMMUTABLE, NO_CACHE, ObjectInfo, StorageOptions, UploadedPart
+from pipeline.storage.base import (
+    IMMUTABLE,
+    NO_CACHE,
+    PART_CHECKSUMS,
+    ObjectInfo,
+    StorageOptions,
+    UploadedPart,
+    file_crc32,
+)
 
 log = logging.getLogger(__name__)
 
@@ -448,12 +458,13 @@ class S3Storage:
     _part_client: Any = None
 
     def _part_sender(self) -> Any:
-        """The client that sends parts: the same settings, but the body is not hashed a second time
-        for the signature (``UNSIGNED-PAYLOAD``, which botocore only does by itself over https).
-        Each part carries its SHA-256 in the signed ``x-amz-checksum-sha256`` header and the server
-        refuses a body that does not match it (BadDigest; SeaweedFS does not check a signed
-        payload's hash at all), so the bytes are as protected as with a signed payload, for one
-        SHA-256 pass over the part instead of two."""
+        """The client that sends parts: the same settings, but the body is not hashed for the
+        signature (``UNSIGNED-PAYLOAD``, which botocore only does by itself over https). Each part
+        carries its checksum in a signed ``x-amz-checksum-*`` header and the server refuses a body
+        that does not match it (BadDigest; SeaweedFS does not check a signed payload's hash at
+        all): a CRC-32, which the sender usually computed while writing the part (no pass over the
+        file here at all), and which costs the server a fraction of a SHA-256. The whole file's
+        SHA-256 is the caller's to check before completing."""
         with self._own_lock:
             if self._part_client is None:
                 config = self._client.meta.config
@@ -465,38 +476,45 @@ class S3Storage:
             return self._part_client
 
     def start_parts(self, key: str, *, content_type: str = "application/octet-stream", sha256: str = "",
-                    cache_control: str = "") -> str:
+                    cache_control: str = "", part_checksum: str = "crc32") -> str:
         """A multipart upload of ``key`` whose parts any process may send (a resumable upload)."""
         object_key = self._key(key)
         extra: dict[str, Any] = {"Metadata": {"sha256": sha256}} if sha256 else {}
         if cache_control:
             extra["CacheControl"] = cache_control
+        algorithm = _part_algorithm(part_checksum)
         response = self._call("cannot start an upload of", key, lambda: self._client.create_multipart_upload(
-            Bucket=self.bucket, Key=object_key, ContentType=content_type, ChecksumAlgorithm="SHA256",
+            Bucket=self.bucket, Key=object_key, ContentType=content_type, ChecksumAlgorithm=algorithm,
             **extra))
         return str(response["UploadId"])
 
-    def put_part(self, key: str, upload_id: str, number: int, path: Path) -> UploadedPart:
+    def put_part(self, key: str, upload_id: str, number: int, path: Path, *, part_checksum: str = "crc32",
+                 crc32: int | None = None) -> UploadedPart:
         object_key = self._key(key)
+        algorithm = _part_algorithm(part_checksum)
         response: dict[str, Any] = {}
         try:
+            if algorithm == "CRC32" and crc32 is None:
+                crc32 = file_crc32(path)
+            checksum = ({"ChecksumCRC32": _crc32_text(crc32)} if crc32 is not None and algorithm == "CRC32"
+                        else {"ChecksumAlgorithm": algorithm})
             with (path.open("rb") as body,
                   self._mapped(f"cannot send part {number} of", key, expected=_GONE_UPLOAD) as gone):
                 response = self._part_sender().upload_part(
                     Bucket=self.bucket, Key=object_key, UploadId=upload_id, PartNumber=number, Body=body,
-                    ChecksumAlgorithm="SHA256")
+                    **checksum)
         except OSError as exc:
             raise StorageError(f"cannot send part {number} of {key}: {exc.strerror or exc}") from exc
         if gone:
             raise StorageError(f"the upload of {key} is gone (completed, aborted or expired)",
                                code="no-such-upload") from gone.error
         return UploadedPart(number=number, tag=str(response["ETag"]),
-                            checksum=str(response.get("ChecksumSHA256", "")))
+                            checksum=str(response.get(f"Checksum{algorithm}", "")))
 
     def complete_parts(self, key: str, upload_id: str, parts: Sequence[UploadedPart]) -> None:
         object_key = self._key(key)
-        listed = [{"PartNumber": part.number, "ETag": part.tag,
-                   **({"ChecksumSHA256": part.checksum} if part.checksum else {})} for part in parts]
+        listed = [{"PartNumber": part.number, "ETag": part.tag, **_part_checksum_field(part.checksum)}
+                  for part in parts]
         with self._mapped("cannot assemble", key, expected=_GONE_UPLOAD) as gone:
             self._client.complete_multipart_upload(Bucket=self.bucket, Key=object_key, UploadId=upload_id,
                                                    MultipartUpload={"Parts": listed})
@@ -669,6 +687,29 @@ class S3Storage:
                     " incomplete uploads (%s); run abort_incomplete_uploads() with an age"
                     " now and then",
                     self.bucket, refused.code or refused.error)
+
+
+def _part_algorithm(part_checksum: str) -> str:
+    if part_checksum not in PART_CHECKSUMS:
+        raise StorageError(f"unknown part checksum {part_checksum!r} (one of {', '.join(PART_CHECKSUMS)})")
+    return part_checksum.upper()
+
+
+def _crc32_text(crc32: int) -> str:
+    """A CRC-32 as S3 writes it: the four bytes big-endian, in base64."""
+    return base64.b64encode((crc32 & 0xFFFFFFFF).to_bytes(4, "big")).decode("ascii")
+
+
+def _part_checksum_field(checksum: str) -> dict[str, str]:
+    """The field that names a part's checksum when the upload is completed, by its size: four
+    bytes are a CRC-32, 32 a SHA-256 (an upload started before CRC-32 parts)."""
+    if not checksum:
+        return {}
+    try:
+        size = len(base64.b64decode(checksum, validate=True))
+    except ValueError:
+        return {}
+    return {"ChecksumCRC32": checksum} if size == 4 else {"ChecksumSHA256": checksum} if size == 32 else {}
 
 
 def _code(exc: botocore.exceptions.ClientError) -> str:

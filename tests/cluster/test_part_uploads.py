@@ -8,8 +8,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import json
 import os
 import threading
+import zlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -129,10 +131,11 @@ def test_s3_refuses_a_small_part_but_the_last(s3_storage: S3Storage, tmp_path: P
     assert s3_storage.abort_upload("uploads/e.data", upload_id) is True
 
 
-def test_s3_parts_go_unsigned_with_their_sha256_which_the_server_checks(s3_storage: S3Storage,
-                                                                       tmp_path: Path) -> None:
-    """A part is hashed once (its checksum), not twice (checksum, then the signature's payload
-    hash): the checksum header is signed and the server refuses a body that does not match it."""
+def test_s3_parts_go_unsigned_with_their_crc32_which_the_server_checks(s3_storage: S3Storage,
+                                                                      tmp_path: Path) -> None:
+    """A part is not hashed for the signature: its CRC-32 (given by the caller, who computed it
+    while writing the part, or read from the file) is in a signed header and the server refuses a
+    body that does not match it."""
     data = os.urandom(5 * MiB)
     headers: list[dict[str, str]] = []
     client = s3_storage._part_sender()
@@ -147,9 +150,14 @@ def test_s3_parts_go_unsigned_with_their_sha256_which_the_server_checks(s3_stora
     client.meta.events.register("before-send.s3.UploadPart", seen)
     upload_id = s3_storage.start_parts("uploads/g.data")
     part = s3_storage.put_part("uploads/g.data", upload_id, 1, write(tmp_path / "1", data))
-    checksum = base64.b64encode(hashlib.sha256(data).digest()).decode()
+    checksum = base64.b64encode(zlib.crc32(data).to_bytes(4, "big")).decode()
     assert headers[-1]["x-amz-content-sha256"] == "UNSIGNED-PAYLOAD"
-    assert headers[-1]["x-amz-checksum-sha256"] == checksum == part.checksum
+    assert headers[-1]["x-amz-checksum-crc32"] == checksum == part.checksum
+    assert "x-amz-checksum-sha256" not in headers[-1]
+    given = s3_storage.put_part("uploads/g.data", upload_id, 1, tmp_path / "1", crc32=zlib.crc32(data))
+    assert headers[-1]["x-amz-checksum-crc32"] == checksum == given.checksum
+    with pytest.raises(StorageError, match="part 1"):   # a CRC-32 that is not the file's
+        s3_storage.put_part("uploads/g.data", upload_id, 1, tmp_path / "1", crc32=zlib.crc32(b"other"))
     client.meta.events.register("before-send.s3.UploadPart", changed)
     try:
         with pytest.raises(StorageError):
@@ -157,6 +165,7 @@ def test_s3_parts_go_unsigned_with_their_sha256_which_the_server_checks(s3_stora
     finally:
         client.meta.events.unregister("before-send.s3.UploadPart", changed)
         client.meta.events.unregister("before-send.s3.UploadPart", seen)
+    part = s3_storage.put_part("uploads/g.data", upload_id, 1, tmp_path / "1")
     s3_storage.complete_parts("uploads/g.data", upload_id, [part])
     assert s3_storage.get_bytes("uploads/g.data") == data
 
@@ -223,6 +232,35 @@ def test_an_upload_in_parts_and_tail_continued_by_another_replica(s3_storage: S3
     assert keys(s3_storage) == [record_key(upload.id)], "no data, no tail: only the record, marked done"
     assert s3_storage.incomplete_uploads() == []
     assert list((tmp_path / "spool-a").iterdir()) == [] and list((tmp_path / "spool-b").iterdir()) == []
+
+
+def test_an_upload_begun_with_sha256_parts_is_continued_with_them(s3_storage: S3Storage,
+                                                                  tmp_path: Path) -> None:
+    """A record written before parts carried a CRC-32 (no ``part_checksum``: its multipart upload
+    was started for SHA-256 parts) goes on with SHA-256 parts, which the server checks, and completes."""
+    data = os.urandom(PART_BYTES + 2 * MiB)
+    uploads = Uploads(s3_storage, tmp_path / "spool", 3600)
+    upload = new_upload(uploads, len(data))
+    assert upload.part_checksum == "crc32"
+    s3_storage.abort_upload(upload.target, upload.multipart)
+    older = upload.to_json()
+    del older["part_checksum"]
+    older["multipart"] = s3_storage.start_parts(upload.target, part_checksum="sha256")
+    s3_storage.put_bytes(record_key(upload.id), json.dumps(older).encode(), content_type="application/json")
+    again = uploads.read(upload.id)
+    assert again is not None and again.part_checksum == "sha256"
+    done = send(uploads, again, data)
+    assert done.done and done.sha256 == sha(data)
+    assert [len(base64.b64decode(part["checksum"])) for part in done.parts] == [32, 32]
+    assert s3_storage.get_bytes(raw_key(sha(data))) == data
+
+
+def test_parts_carry_the_crc32_computed_as_they_were_written(s3_storage: S3Storage, tmp_path: Path) -> None:
+    data = os.urandom(PART_BYTES + 2 * MiB)
+    uploads = Uploads(s3_storage, tmp_path / "spool", 3600)
+    done = send(uploads, new_upload(uploads, len(data)), data)
+    expected = [zlib.crc32(data[:PART_BYTES]), zlib.crc32(data[PART_BYTES:])]
+    assert [int.from_bytes(base64.b64decode(part["checksum"]), "big") for part in done.parts] == expected
 
 
 def test_a_wrong_checksum_keeps_nothing_in_s3(s3_storage: S3Storage, tmp_path: Path) -> None:
@@ -297,7 +335,8 @@ class WatchedParts(S3Storage):
         self.sending = self.most_at_once = self.most_spooled = 0
         self.arrived: list[int] = []
 
-    def put_part(self, key: str, upload_id: str, number: int, path: Path) -> UploadedPart:
+    def put_part(self, key: str, upload_id: str, number: int, path: Path, *, part_checksum: str = "crc32",
+                 crc32: int | None = None) -> UploadedPart:
         with self.changed:
             self.changed.wait_for(lambda: self.hold.get(number, set()) <= set(self.arrived), timeout=10)
             self.sending += 1
@@ -306,7 +345,7 @@ class WatchedParts(S3Storage):
         try:
             if number == self.refuse:
                 raise StorageError(f"part {number} refused (the test's store)")
-            sent = super().put_part(key, upload_id, number, path)
+            sent = super().put_part(key, upload_id, number, path, part_checksum=part_checksum, crc32=crc32)
         finally:
             with self.changed:
                 self.sending -= 1

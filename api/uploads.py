@@ -677,21 +677,27 @@ class _PartSink:
             raise
 
     async def write(self, data: bytes | bytearray) -> None:
-        part = self.current
-        assert part is not None
+        """Spool ``data``, cutting parts at exactly ``part_bytes``: a request of whole parts then
+        leaves no tail to store and read back."""
+        view = memoryview(data)
+        while view:
+            part = self.current
+            assert part is not None
+            room = self.upload.part_bytes - part.size
+            piece, view = (view[:room], view[room:]) if room > 0 else (view, view[len(view):])
 
-        def written() -> None:
-            part.handle.write(data)
-            part.crc32 = zlib.crc32(data, part.crc32)
-            for digest in (self.request_hash, self.running):
-                if digest is not None:
-                    digest.update(data)
+            def written(part: _SpoolPart = part, piece: memoryview = piece) -> None:
+                part.handle.write(piece)
+                part.crc32 = zlib.crc32(piece, part.crc32)
+                for digest in (self.request_hash, self.running):
+                    if digest is not None:
+                        digest.update(piece)
 
-        await run_in_threadpool(written)
-        part.size += len(data)
-        self.received += len(data)
-        if part.size >= self.upload.part_bytes and self.start + self.received < self.upload.length:
-            await self._seal()
+            await run_in_threadpool(written)
+            part.size += len(piece)
+            self.received += len(piece)
+            if part.size == self.upload.part_bytes and self.start + self.received < self.upload.length:
+                await self._seal()
 
     async def _seal(self) -> None:
         part = self.current

@@ -263,6 +263,21 @@ def test_parts_carry_the_crc32_computed_as_they_were_written(s3_storage: S3Stora
     assert [int.from_bytes(base64.b64decode(part["checksum"]), "big") for part in done.parts] == expected
 
 
+def test_a_request_of_whole_parts_leaves_no_tail_whatever_its_chunks(s3_storage: S3Storage,
+                                                                     tmp_path: Path) -> None:
+    """Parts are cut at exactly the part size, not wherever a received chunk ends: a request of
+    two whole parts sends two parts and stores no tail (which the next request would read back)."""
+    data = os.urandom(3 * PART_BYTES)
+    uploads = Uploads(s3_storage, tmp_path / "spool", 3600)
+    upload = new_upload(uploads, len(data))
+    upload = asyncio.run(uploads.receive(upload, chunks(data[:2 * PART_BYTES], size=100_003))).upload
+    assert [part["bytes"] for part in upload.parts] == [PART_BYTES, PART_BYTES]
+    assert (upload.offset, upload.tail_bytes) == (2 * PART_BYTES, 0)
+    assert keys(s3_storage) == [record_key(upload.id)]
+    done = asyncio.run(uploads.receive(upload, chunks(data[2 * PART_BYTES:], size=77_777))).upload
+    assert done.done and s3_storage.get_bytes(raw_key(sha(data))) == data
+
+
 def test_a_wrong_checksum_keeps_nothing_in_s3(s3_storage: S3Storage, tmp_path: Path) -> None:
     data = os.urandom(PART_BYTES + 2 * MiB)
     uploads = Uploads(s3_storage, tmp_path / "spool", 3600)

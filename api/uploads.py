@@ -338,19 +338,32 @@ class Uploads:
         await sink.open()
         room = upload.length - upload.offset
         batch = bytearray()
+        taken = 0
         disconnected = False
+        writing: asyncio.Task[None] | None = None
+        """The batch being written (and hashed) while the next one is received: one at a time, in order."""
+
+        async def written() -> None:
+            nonlocal writing
+            if writing is not None:
+                task, writing = writing, None
+                await task
+
         try:
             try:
                 async for chunk in body:
-                    if sink.received + len(batch) + len(chunk) > room:
+                    taken += len(chunk)
+                    if taken > room:
                         raise Problem("too-large", f"the upload has {room} bytes left to send; this request"
                                       " sends more", errors=[("Upload-Length", "the body goes past it")])
                     batch += chunk
                     if len(batch) >= BATCH_BYTES:
                         full, batch = batch, bytearray()
-                        await sink.write(full)
+                        await written()
+                        writing = asyncio.ensure_future(sink.write(full))
             except ClientDisconnect:
                 disconnected = True
+            await written()
             if batch:
                 full, batch = batch, bytearray()
                 await sink.write(full)
@@ -363,6 +376,9 @@ class Uploads:
                               errors=[("Upload-Checksum", "does not match the body")])
             await sink.keep()
         except BaseException:
+            if writing is not None:   # let it end before its file is closed under it
+                with contextlib.suppress(BaseException):
+                    await asyncio.shield(writing)
             await sink.drop()
             raise
         if upload.offset == upload.length:

@@ -75,8 +75,9 @@ PART_SENDERS = 8
 """Parts one service process sends at once, all its uploads together: threads of their own, so a
 few big uploads never take the threads every other request needs (and under the store client's
 10 connections)."""
-BATCH_BYTES = 1 * MiB
-"""Bytes of a request gathered in memory before they are written out."""
+BATCH_BYTES = 4 * MiB
+"""Bytes of a request gathered in memory before they are written out (and hashed) in a thread,
+while the next batch is received: at most two batches per request in memory."""
 UPLOAD_ID = re.compile(r"[0-9a-f]{32}")
 SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 RAW_CONTENT_TYPE = "application/octet-stream"

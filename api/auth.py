@@ -1,9 +1,10 @@
 """Bearer tokens with a role and a desk.
 
-``storymedia token create --role producer --desk thoi-su`` prints a token once; the tokens file
-(``STORYMEDIA_TOKENS_FILE``, mode 0600) keeps only its SHA-256, the role, the desk and a short id
-for logs. A token is 32 random bytes: a hash without salt is enough (nothing to guess from), and
-a lookup by hash is constant-time per entry.
+``storymedia token create --role producer --desk thoi-su [--expires 90d]`` prints a token once;
+the tokens file (``STORYMEDIA_TOKENS_FILE``, mode 0600) keeps only its SHA-256, the role, the
+desk, a short id for logs and when the token expires (never by default). An expired token is
+refused (401, saying it expired) and ends its page sessions. A token is 32 random bytes: a hash
+without salt is enough (nothing to guess from), and a lookup by hash is constant-time per entry.
 
 Roles:
 - ``producer``: creates, uploads, submits and reads the stories of their own desk;
@@ -24,7 +25,7 @@ import secrets
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,8 @@ class Principal:
     role: str
     desk: str
     note: str = ""
+    expires: str = ""
+    """When the token stops working (ISO 8601, UTC); empty: never."""
 
     def may_see_desk(self, desk: str) -> bool:
         return self.role != "producer" or self.desk == desk
@@ -60,6 +63,13 @@ class _Entry:
     desk: str
     note: str
     created: str
+    expires: str = ""
+
+    def expired(self, now: datetime) -> bool:
+        return bool(self.expires) and now >= datetime.fromisoformat(self.expires)
+
+    def principal(self) -> Principal:
+        return Principal(self.id, self.role, self.desk, self.note, self.expires)
 
 
 def _hash(token: str) -> str:
@@ -92,6 +102,9 @@ class TokenStore:
             try:
                 data = json.loads(self.path.read_text(encoding="utf-8"))
                 entries = {item["sha256"]: _Entry(**item) for item in data.get("tokens", [])}
+                for entry in entries.values():
+                    if entry.expires:
+                        datetime.fromisoformat(entry.expires)
             except (ValueError, TypeError, KeyError) as exc:
                 raise ConfigError(f"the tokens file {self.path} is damaged: {type(exc).__name__}") from exc
             self._cache = (stat.st_mtime, stat.st_size, entries)
@@ -105,21 +118,27 @@ class TokenStore:
                        "tokens": [asdict(e) for e in entries.values()]}, handle, indent=2)
         os.replace(partial, self.path)
 
-    def create(self, role: str, desk: str, note: str = "") -> tuple[str, Principal]:
-        """A new token (returned once, never stored) and who it is."""
+    def create(self, role: str, desk: str, note: str = "", *,
+               expires_in: timedelta | None = None) -> tuple[str, Principal]:
+        """A new token (returned once, never stored) and who it is; ``expires_in``: how long it
+        works (None: until it is revoked)."""
         if role not in ROLES:
             raise ConfigError(f"role must be one of {', '.join(ROLES)} (got {role!r})")
         if not DESK.fullmatch(desk):
             raise ConfigError(f"desk must be a slug such as thoi-su (got {desk!r})")
+        if expires_in is not None and expires_in <= timedelta(0):
+            raise ConfigError("a token must work for some time: give --expires a positive duration")
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
         digest = _hash(token)
+        now = datetime.now(UTC)
         entry = _Entry(id=digest[:12], sha256=digest, role=role, desk=desk, note=note[:200],
-                       created=datetime.now(UTC).isoformat(timespec="seconds"))
+                       created=now.isoformat(timespec="seconds"),
+                       expires=(now + expires_in).isoformat(timespec="seconds") if expires_in else "")
         with self._locked():
             entries = dict(self._load())
             entries[digest] = entry
             self._save(entries)
-        return token, Principal(entry.id, role, desk, entry.note)
+        return token, entry.principal()
 
     def revoke(self, token_id: str) -> bool:
         with self._locked():
@@ -131,14 +150,16 @@ class TokenStore:
             return True
 
     def list(self) -> list[Principal]:
-        return [Principal(e.id, e.role, e.desk, e.note) for e in self._load().values()]
+        """Every token, expired ones too (until revoked)."""
+        return [e.principal() for e in self._load().values()]
 
     def by_id(self, token_id: str) -> Principal | None:
-        """Who a token id (a session's) belongs to, while the token is not revoked."""
+        """Who a token id (a session's) belongs to, while the token is neither revoked nor expired."""
+        now = datetime.now(UTC)
         found = [e for e in self._load().values() if hmac.compare_digest(e.id, token_id)]
-        return Principal(found[0].id, found[0].role, found[0].desk, found[0].note) if found else None
+        return found[0].principal() if found and not found[0].expired(now) else None
 
-    def check(self, token: str) -> Principal | None:
+    def _find(self, token: str) -> _Entry | None:
         if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
             return None
         digest = _hash(token)
@@ -146,7 +167,17 @@ class TokenStore:
         for key, entry in self._load().items():
             if hmac.compare_digest(key, digest):
                 found = entry
-        return Principal(found.id, found.role, found.desk, found.note) if found else None
+        return found
+
+    def check(self, token: str) -> Principal | None:
+        """Who the token is, if it is known and has not expired."""
+        found = self._find(token)
+        return found.principal() if found and not found.expired(datetime.now(UTC)) else None
+
+    def expired_on(self, token: str) -> str | None:
+        """When a known token expired (for the refusal's reason); None for any other token."""
+        found = self._find(token)
+        return found.expires if found and found.expired(datetime.now(UTC)) else None
 
 
 def bearer(request: Request) -> str | None:
@@ -177,8 +208,10 @@ def principal(request: Request) -> Principal:
         return who
     who = store.check(token) if token else None
     if who is None:
+        expired = store.expired_on(token) if token else None
         raise Problem("unauthorized", "send `Authorization: Bearer <token>` with a token from"
                       " `storymedia token create`, or sign in on the service's page" if token is None
+                      else f"the token expired at {expired} (UTC): ask an operator for a new one" if expired
                       else "the token is not valid", headers=CHALLENGE)
     request.state.principal = who
     return who

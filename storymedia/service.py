@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import click
@@ -47,6 +49,27 @@ def _serve(host: str, port: int, data: Path | None, presets_dir: Path | None, wo
     return EXIT_OK
 
 
+_DURATION = re.compile(r"([1-9][0-9]{0,5})([dhm])")
+
+
+def _duration(text: str) -> timedelta | None:
+    """``90d``, ``12h``, ``30m`` or ``never`` (None)."""
+    if text.strip().lower() == "never":
+        return None
+    found = _DURATION.fullmatch(text.strip().lower())
+    if found is None:
+        from pipeline.errors import ConfigError
+
+        raise ConfigError(f"--expires: {text!r} is not a duration such as 90d, 12h or 30m, nor never")
+    number, unit = int(found[1]), found[2]
+    return timedelta(days=number) if unit == "d" else timedelta(hours=number) if unit == "h" \
+        else timedelta(minutes=number)
+
+
+def _when(iso: str) -> str:
+    return datetime.fromisoformat(iso).strftime("%Y-%m-%d %H:%M UTC")
+
+
 @click.group()
 def token() -> None:
     """Tokens of the HTTP service: each has a role and a desk; only its hash is kept."""
@@ -63,14 +86,17 @@ def _store(data: Path | None):  # type: ignore[no-untyped-def]
 @click.option("--role", type=click.Choice(["producer", "editor", "operator"]), required=True)
 @click.option("--desk", required=True, help="The desk (a slug such as thoi-su).")
 @click.option("--note", default="", help="Who holds it (shown by `token list`).")
+@click.option("--expires", default="never", show_default=True, metavar="DURATION",
+              help="How long it works: days, hours or minutes (90d, 12h, 30m), or never.")
 @click.option("--out", "data", type=click.Path(path_type=Path, file_okay=False), default=None, help=DATA_HELP)
-def create(role: str, desk: str, note: str, data: Path | None) -> None:
+def create(role: str, desk: str, note: str, expires: str, data: Path | None) -> None:
     """Make a token and print it once (its last line); keep it secret."""
 
     def body() -> int:
         store = _store(data)
-        secret, who = store.create(role, desk, note)
-        out.print(f"token {shown(who.id)}: {who.role} of desk {shown(who.desk)} (saved in"
+        secret, who = store.create(role, desk, note, expires_in=_duration(expires))
+        until = f", until {_when(who.expires)}" if who.expires else ""
+        out.print(f"token {shown(who.id)}: {who.role} of desk {shown(who.desk)}{until} (saved in"
                   f" {shown(store.path)}; it is shown only now)", highlight=False)
         print(secret)
         return EXIT_OK
@@ -81,11 +107,15 @@ def create(role: str, desk: str, note: str, data: Path | None) -> None:
 @token.command("list")
 @click.option("--out", "data", type=click.Path(path_type=Path, file_okay=False), default=None, help=DATA_HELP)
 def list_tokens(data: Path | None) -> None:
-    """The tokens (id, role, desk, note; never the token)."""
+    """The tokens (id, role, desk, expiry, note; never the token)."""
 
     def body() -> int:
+        now = datetime.now(UTC)
         for who in _store(data).list():
-            out.print(f"{shown(who.id)}  {who.role:<9} {shown(who.desk):<16} {shown(who.note)}",
+            until = ("never expires" if not who.expires
+                     else f"expired {_when(who.expires)}" if datetime.fromisoformat(who.expires) <= now
+                     else f"until {_when(who.expires)}")
+            out.print(f"{shown(who.id)}  {who.role:<9} {shown(who.desk):<12} {until:<30} {shown(who.note)}",
                       highlight=False)
         return EXIT_OK
 

@@ -5,6 +5,8 @@
 from __future__ import annotations
 
 import abc
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,6 +55,13 @@ class Backend(abc.ABC):
 
     def stop(self) -> None:  # noqa: B027  (optional hook)
         """Called when the service stops."""
+
+    @contextlib.contextmanager
+    def hold(self, name: str) -> Iterator[bool]:
+        """Hold ``name`` for the ``with`` block against every replica of the service sharing this
+        executor; yields False (and holds nothing) while another one holds it. One service process
+        (embedded) has no other replica: its own locks are enough."""
+        yield True
 
     @abc.abstractmethod
     def submit(self, staged: jobs.Staged, breaking: bool) -> Submitted:

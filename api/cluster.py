@@ -10,10 +10,11 @@ workers, readiness) is bounded in time.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import replace
 from typing import Any
@@ -39,6 +40,8 @@ INSPECT_SECONDS = 1.0
 """How long workers get to say what they run (every call of ``workers()`` waits this long)."""
 READY_SECONDS = 3.0
 """How long ``ready()`` waits for the broker and the stores before it says they did not answer."""
+HOLD_SECONDS = 60.0
+"""A replica's hold lapses this long after it stopped renewing it (a replica that died)."""
 OPERATIONS_SOCKET_SECONDS = 2.0
 """Socket timeouts of the Redis client that reads the queues and answers readiness."""
 FORGET_WORKER = 3600.0
@@ -47,6 +50,8 @@ RUNNING_SHOWN = 50
 """Tasks listed per worker at most."""
 LIVE_UNREADABLE: tuple[type[BaseException], ...] = (*BROKER_FAILURES, ValueError)
 """Redis is away, or a live entry is damaged."""
+HOLD_FAILURES: tuple[type[BaseException], ...] = (*BROKER_FAILURES, redis.exceptions.LockError)
+"""Renewing or giving back a hold: Redis away, or the hold lapsed meanwhile."""
 READY_PROBE = ".storymedia-ready"
 """The key a store is asked about (it need not exist: the question is whether the store answers)."""
 
@@ -97,6 +102,36 @@ class ClusterBackend(Backend):
     def stop(self) -> None:
         self._checks.shutdown(wait=False, cancel_futures=True)
         self._redis.close()
+
+    @contextlib.contextmanager
+    def hold(self, name: str, ttl: float = HOLD_SECONDS) -> Iterator[bool]:
+        """A lock in Redis (``storymedia:hold:<name>``) shared by every replica, renewed every
+        third of ``ttl`` while the block runs, so a long request keeps it and a dead replica's
+        lapses. BrokerError (503) while Redis is away."""
+        lock = self._redis.lock(f"storymedia:hold:{name}", timeout=ttl, blocking=False)
+        with broker_errors(self.settings.broker_url):
+            held = lock.acquire()
+        if not held:
+            yield False
+            return
+        done = threading.Event()
+
+        def renew() -> None:
+            while not done.wait(ttl / 3):
+                try:
+                    lock.reacquire()
+                except HOLD_FAILURES as exc:
+                    log.warning("the hold on %s could not be renewed: %s", name, type(exc).__name__)
+
+        renewer = threading.Thread(target=renew, name="storymedia-hold", daemon=True)
+        renewer.start()
+        try:
+            yield True
+        finally:
+            done.set()
+            renewer.join(timeout=OPERATIONS_SOCKET_SECONDS * 2)
+            with contextlib.suppress(*HOLD_FAILURES):
+                lock.release()
 
     def submit(self, staged: jobs.Staged, breaking: bool) -> Submitted:
         sent = client.submit_staged(self.ctx, staged, breaking)

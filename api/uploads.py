@@ -43,6 +43,7 @@ import zlib
 from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -212,11 +213,18 @@ class Received:
     was given)."""
 
 
+@contextlib.contextmanager
+def _held_here(name: str) -> Iterator[bool]:
+    """No other replica (the ``hold`` of one process)."""
+    yield True
+
+
 class Uploads:
     """The uploads of one private store; the service keeps one (``uploads_of``)."""
 
     def __init__(self, private: Storage, spool: Path, expiry: int, *, append: bool = True,
-                 part_bytes: int = PART_BYTES) -> None:
+                 part_bytes: int = PART_BYTES,
+                 hold: Callable[[str], AbstractContextManager[bool]] = _held_here) -> None:
         if not isinstance(private, PartUploads):
             raise ConfigError(f"the private store {private.url} cannot take resumable uploads"
                               " (it has no part uploads)")
@@ -234,6 +242,8 @@ class Uploads:
         """Where parts are sent from (threads start when first needed)."""
         self.on_finished: Callable[[Upload], None] | None = None
         """Told of every upload finished here (the service's metrics)."""
+        self.hold = hold
+        """Holds a name against the service's other replicas (the backend's ``hold``)."""
 
     # -- records -----------------------------------------------------------------------------------
 
@@ -257,14 +267,17 @@ class Uploads:
 
     @contextlib.contextmanager
     def claim(self, upload_id: str) -> Iterator[None]:
-        """Hold the upload for one request (409 while another request of this process holds it)."""
+        """Hold the upload for one request: 409 while another request holds it, in this process
+        or (through ``hold``, the cluster's lock in Redis) in another replica of the service."""
         with self._lock:
             if upload_id in self._busy:
-                raise Problem("conflict", "another request is writing to this upload; when it ends,"
-                              " ask HEAD for the offset and go on from there")
+                raise Problem("conflict", _BUSY)
             self._busy.add(upload_id)
         try:
-            yield
+            with self.hold(f"upload:{upload_id}") as held:
+                if not held:
+                    raise Problem("conflict", _BUSY)
+                yield
         finally:
             with self._lock:
                 self._busy.discard(upload_id)
@@ -839,6 +852,10 @@ def _file_digests(path: Path) -> tuple[int, str, int]:
     return size, digest.hexdigest(), crc
 
 
+_BUSY = ("another request is writing to this upload; when it ends, ask HEAD for the offset and go on"
+         " from there")
+
+
 # -- the service's uploads -------------------------------------------------------------------------
 
 _SERVICE_LOCK = threading.Lock()
@@ -849,7 +866,8 @@ def uploads_of(svc: Service) -> Uploads:
     with _SERVICE_LOCK:
         found = svc.extras.get("uploads")
         if not isinstance(found, Uploads):
-            found = Uploads(svc.backend.private, svc.config.spool, svc.config.upload_expiry)
+            found = Uploads(svc.backend.private, svc.config.spool, svc.config.upload_expiry,
+                            hold=svc.backend.hold)
             found.on_finished = lambda upload: metrics.observe_upload(svc, time.time() - upload.created,
                                                                       upload.length)
             svc.extras["uploads"] = found

@@ -24,7 +24,8 @@ def open_store(settings: Settings) -> Storage:
                         presign_endpoint_url=settings.s3_public_endpoint_url,
                         region=settings.s3_region,
                         presign_expiry=settings.presign_expiry,
-                        multipart_bytes=settings.multipart_mb * 1024 * 1024)
+                        multipart_bytes=settings.multipart_mb * 1024 * 1024,
+                        cors_origins=settings.s3_cors_origins)
 
 
 def open_private_store(settings: Settings) -> Storage:

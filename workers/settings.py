@@ -10,6 +10,7 @@ passes them to ``workers.context.open_context`` (which builds the Celery app wit
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -34,6 +35,8 @@ ENV = {
     "STORYMEDIA_S3_MULTIPART_MB": "files larger than this go up in parts of this size (default 16)",
     "STORYMEDIA_PUBLIC_URL": "base URL for manifest URLs (a CDN in front of the bucket); default: keys",
     "STORYMEDIA_PRESIGN_EXPIRY": "lifetime of presigned URLs (default 3600)",
+    "STORYMEDIA_S3_CORS_ORIGINS": "origins of the service's pages, comma-separated (https://media.example.vn):"
+                                  " the public bucket lets their video player read HLS via presigned URLs",
     "STORYMEDIA_PRESETS": "preset folder (default: the bundled presets/)",
     "STORYMEDIA_SCRATCH": "local scratch and raw cache folder of a worker (default: the temp folder)",
     "STORYMEDIA_TIME_LIMIT": "hard time limit of one task; the worker process is killed (default 11400)",
@@ -74,6 +77,19 @@ def private_storage_default(storage_url: str) -> str:
                       " STORYMEDIA_PRIVATE_STORAGE_URL (or --private-storage-url)")
 
 
+_ORIGIN = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?")
+
+
+def _origins(text: str) -> tuple[str, ...]:
+    """``STORYMEDIA_S3_CORS_ORIGINS``: web origins (scheme, host, port; no path), comma-separated."""
+    origins = tuple(part.strip().rstrip("/") for part in text.split(",") if part.strip())
+    for origin in origins:
+        if not _ORIGIN.fullmatch(origin):
+            raise ConfigError(f"STORYMEDIA_S3_CORS_ORIGINS: {origin[:80]!r} is not an origin such as"
+                              " https://media.example.vn or http://127.0.0.1:8000")
+    return origins
+
+
 def _number(env: Mapping[str, str], name: str, default: float) -> float:
     text = env.get(name, "").strip()
     if not text:
@@ -100,6 +116,7 @@ class Settings:
     multipart_mb: int
     public_url: str | None
     presign_expiry: int
+    s3_cors_origins: tuple[str, ...]
     presets_dir: Path | None
     scratch: Path
     time_limit: float
@@ -147,6 +164,7 @@ class Settings:
             multipart_mb=int(number("STORYMEDIA_S3_MULTIPART_MB", 16)),
             public_url=env.get("STORYMEDIA_PUBLIC_URL") or None,
             presign_expiry=int(number("STORYMEDIA_PRESIGN_EXPIRY", 3600)),
+            s3_cors_origins=_origins(env.get("STORYMEDIA_S3_CORS_ORIGINS", "")),
             presets_dir=Path(presets) if presets else None,
             scratch=Path(env.get("STORYMEDIA_SCRATCH") or Path(tempfile.gettempdir()) / "storymedia"),
             time_limit=hard,

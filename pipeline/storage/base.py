@@ -40,6 +40,9 @@ class StorageOptions:
     """S3: lifetime of a presigned URL in seconds."""
     multipart_bytes: int | None = None
     """S3: the size from which uploads go multipart, and the part size (None: 16 MiB)."""
+    cors_origins: tuple[str, ...] = ()
+    """S3: origins of the pages whose scripts read objects through presigned URLs (the editor's
+    HLS player); ``ensure_bucket()`` lets them GET and HEAD. Empty: no CORS rule is set."""
 
 
 @runtime_checkable

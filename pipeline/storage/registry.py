@@ -45,13 +45,15 @@ def unregister(scheme: str) -> None:
 
 def open_storage(url: str, public_base: str | None = None, *, endpoint_url: str | None = None,
                  presign_endpoint_url: str | None = None, region: str | None = None,
-                 presign_expiry: int = 3600, multipart_bytes: int | None = None) -> Storage:
+                 presign_expiry: int = 3600, multipart_bytes: int | None = None,
+                 cors_origins: tuple[str, ...] = ()) -> Storage:
     """Open the storage backend named by ``url``.
 
     The keyword arguments apply to ``s3://`` only: ``endpoint_url`` for an S3 server other than
     AWS, ``presign_endpoint_url`` for the host browsers use with presigned URLs (default: the
     endpoint), ``presign_expiry`` in seconds, and ``multipart_bytes`` for both the size from
-    which uploads go multipart and the part size (default 16 MiB). Credentials come from boto3's
+    which uploads go multipart and the part size (default 16 MiB), ``cors_origins`` for the pages
+    that read objects with scripts (set on the bucket by ``ensure_bucket``). Credentials come from boto3's
     usual chain (``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``, profiles, roles).
     """
     scheme = urlparse(url).scheme
@@ -61,7 +63,8 @@ def open_storage(url: str, public_base: str | None = None, *, endpoint_url: str 
                            f" (use {_one_of(list(_examples.values()))})")
     options = StorageOptions(public_base=public_base, endpoint_url=endpoint_url,
                              presign_endpoint_url=presign_endpoint_url, region=region,
-                             presign_expiry=presign_expiry, multipart_bytes=multipart_bytes)
+                             presign_expiry=presign_expiry, multipart_bytes=multipart_bytes,
+                             cors_origins=cors_origins)
     return opener(url, options)
 
 

@@ -65,6 +65,8 @@ log = logging.getLogger(__name__)
 
 MiB = 1 << 20
 LIFECYCLE_RULE_ID = "storymedia-abort-incomplete-multipart-uploads"
+CORS_RULE_ID = "storymedia-pages"
+"""The CORS rule ``ensure_bucket`` keeps on a bucket whose objects pages read with scripts."""
 
 _T = TypeVar("_T")
 _NOT_FOUND = {"404", "NoSuchKey", "NotFound"}
@@ -123,7 +125,7 @@ def open_s3(url: str, options: StorageOptions) -> S3Storage:
     return S3Storage(parsed.netloc, unquote(parsed.path).strip("/"), endpoint_url=options.endpoint_url,
                      region=options.region, public_base=options.public_base,
                      presign_endpoint_url=options.presign_endpoint_url,
-                     presign_expiry=options.presign_expiry, **multipart)
+                     presign_expiry=options.presign_expiry, cors_origins=options.cors_origins, **multipart)
 
 
 class S3Storage:
@@ -144,6 +146,7 @@ class S3Storage:
         max_attempts: int = 5,
         connect_timeout: float = 5,
         read_timeout: float = 60,
+        cors_origins: tuple[str, ...] = (),
     ) -> None:
         if not bucket or "/" in bucket:
             raise StorageError(f"invalid bucket name {bucket!r}")
@@ -152,6 +155,7 @@ class S3Storage:
         self.url = f"s3://{bucket}/{self.prefix}" if self.prefix else f"s3://{bucket}"
         self.public_base = public_base.rstrip("/") + "/" if public_base else None
         self.presign_expiry = presign_expiry
+        self.cors_origins = tuple(cors_origins)
         self.transfer_config = TransferConfig(
             multipart_threshold=multipart_threshold, multipart_chunksize=multipart_chunksize,
             max_concurrency=4, preferred_transfer_client="classic")
@@ -652,6 +656,8 @@ class S3Storage:
         if missing:
             self._create_bucket()
         self._ensure_lifecycle()
+        if self.cors_origins:
+            self._ensure_cors()
         self.check_create_only()
 
     def _create_bucket(self) -> None:
@@ -681,6 +687,34 @@ class S3Storage:
                 Bucket=self.bucket, LifecycleConfiguration={"Rules": [*rules, rule]})
         if refused:
             self._warn_no_lifecycle(refused)
+
+    def _ensure_cors(self) -> None:
+        """Let the pages at ``cors_origins`` GET and HEAD objects from scripts (hls.js fetches
+        playlists and segments through presigned URLs). The operators' own rules are kept; ours
+        is replaced when the origins change. A server that refuses CORS earns a warning."""
+        rule = {"ID": CORS_RULE_ID, "AllowedOrigins": list(self.cors_origins),
+                "AllowedMethods": ["GET", "HEAD"], "AllowedHeaders": ["Range"],
+                "ExposeHeaders": ["Content-Length", "Content-Range", "ETag"], "MaxAgeSeconds": 3600}
+        action = "cannot set the CORS rule of bucket"
+        with self._mapped(action, self.bucket, expected=_ANY_CODE) as refused:
+            response = self._client.get_bucket_cors(Bucket=self.bucket)
+        if refused and refused.code != "NoSuchCORSConfiguration":
+            self._warn_no_cors(refused)
+            return
+        rules = [] if refused else list(response.get("CORSRules", []))
+        ours = [r for r in rules if r.get("ID") == CORS_RULE_ID]
+        if ours and sorted(ours[0].get("AllowedOrigins", [])) == sorted(self.cors_origins):
+            return
+        others = [r for r in rules if r.get("ID") != CORS_RULE_ID]
+        with self._mapped(action, self.bucket, expected=_ANY_CODE) as refused:
+            self._client.put_bucket_cors(Bucket=self.bucket, CORSConfiguration={"CORSRules": [*others, rule]})
+        if refused:
+            self._warn_no_cors(refused)
+
+    def _warn_no_cors(self, refused: _Refusal) -> None:
+        log.warning("bucket %s: the object store refused the CORS rule for %s (%s); the editor's"
+                    " video player cannot read HLS playlists there (MP4 and photos still show)",
+                    self.bucket, ", ".join(self.cors_origins), refused.code or refused.error)
 
     def _warn_no_lifecycle(self, refused: _Refusal) -> None:
         log.warning("bucket %s: the object store refused the lifecycle rule that aborts"

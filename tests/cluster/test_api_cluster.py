@@ -237,3 +237,44 @@ def test_the_send_time_is_read_only_from_a_well_formed_message(message: bytes | 
     from workers.queues import sent_at
 
     assert sent_at(message) == expected
+
+
+def test_two_replicas_never_write_one_upload_at_once(cluster: Cluster, tmp_path: Path) -> None:
+    """The upload's hold is in Redis: while one replica of the service writes to an upload, another
+    answers 409 (the client asks HEAD and goes on later); a replica that died lets go once its hold
+    lapses."""
+    from api.uploads import uploads_of
+
+    one = make_service(tmp_path / "one", env=cluster.env)
+    two = make_service(tmp_path / "two", env=cluster.env)
+    two.tokens = one.tokens   # the same people (each replica's tokens file is its own here)
+    two.config.tokens_file.write_bytes(one.config.tokens_file.read_bytes())
+    story_file = small_story(tmp_path / "story")
+    with TestClient(one.app) as first, TestClient(two.app) as second:
+        story_id = create_story(one, first, story_file)
+        asset = load_story(story_file).assets[0]
+        data = (story_file.parent / asset.file).read_bytes()
+        metadata = ",".join(f"{name} {base64.b64encode(value.encode()).decode()}"
+                            for name, value in (("story", story_id), ("file", asset.file)))
+        created = first.post("/v1/uploads", headers={
+            **one.auth("producer"), "Tus-Resumable": "1.0.0", "Upload-Length": str(len(data)),
+            "Upload-Metadata": metadata})
+        assert created.status_code == 201, created.text
+        location = created.headers["location"]
+        upload_id = location.rsplit("/", 1)[1]
+        patch = {**one.auth("producer"), "Tus-Resumable": "1.0.0", "Content-Type": OFFSET_STREAM,
+                 "Upload-Offset": "0"}
+
+        with uploads_of(one.app.state.service).claim(upload_id):   # replica one is writing
+            busy = second.patch(location, content=data, headers=patch)
+            assert busy.status_code == 409 and busy.json()["code"] == "conflict", busy.text
+        assert second.head(location, headers=patch).headers["upload-offset"] == "0", "nothing written"
+
+        lapsing = redis_client.Redis.from_url(cluster.env["STORYMEDIA_BROKER_URL"])
+        lapsing.set(f"storymedia:hold:upload:{upload_id}", b"a replica that died", px=1500)
+        assert second.patch(location, content=data, headers=patch).status_code == 409
+        time.sleep(1.6)
+        done = second.patch(location, content=data, headers=patch)
+        assert done.status_code == 204, done.text
+        assert done.headers["upload-offset"] == str(len(data))
+        assert lapsing.exists(f"storymedia:hold:upload:{upload_id}") == 0, "given back after the request"

@@ -8,11 +8,13 @@ import threading
 import time
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import botocore.exceptions
+import httpx
 import pytest
 
 from pipeline.errors import StorageError
@@ -589,3 +591,43 @@ def test_server_killed_during_a_multipart_upload(tmp_path: Path, monkeypatch: py
         # This throwaway server need not stop gracefully: after big uploads weed's volume server
         # can sit in SIGTERM for the whole grace period (see tests/servers.py).
         server.kill()
+
+
+def test_ensure_bucket_lets_the_pages_read_objects_with_scripts(s3_server: SeaweedS3,
+                                                                s3_env: dict[str, str]) -> None:
+    """hls.js fetches playlists and segments through presigned URLs from the service's page: the
+    bucket must answer that origin's CORS preflight and GETs, and no other origin's; the
+    operators' own rules are kept, and ours follows the configured origins."""
+    page = "http://127.0.0.1:8000"
+    bucket = f"cors-{uuid.uuid4().hex[:12]}"
+    store = S3Storage(bucket, endpoint_url=s3_server.endpoint, cors_origins=(page,))
+    store.ensure_bucket()
+    raw = s3_server.client()
+    [rule] = raw.get_bucket_cors(Bucket=bucket)["CORSRules"]
+    assert rule["AllowedOrigins"] == [page] and sorted(rule["AllowedMethods"]) == ["GET", "HEAD"]
+
+    store.put_bytes("renditions/clip/index.m3u8", b"#EXTM3U\n", content_type="application/vnd.apple.mpegurl")
+    url = store.presign("renditions/clip/index.m3u8", expires_in=60)
+    preflight = httpx.options(url, headers={"Origin": page, "Access-Control-Request-Method": "GET"}, timeout=10)
+    assert preflight.status_code in (200, 204)
+    assert preflight.headers.get("access-control-allow-origin") in (page, "*")
+    got = httpx.get(url, headers={"Origin": page}, timeout=10)
+    assert got.status_code == 200 and got.content == b"#EXTM3U\n"
+    assert got.headers.get("access-control-allow-origin") in (page, "*")
+    elsewhere = httpx.get(url, headers={"Origin": "https://evil.example"}, timeout=10)
+    assert elsewhere.headers.get("access-control-allow-origin") is None
+
+    theirs = {"ID": "operators-own", "AllowedOrigins": ["https://cms.example.vn"], "AllowedMethods": ["GET"]}
+    raw.put_bucket_cors(Bucket=bucket, CORSConfiguration={"CORSRules": [theirs, rule]})
+    moved = S3Storage(bucket, endpoint_url=s3_server.endpoint, cors_origins=("https://media.example.vn",))
+    moved.ensure_bucket()
+    rules = {r["ID"]: r for r in raw.get_bucket_cors(Bucket=bucket)["CORSRules"]}
+    assert rules["operators-own"]["AllowedOrigins"] == ["https://cms.example.vn"]
+    assert rules["storymedia-pages"]["AllowedOrigins"] == ["https://media.example.vn"]
+
+
+def test_no_cors_origins_set_no_rule(s3_server: SeaweedS3, s3_env: dict[str, str]) -> None:
+    bucket = f"nocors-{uuid.uuid4().hex[:12]}"
+    S3Storage(bucket, endpoint_url=s3_server.endpoint).ensure_bucket()
+    with pytest.raises(botocore.exceptions.ClientError):
+        s3_server.client().get_bucket_cors(Bucket=bucket)

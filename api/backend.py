@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import abc
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -55,6 +55,17 @@ class Backend(abc.ABC):
 
     def stop(self) -> None:  # noqa: B027  (optional hook)
         """Called when the service stops."""
+
+    shared_delivery_counts: bool = False
+    """True when webhook deliveries are made by other processes (the cluster's workers) and
+    counted where every replica reads them (``delivery_counts``)."""
+
+    def count_deliveries(self, counts: Mapping[str, int]) -> None:  # noqa: B027  (optional hook)
+        """Add delivery attempts made by this process to the shared count (cluster only)."""
+
+    def delivery_counts(self) -> dict[str, int]:
+        """The shared count of webhook delivery attempts by outcome (cluster only)."""
+        return {}
 
     @contextlib.contextmanager
     def hold(self, name: str) -> Iterator[bool]:

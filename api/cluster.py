@@ -14,7 +14,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import replace
 from typing import Any
@@ -27,7 +27,7 @@ from pipeline.errors import PipelineError, StorageError
 from pipeline.redaction import redact
 from pipeline.run import jobs
 from pipeline.storage import BucketSetup, Presigning, Storage
-from workers import client
+from workers import client, notify
 from workers.broker import BROKER_FAILURES, broker_error, broker_errors
 from workers.context import open_context
 from workers.queues import waiting
@@ -102,6 +102,16 @@ class ClusterBackend(Backend):
     def stop(self) -> None:
         self._checks.shutdown(wait=False, cancel_futures=True)
         self._redis.close()
+
+    shared_delivery_counts = True
+
+    def count_deliveries(self, counts: Mapping[str, int]) -> None:
+        with broker_errors(self.settings.broker_url):
+            notify.count_outcomes(self._redis, counts)
+
+    def delivery_counts(self) -> dict[str, int]:
+        with broker_errors(self.settings.broker_url):
+            return notify.delivery_counts(self._redis)
 
     @contextlib.contextmanager
     def hold(self, name: str, ttl: float = HOLD_SECONDS) -> Iterator[bool]:

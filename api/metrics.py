@@ -15,7 +15,9 @@ Where each figure comes from:
 - ``storymedia_upload_*``: :func:`observe_upload`, called by the uploads when one finishes (uploads
   are received by this process in both modes).
 - ``storymedia_webhook_deliveries_total{outcome}``: :func:`observe_delivery`, called by whoever
-  makes a delivery attempt in this process.
+  makes a delivery attempt in this process. In the cluster the workers make them, so the count is
+  cluster-wide in Redis (the workers' and every replica's replays) and read when scraped: every
+  replica shows the same total (take ``max`` across replicas, not ``sum``).
 - Renditions, render seconds, finished jobs and upload-to-manifest seconds: renders happen in other
   processes (the embedded pool, the Celery workers), so a **job observer** (a thread started with
   the app) reads the results the store keeps. Every ``every`` seconds it lists the service's job
@@ -47,7 +49,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Response
 from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.registry import Collector
 
@@ -70,6 +72,7 @@ PUBLISH_BUCKETS = (5, 10, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400, 
 KINDS = ("image", "video", "audio")
 OUTCOMES = ("rendered", "reused", "failed")
 DELIVERY_OUTCOMES = ("delivered", "retry", "failed", "disabled")
+DELIVERIES_HELP = "Webhook delivery attempts by outcome"
 STORY_STATES = ("new", "queued", "running", "complete", "partial", "failed", "canceled")
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 OTHER = "other"
@@ -116,8 +119,9 @@ class Metrics:
         self.upload_seconds = Histogram("storymedia_upload_seconds", "Seconds one finished upload took",
                                         buckets=SECONDS_BUCKETS, registry=reg)
         self.upload_bytes = Counter("storymedia_upload_bytes", "Bytes of finished uploads", registry=reg)
-        self.deliveries = Counter("storymedia_webhook_deliveries", "Webhook delivery attempts by outcome",
-                                  ["outcome"], registry=reg)
+        self.shared_deliveries = svc.backend.shared_delivery_counts
+        self.deliveries = None if self.shared_deliveries else Counter(
+            "storymedia_webhook_deliveries", DELIVERIES_HELP, ["outcome"], registry=reg)
         self.http_requests = Counter("storymedia_http_requests", "HTTP requests by method, route template"
                                      " and status class", ["method", "route", "status"], registry=reg)
         for preset in self._preset_names():
@@ -126,7 +130,8 @@ class Metrics:
         for kind in KINDS:
             self.render_seconds.labels(kind)
         for outcome in DELIVERY_OUTCOMES:
-            self.deliveries.labels(outcome)
+            if self.deliveries is not None:
+                self.deliveries.labels(outcome)
         for state in jobs.FINAL_STATES:
             self.jobs_finished.labels(state)
         reg.register(_Scraped(self))
@@ -145,7 +150,14 @@ class Metrics:
         self.upload_bytes.inc(max(size, 0))
 
     def observe_delivery(self, outcome: str) -> None:
-        self.deliveries.labels(_bounded(outcome, DELIVERY_OUTCOMES)).inc()
+        bounded = _bounded(outcome, DELIVERY_OUTCOMES)
+        if self.deliveries is not None:
+            self.deliveries.labels(bounded).inc()
+            return
+        try:
+            self.svc.backend.count_deliveries({bounded: 1})
+        except PipelineError as exc:
+            log.warning("metrics: a webhook delivery could not be counted: %s", exc.reason)
 
     # the job observer -----------------------------------------------------------------------------
 
@@ -346,6 +358,18 @@ def _when(stamp: Any) -> datetime | None:
     return found if found.tzinfo else found.replace(tzinfo=UTC)
 
 
+def _delivery_family(counts: dict[str, int]) -> CounterMetricFamily:
+    """The shared count of delivery attempts, every outcome listed (others summed as ``other``)."""
+    bounded: dict[str, int] = dict.fromkeys(DELIVERY_OUTCOMES, 0)
+    for outcome, number in counts.items():
+        key = _bounded(outcome, DELIVERY_OUTCOMES)
+        bounded[key] = bounded.get(key, 0) + max(number, 0)
+    family = CounterMetricFamily("storymedia_webhook_deliveries", DELIVERIES_HELP, labels=["outcome"])
+    for outcome, number in bounded.items():
+        family.add_metric([outcome], number)
+    return family
+
+
 class _Scraped(Collector):
     """The gauges computed when scraped (stories by state, queues), each kept a few seconds."""
 
@@ -379,6 +403,13 @@ class _Scraped(Collector):
                                " could be read", labels=["source"])
         up.add_metric(["stories"], 0 if states is None else 1)
         up.add_metric(["queues"], 0 if queues is None else 1)
+        if self.metrics.shared_deliveries:
+            with self.lock:
+                counts = self._cached("deliveries", self.metrics.queues_ttl,
+                                      self.metrics.svc.backend.delivery_counts)
+            up.add_metric(["deliveries"], 0 if counts is None else 1)
+            if counts is not None:
+                yield _delivery_family(counts)
         yield up
         stories = GaugeMetricFamily("storymedia_stories", "Stories by the state of their latest job"
                                     " (new: never submitted)", labels=["state"])

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 from collections import Counter
+from collections.abc import Mapping
 from typing import Any
 
 import redis
@@ -25,6 +26,9 @@ from workers.settings import Settings
 log = get_task_logger(__name__)
 
 LOCK = "storymedia:lock:webhooks"
+DELIVERY_COUNTS = "storymedia:metrics:webhook-deliveries"
+"""Delivery attempts by outcome, cluster-wide (a hash: outcome -> count); the service's /metrics
+shows it, since the attempts are made here, in the workers."""
 BUDGET = 60.0
 """Seconds one run starts new attempts for (each takes at most about 15 s more)."""
 LOCK_SECONDS = 120
@@ -49,7 +53,23 @@ def deliver(private: Storage, client: redis.Redis, rules: Policy) -> dict[str, A
     counts = Counter(outcome.outcome for outcome in outcomes)
     if outcomes:
         log.info("webhooks: %s", ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items())))
+        with contextlib.suppress(redis.RedisError):
+            count_outcomes(client, counts)
     return dict(counts)
+
+
+def count_outcomes(client: redis.Redis, counts: Mapping[str, int]) -> None:
+    """Add delivery attempts to the cluster-wide count (``DELIVERY_COUNTS``)."""
+    pipe = client.pipeline(transaction=False)
+    for outcome, number in counts.items():
+        pipe.hincrby(DELIVERY_COUNTS, outcome, number)
+    pipe.execute()
+
+
+def delivery_counts(client: redis.Redis) -> dict[str, int]:
+    """The cluster-wide count of delivery attempts by outcome."""
+    found = client.hgetall(DELIVERY_COUNTS)
+    return {(k.decode() if isinstance(k, bytes) else str(k)): int(v) for k, v in found.items()}
 
 
 @shared_task(name="storymedia.deliver_webhooks", soft_time_limit=TIME_LIMIT - 10, time_limit=TIME_LIMIT)

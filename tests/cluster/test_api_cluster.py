@@ -278,3 +278,28 @@ def test_two_replicas_never_write_one_upload_at_once(cluster: Cluster, tmp_path:
         assert done.status_code == 204, done.text
         assert done.headers["upload-offset"] == str(len(data))
         assert lapsing.exists(f"storymedia:hold:upload:{upload_id}") == 0, "given back after the request"
+
+
+def test_metrics_show_the_webhook_deliveries_the_workers_made(api: tuple[Service, TestClient],
+                                                              cluster: Cluster) -> None:
+    """In the cluster the workers deliver webhooks: their count is in Redis, and every replica's
+    /metrics shows it, with the service's own replays added to the same count."""
+    from api import metrics
+    from workers import notify
+
+    service, http = api
+    svc = service.app.state.service
+    found = metrics.metrics_of(svc)
+    assert found is not None and found.shared_deliveries
+    found.queues_ttl = 0
+    broker = redis_client.Redis.from_url(cluster.env["STORYMEDIA_BROKER_URL"])
+    notify.count_outcomes(broker, {"delivered": 3, "retry": 2})
+    metrics.observe_delivery(svc, "failed")   # a replay made by this replica
+
+    def shown() -> dict[str, float]:
+        text = http.get("/metrics").text
+        return {line.split('"')[1]: float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                if line.startswith("storymedia_webhook_deliveries_total{")}
+
+    assert shown() == {"delivered": 3.0, "retry": 2.0, "failed": 1.0, "disabled": 0.0}
+    assert 'storymedia_metrics_source_up{source="deliveries"} 1.0' in http.get("/metrics").text

@@ -58,6 +58,7 @@ def test_two_workers_at_once_send_each_delivery_once(s3_storage: S3Storage, redi
     for thread in threads:
         thread.join(timeout=120)
     assert sum(r.get("delivered", 0) for r in results) == 6
+    assert notify.delivery_counts(redis_client) == {"delivered": 6}, "counted cluster-wide for /metrics"
     assert any(r.get("busy") for r in results)
     assert sorted(receiver.ids()) == sorted(d.msg_id for d in sent)          # each exactly once
     assert len(receiver.verified(endpoint.secret)) == 6

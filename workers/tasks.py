@@ -30,7 +30,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import time
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import redis
 from celery import Task, shared_task
@@ -46,7 +46,7 @@ from pipeline.model.keys import asset_id
 from pipeline.run import jobs, orchestration, stopping
 from pipeline.run.asset import AssetWork, failed_entry, process_asset
 from pipeline.run.orchestration import STALLED, asset_event, job_event
-from pipeline.storage import UploadCleanup
+from pipeline.storage import Storage, UploadCleanup
 from workers.app import queue
 from workers.context import Context, context
 from workers.queues import sent_header
@@ -248,10 +248,18 @@ def render(self: Stage, *, story_id: str, job_id: str, order: int) -> dict[str, 
     def canceled() -> bool:
         return orchestration.is_canceled(ctx.private, story_id, job_id)
 
+    guarded = _GuardedStore(ctx, job, order)
     try:
         with stopping.watch(canceled, CANCEL_POLL):
-            outcome = process_asset(work, ctx.storage, ctx.limits, scratch_root=ctx.scratch,
+            outcome = process_asset(work, cast(Storage, guarded), ctx.limits, scratch_root=ctx.scratch,
                                     progress=progress)
+    except RecordedElsewhere:
+        log.warning("asset %s of job %s was recorded by another attempt while this one rendered"
+                    " (a redelivery after the broker lost its state); nothing of this one is stored",
+                    order, job_id)
+        _abort_own_uploads(ctx, job, order, prefix)
+        _fan_in(ctx, job)
+        return {"order": order, "status": "skipped", "skipped": True}
     except stopping.AssetCanceled:
         log.info("asset %s of job %s: the job was canceled; its render was stopped", order, job_id)
         _abort_own_uploads(ctx, job, order, prefix)
@@ -269,9 +277,62 @@ def render(self: Stage, *, story_id: str, job_id: str, order: int) -> dict[str, 
         log.warning("asset %s of job %s: %s; the render will be retried", order, job_id, exc.reason)
         _abort_own_uploads(ctx, job, order, prefix)
         raise
+    if guarded.recorded_elsewhere():   # it came while this attempt stored: the first record stays
+        _check_recorded_objects(ctx, job, order)
+        _fan_in(ctx, job)
+        return {"order": order, "status": "skipped", "skipped": True}
     orchestration.record_outcome(ctx.private, job, order, outcome, attempts, HOST)
     _fan_in(ctx, job)
     return {"order": order, "status": outcome.entry["status"], "rendered": outcome.rendered}
+
+
+class RecordedElsewhere(StorageError):
+    """Another attempt recorded the asset while this one rendered: this one stores nothing."""
+
+
+class _GuardedStore:
+    """The public store as one render attempt writes to it: before each upload it asks whether
+    another attempt of the same asset has recorded its result meanwhile (two attempts overlap
+    when the broker lost its state and ``reconcile`` sent the job again while the first still
+    ran), and then stops (``RecordedElsewhere``) instead of writing over objects that record,
+    and perhaps a manifest, names with their SHA-256. It asks at most every ``LOOK_EVERY``
+    seconds. Two attempts storing within the same few seconds still overlap: the second's
+    objects are checked against the first's record after it (``_check_recorded_objects``)."""
+
+    LOOK_EVERY = 1.0
+
+    def __init__(self, ctx: Context, job: jobs.Job, order: int) -> None:
+        self._ctx, self._job, self._order = ctx, job, order
+        self._looked = 0.0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._ctx.storage, name)
+
+    def recorded_elsewhere(self) -> bool:
+        job = self._job
+        return jobs.read_asset_result(self._ctx.private, job.story_id, job.id, self._order) is not None
+
+    def put_file(self, key: str, path: Any, **options: Any) -> bool:
+        now = time.monotonic()
+        if now - self._looked >= self.LOOK_EVERY:
+            if self.recorded_elsewhere():
+                raise RecordedElsewhere(f"asset {self._order} of job {self._job.id} was recorded by another"
+                                        " attempt")
+            self._looked = now
+        return bool(self._ctx.storage.put_file(key, path, **options))
+
+
+def _check_recorded_objects(ctx: Context, job: jobs.Job, order: int) -> None:
+    """After an overlap: say loudly if an object of the asset's record no longer holds its bytes."""
+    result = jobs.read_asset_result(ctx.private, job.story_id, job.id, order)
+    if result is None:
+        return
+    changed = [part.key for part in manifest.objects([result.entry])
+               if not ctx.storage.exists(part.key, part.sha256)]
+    if changed:
+        log.error("asset %s of job %s: two attempts stored at once and %d object(s) no longer hold"
+                  " the recorded bytes (%s); re-run the asset (storymedia rerun)", order, job.id,
+                  len(changed), ", ".join(changed[:3]))
 
 
 def _abort_own_uploads(ctx: Context, job: jobs.Job, order: int, prefix: str | None = None) -> None:

@@ -76,8 +76,8 @@ def test_the_command_line_gives_an_expiry_and_refuses_a_bad_one(tmp_path: Path) 
     env = {**os.environ, "STORYMEDIA_TOKENS_FILE": str(tmp_path / "tokens.json")}
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([STORYMEDIA, "token", *args], env=env, capture_output=True, text=True,
-                              timeout=60, check=False)
+        return subprocess.run([STORYMEDIA, "token", *args, "--out", str(tmp_path / "data")], env=env,
+                              cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False)
 
     made = cli("create", "--role", "producer", "--desk", "thoi-su", "--expires", "12h")
     assert made.returncode == 0, made.stderr

@@ -118,7 +118,7 @@ class ClusterBackend(Backend):
         """A lock in Redis (``storymedia:hold:<name>``) shared by every replica, renewed every
         third of ``ttl`` while the block runs, so a long request keeps it and a dead replica's
         lapses. BrokerError (503) while Redis is away."""
-        lock = self._redis.lock(f"storymedia:hold:{name}", timeout=ttl, blocking=False)
+        lock = self._redis.lock(f"storymedia:hold:{name}", timeout=ttl, blocking=False, thread_local=False)
         with broker_errors(self.settings.broker_url):
             held = lock.acquire()
         if not held:

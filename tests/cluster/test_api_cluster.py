@@ -303,3 +303,21 @@ def test_metrics_show_the_webhook_deliveries_the_workers_made(api: tuple[Service
 
     assert shown() == {"delivered": 3.0, "retry": 2.0, "failed": 1.0, "disabled": 0.0}
     assert 'storymedia_metrics_source_up{source="deliveries"} 1.0' in http.get("/metrics").text
+
+
+def test_a_hold_is_renewed_while_a_long_request_runs_and_given_back(api: tuple[Service, TestClient],
+                                                                  cluster: Cluster) -> None:
+    """The hold is renewed from a thread of its own (redis-py's locks keep their token per thread
+    unless told otherwise: the renewal failed, and a request longer than the hold's time lost it
+    to another replica)."""
+    backend = api[0].app.state.service.backend
+    watcher = redis_client.Redis.from_url(cluster.env["STORYMEDIA_BROKER_URL"])
+    key = "storymedia:hold:upload:renewed"
+    with backend.hold("upload:renewed", ttl=0.6) as held:
+        assert held
+        for _ in range(5):   # 1.5 s: two and a half times the hold's time
+            time.sleep(0.3)
+            assert watcher.exists(key) == 1, "the hold lapsed while its request still ran"
+        with backend.hold("upload:renewed", ttl=0.6) as again:
+            assert not again, "another request got the same hold"
+    assert watcher.exists(key) == 0, "given back after the request"

@@ -117,7 +117,8 @@ class ClusterBackend(Backend):
     def hold(self, name: str, ttl: float = HOLD_SECONDS) -> Iterator[bool]:
         """A lock in Redis (``storymedia:hold:<name>``) shared by every replica, renewed every
         third of ``ttl`` while the block runs, so a long request keeps it and a dead replica's
-        lapses. BrokerError (503) while Redis is away."""
+        lapses (its token is the process's, not the acquiring thread's: the renewing thread must
+        see it). BrokerError (503) while Redis is away."""
         lock = self._redis.lock(f"storymedia:hold:{name}", timeout=ttl, blocking=False, thread_local=False)
         with broker_errors(self.settings.broker_url):
             held = lock.acquire()

@@ -574,8 +574,8 @@ def run(args: argparse.Namespace, folder: Path) -> int:
         private_bucket = f"{s3.bucket}-private"
         for round_no in range(1, args.repeat + 1):
             new_content(big)
-            sides = args.sides
-            order = sides[round_no % len(sides):] + sides[:round_no % len(sides)]   # each side first in turn
+            turn = round_no % len(args.sides)
+            order = args.sides[turn:] + args.sides[:turn]   # each side first in turn
             for side in order:
                 wait_idle(args.idle_wait)
                 if side in ("service", "undeclared"):
@@ -627,8 +627,7 @@ def run(args: argparse.Namespace, folder: Path) -> int:
 def report_uploads(args: argparse.Namespace, uploads: dict[str, list[Upload]]) -> int:
     """Print the upload table and the ratio (the last line with ``--upload-only``)."""
     def median(side: str, what: str) -> float:
-        return float(statistics.median(getattr(u, what) for u in uploads[side])) if uploads[side] \
-            else float("nan")
+        return float(statistics.median(getattr(u, what) for u in uploads[side]))
 
     if set(args.sides) != {"service", "undeclared", "boto3"}:
         for side in args.sides:

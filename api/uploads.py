@@ -72,10 +72,15 @@ PARTS_IN_FLIGHT = 8
 """Full parts one request sends to the store at once (cluster); with the part filling, a request
 holds at most ``PARTS_IN_FLIGHT + 1`` parts in spool files (on disk, never in memory). 8 rather
 than 4: a 1 GB file in one PATCH went 10 % faster (bench/api.py --chunk-mb 1024)."""
+UNRECORDED_PARTS = 4 * PARTS_IN_FLIGHT
+"""Parts a request may have sent past the oldest one not yet arrived (recorded, in order, once it
+has): a slow part does not stall the others, and what a failed one makes void stays bounded."""
 PART_SENDERS = 8
 """Parts one service process sends at once, all its uploads together: threads of their own, so a
 few big uploads never take the threads every other request needs (and under the store client's
 10 connections)."""
+SAVE_EVERY_S = 1.0
+"""While a request's parts arrive, its record is saved at most this often (and always at its end)."""
 BATCH_BYTES = 4 * MiB
 """Bytes of a request gathered in memory before they are written out (and hashed) in a thread,
 while the next batch is received: at most two batches per request in memory."""
@@ -672,8 +677,16 @@ class _PartSink:
         self.sealed: list[_SpoolPart] = []
         self.inflight: deque[tuple[_SpoolPart, asyncio.Future[UploadedPart]]] = deque()
         self.spooled: list[Path] = []
+        self.saved_at, self.saved_offset = time.monotonic(), upload.offset
+        """When the record was last saved, and at what offset (``SAVE_EVERY_S``)."""
+        self.free: list[Path] = []
+        """Spool files whose parts are recorded, to be written over: rewriting pages the kernel
+        already holds costs a third of writing a new file (and freeing it)."""
 
     def _new_part(self) -> _SpoolPart:
+        if self.free:
+            path = self.free.pop()
+            return _SpoolPart(path=path, handle=path.open("r+b"))
         path, handle = self.uploads.spool_file(self.upload.id)
         self.spooled.append(path)
         return _SpoolPart(path=path, handle=handle)
@@ -732,6 +745,7 @@ class _PartSink:
     async def _seal(self) -> None:
         part = self.current
         assert part is not None
+        part.handle.truncate()   # a file written over may have been longer
         part.handle.close()
         part.number = self.next_number
         self.next_number += 1
@@ -743,11 +757,24 @@ class _PartSink:
         self.current = await run_in_threadpool(self._new_part)
 
     async def _send(self, part: _SpoolPart) -> None:
-        """Start sending ``part``; first record the oldest parts sent while ``PARTS_IN_FLIGHT``
-        are on their way (the bound on spool files: that many, and then the one filling)."""
-        while len(self.inflight) >= PARTS_IN_FLIGHT:
-            await self._record_oldest()
+        """Start sending ``part`` once fewer than ``PARTS_IN_FLIGHT`` are on their way (the bound
+        on spool files: that many, and then the one filling), recording the parts that got there
+        in order meanwhile. A part that is slow to arrive holds up neither the others nor the
+        next: its slot waits, the rest go on (up to ``UNRECORDED_PARTS`` parts past it)."""
+        while True:
+            while self.inflight and self.inflight[0][1].done():
+                await self._record_oldest()
+            on_their_way = [sending for _, sending in self.inflight if not sending.done()]
+            if len(on_their_way) < PARTS_IN_FLIGHT and len(self.inflight) < UNRECORDED_PARTS:
+                break
+            await asyncio.wait(on_their_way, return_when=asyncio.FIRST_COMPLETED)
         sending = asyncio.wrap_future(self.uploads.senders.submit(self._put, part))
+
+        def arrived(done: asyncio.Future[UploadedPart], path: Path = part.path) -> None:
+            if not done.cancelled() and done.exception() is None:
+                self.free.append(path)   # its bytes are in the store: the file may be written over
+
+        sending.add_done_callback(arrived)
         self.inflight.append((part, sending))
 
     async def _record_oldest(self) -> None:
@@ -763,12 +790,13 @@ class _PartSink:
         except BaseException:
             await self._settle()
             raise
-        part.path.unlink(missing_ok=True)
         self._record(part, sent)
         if not self.deferred:
             self.upload.tail_bytes, self.upload.tail_sha256 = 0, ""
             self.upload.offset = self.upload.sent_bytes
-            await run_in_threadpool(self.uploads.save, self.upload)
+            if time.monotonic() - self.saved_at >= SAVE_EVERY_S:
+                await run_in_threadpool(self.uploads.save, self.upload)
+                self.saved_at, self.saved_offset = time.monotonic(), self.upload.offset
             if part.running is not None:
                 self.uploads._remember_hash(self.upload.id, self.upload.offset, part.running)
 
@@ -783,18 +811,19 @@ class _PartSink:
         for part in self.sealed:
             await self._send(part)
         self.sealed = []
-        while self.inflight:
-            await self._record_oldest()
         last = self.current
         assert last is not None
+        last.handle.truncate()
         last.handle.close()
         complete = self.start + self.received == self.upload.length
+        if complete and last.size:   # the last part goes with the others, not after them
+            last.number = self.next_number
+            await self._send(last)
+        while self.inflight:
+            await self._record_oldest()
 
         def kept() -> None:
             if complete or not last.size:
-                if last.size:
-                    last.number = self.next_number
-                    self._record(last, self._put_last(last))
                 self.upload.tail_bytes, self.upload.tail_sha256 = 0, ""
                 if self.had_tail:
                     self.uploads.private.delete(tail_key(self.upload.id))
@@ -805,6 +834,7 @@ class _PartSink:
                 self.upload.tail_bytes, self.upload.tail_sha256 = size, tail_sha
             self.upload.offset = self.upload.sent_bytes + self.upload.tail_bytes
             self.uploads.save(self.upload)
+            self.saved_offset = self.upload.offset
             if self.running is not None:
                 self.uploads._remember_hash(self.upload.id, self.upload.offset, self.running)
 
@@ -817,23 +847,21 @@ class _PartSink:
         return self.store.put_part(self.upload.target, self.upload.multipart, part.number, part.path,
                                    part_checksum=self.upload.part_checksum, crc32=part.crc32)
 
-    def _put_last(self, part: _SpoolPart) -> UploadedPart:
-        try:
-            return self._put(part)
-        except StorageError as exc:
-            if exc.code == "no-such-upload":
-                self.uploads._restart(self.upload, _PARTS_LOST)
-            raise
-
     def _record(self, part: _SpoolPart, sent: UploadedPart) -> None:
         self.upload.parts = [p for p in self.upload.parts if p["number"] < part.number] + [
             {"number": sent.number, "tag": sent.tag, "checksum": sent.checksum, "bytes": part.size}]
 
     async def drop(self) -> None:
+        """Keep the parts recorded before the failure (the record may not have been saved since)."""
         await self._settle()
         for part in (*self.sealed, *([self.current] if self.current else [])):
             part.handle.close()
         self._unlink_spool()
+        if not self.deferred and self.upload.offset != self.saved_offset:
+            try:
+                await run_in_threadpool(self.uploads.save, self.upload)
+            except StorageError as exc:   # the record stays behind: the client sends more again
+                log.warning("upload %s: its record cannot be saved (%s)", self.upload.id, exc.reason)
 
     def _unlink_spool(self) -> None:
         for path in self.spooled:

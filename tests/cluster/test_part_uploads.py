@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import threading
+import time
 import zlib
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -349,6 +350,7 @@ class WatchedParts(S3Storage):
         self.changed = threading.Condition()
         self.sending = self.most_at_once = self.most_spooled = 0
         self.arrived: list[int] = []
+        self.files: set[Path] = set()
 
     def put_part(self, key: str, upload_id: str, number: int, path: Path, *, part_checksum: str = "crc32",
                  crc32: int | None = None) -> UploadedPart:
@@ -357,6 +359,7 @@ class WatchedParts(S3Storage):
             self.sending += 1
             self.most_at_once = max(self.most_at_once, self.sending)
             self.most_spooled = max(self.most_spooled, len(list(self.spool.iterdir())))
+            self.files.add(path)
         try:
             if number == self.refuse:
                 raise StorageError(f"part {number} refused (the test's store)")
@@ -380,7 +383,53 @@ def test_a_request_sends_several_parts_at_once_with_a_bound_on_spool_files(s3_st
     assert [part["number"] for part in done.parts] == list(range(1, 11))
     assert 2 <= store.most_at_once <= PARTS_IN_FLIGHT
     assert store.most_spooled <= PARTS_IN_FLIGHT + 1, "the parts on their way and the one filling"
+    assert len(store.files) < len(done.parts), "a spool file is written over once its part is stored"
+    assert [part["bytes"] for part in done.parts] == [5 * MiB] * 9 + [7], "the last cut to its own bytes"
     assert list((tmp_path / "spool").iterdir()) == []
+
+
+def test_a_part_slow_to_arrive_holds_up_neither_the_others_nor_the_next(s3_storage: S3Storage,
+                                                                       tmp_path: Path) -> None:
+    later = PARTS_IN_FLIGHT + 2
+    data = os.urandom(later * 5 * MiB)
+    # part 1 goes only once every later part got there: they must go on without it
+    store = WatchedParts(s3_storage, tmp_path / "spool", hold={1: set(range(2, later + 1))})
+    uploads = Uploads(store, tmp_path / "spool", 3600, part_bytes=5 * MiB)
+    started = time.monotonic()
+    done = send(uploads, new_upload(uploads, len(data)), data)
+    assert time.monotonic() - started < 8, "part 1 was let go by the hold's timeout, not by the others"
+    assert store.arrived[-1] == 1 and sorted(store.arrived) == list(range(1, later + 1))
+    assert done.done and store.get_bytes(raw_key(sha(data))) == data
+    assert [part["number"] for part in done.parts] == list(range(1, later + 1)), "recorded in order"
+    assert store.most_at_once <= PARTS_IN_FLIGHT
+    assert store.most_spooled <= PARTS_IN_FLIGHT + 1
+    assert list((tmp_path / "spool").iterdir()) == []
+
+
+class CountedSaves(Uploads):
+    saves = 0
+
+    def save(self, upload: Upload) -> None:
+        self.saves += 1
+        super().save(upload)
+
+
+def test_a_request_saves_its_record_now_and_then_and_at_its_end(s3_storage: S3Storage, tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    data = os.urandom(12 * 5 * MiB)
+    uploads = CountedSaves(s3_storage, tmp_path / "spool", 3600, part_bytes=5 * MiB)
+    upload = new_upload(uploads, len(data))
+    monkeypatch.setattr("api.uploads.SAVE_EVERY_S", 3600.0)
+    uploads.saves = 0
+    half = send(uploads, upload, data[:6 * 5 * MiB])
+    assert uploads.saves == 1, "once, at the end: not once per part"
+    record = uploads.read(upload.id)
+    assert record is not None and (record.offset, record.parts) == (half.offset, half.parts)
+    assert half.offset == 6 * 5 * MiB
+    monkeypatch.setattr("api.uploads.SAVE_EVERY_S", 0.0)
+    uploads.saves = 0
+    done = send(uploads, half, data[6 * 5 * MiB:])
+    assert done.done and uploads.saves >= 6, "every part recorded is saved when asked to"
 
 
 def test_a_part_refused_after_later_ones_arrived_keeps_only_the_parts_before_it(s3_storage: S3Storage,

@@ -22,7 +22,9 @@ sees the whole offset). Unfinished uploads past their expiry are removed by ``cl
 (the background cleaner): the record, the data file or the multipart upload and its tail.
 
 One request at a time per upload in this process (``claim()``); the record is the truth between
-requests, so any replica sharing the store can take the next one.
+requests, so any replica sharing the store can take the next one. Within a request it is saved
+at most once a second (``SAVE_EVERY_S``), and at the request's end, also a failed one: a replica
+that dies mid-request leaves it a second behind at most, and the client sends those bytes again.
 """
 
 from __future__ import annotations

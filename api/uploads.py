@@ -684,7 +684,7 @@ class _PartSink:
         self.saved_at, self.saved_offset = time.monotonic(), upload.offset
         """When the record was last saved, and at what offset (``SAVE_EVERY_S``)."""
         self.free: list[Path] = []
-        """Spool files whose parts are recorded, to be written over: rewriting pages the kernel
+        """Spool files whose parts got to the store, to be written over: rewriting pages the kernel
         already holds costs a third of writing a new file (and freeing it)."""
 
     def _new_part(self) -> _SpoolPart:

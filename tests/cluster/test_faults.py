@@ -155,7 +155,9 @@ def test_sigterm_requeues_the_running_task_at_once(cluster: Cluster, tmp_path: P
 
 def test_redis_killed_and_restarted_with_aof_completes(cluster: Cluster, tmp_path: Path,
                                                        redis_server: RedisServer) -> None:
-    _, job, _ = rendering(cluster, tmp_path)
+    # A clip long enough to be still rendering after the outage and the wait below: a 6 s one
+    # could finish meanwhile on an idle machine, and its job then ends without reconcile.
+    _, job, _ = rendering(cluster, tmp_path, clip_seconds=15)
     redis_server.kill()
     time.sleep(6)                                # long enough for tasks to finish while it is down
     redis_server.start()                         # same port, same AOF
@@ -167,7 +169,9 @@ def test_redis_killed_and_restarted_with_aof_completes(cluster: Cluster, tmp_pat
 
 def test_redis_state_lost_then_reconcile_completes(cluster: Cluster, tmp_path: Path,
                                                    redis_server: RedisServer) -> None:
-    _, job, _ = rendering(cluster, tmp_path)
+    # A clip long enough to be still rendering after the outage and the wait below: a 6 s one
+    # could finish meanwhile on an idle machine, and its job then ends without reconcile.
+    _, job, _ = rendering(cluster, tmp_path, clip_seconds=15)
     redis_server.kill()
     redis_server.wipe()                          # the disk went with it: queues, progress
     redis_server.start()

@@ -227,7 +227,6 @@ class Upload:
     """The last PATCH (its bytes, then the SHA-256 check, the copy to raw/ if any, and the attach)."""
     hashing: float = 0.0
     """The client's own SHA-256 of the file before the upload (included in ``seconds``)."""
-    chunk_p50: float = 0.0
     patches: int = 0
     peak_rss: int | None = None
     hwm: int | None = None
@@ -345,7 +344,7 @@ def upload_through_service(service: ServiceProcess, token: str, http: httpx.Clie
     if not (files and files[0]["uploaded"] and files[0]["bytes"] == size):
         raise SystemExit(f"the upload is not attached to its story: {files}")
     return Upload(side, seconds, size, finish=requests[-1], patches=len(requests) - 1,
-                  chunk_p50=statistics.median(requests[1:-1] or requests[-1:]), hashing=hashing,
+                  hashing=hashing,
                   peak_rss=rss.peak, hwm=rss.hwm if rss.hwm_reset else None, rss_before=rss.before,
                   cpu=used)
 
@@ -708,10 +707,10 @@ def report_uploads(args: argparse.Namespace, uploads: dict[str, list[Upload]]) -
               f" {patches:>7} | {last:>12} |")
     declared = [side for side in ("service", "tuspy") if side in ran]
     if declared:
+        copy = "; undeclared: for the copy to raw/ as well" if "undeclared" in ran else ""
         print(f"declared: the client's SHA-256 of the file took {median(declared[0], 'hashing'):.2f} s"
-              " (counted);"
-              " the last PATCH's answer waits for its bytes, the SHA-256 check, the assembly at raw/ and"
-              " the attach" + ("; undeclared: for the copy to raw/ as well" if "undeclared" in ran else ""))
+              " (counted); the last PATCH's answer waits for its bytes, the SHA-256 check, the assembly"
+              f" at raw/ and the attach{copy}")
     if ours:
         service_rss = max((u.hwm or u.peak_rss or 0) for u in ours) / MIB
         sampled = max((u.peak_rss or 0) for u in ours) / MIB

@@ -41,7 +41,6 @@ import secrets
 import tempfile
 import threading
 import time
-import zlib
 from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -60,7 +59,7 @@ from api.service import Service
 from pipeline.errors import ConfigError, PipelineError, StorageError
 from pipeline.model.keys import raw_key
 from pipeline.storage import IMMUTABLE, NO_CACHE, Storage, UploadCleanup
-from pipeline.storage.base import PART_CHECKSUMS, Appending, PartUploads, UploadedPart
+from pipeline.storage.base import PART_CHECKSUMS, Appending, PartUploads, UploadedPart, crc32
 
 log = logging.getLogger("storymedia.api.uploads")
 
@@ -735,7 +734,7 @@ class _PartSink:
 
             def written(part: _SpoolPart = part, piece: memoryview = piece) -> None:
                 part.handle.write(piece)
-                part.crc32 = zlib.crc32(piece, part.crc32)
+                part.crc32 = crc32(piece, part.crc32)
                 for digest in (self.request_hash, self.running):
                     if digest is not None:
                         digest.update(piece)
@@ -879,7 +878,7 @@ def _file_digests(path: Path) -> tuple[int, str, int]:
     with path.open("rb") as source:
         while chunk := source.read(MiB):
             digest.update(chunk)
-            crc = zlib.crc32(chunk, crc)
+            crc = crc32(chunk, crc)
             size += len(chunk)
     return size, digest.hexdigest(), crc
 

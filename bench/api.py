@@ -101,7 +101,7 @@ QUEUES = "probe,image,video,io,manifest"
 RSS_TARGET_MB = 200.0
 RATIO_TARGET = 0.8
 SAMPLE_S = 0.02
-SIDES = ("service", "tuspy", "undeclared", "boto3")
+SIDES = ("service", "tuspy", "undeclared", "boto3", "boto3-defaults")
 TUS_JS = REPO / "bench" / "tus_client.mjs"
 TUSPY_CHUNK = 64 * MIB
 """tuspy's PATCH size unless ``--chunk-mb``: it reads each chunk into memory (its own default
@@ -349,13 +349,20 @@ def upload_through_service(service: ServiceProcess, token: str, http: httpx.Clie
                   cpu=used)
 
 
-def upload_with_boto3(s3: SeaweedS3, bucket: str, key: str, path: Path, cpu: CpuUse) -> Upload:
-    client = s3.client()
+def upload_with_boto3(s3: SeaweedS3, bucket: str, key: str, path: Path, cpu: CpuUse, side: str) -> Upload:
+    if side == "boto3-defaults":   # boto3 as it comes: payload signing and CRC-32 checksums on
+        import boto3
+        from botocore.config import Config
+        client = boto3.session.Session().client(
+            "s3", endpoint_url=s3.endpoint, region_name="us-east-1", aws_access_key_id=s3.access_key,
+            aws_secret_access_key=s3.secret_key, config=Config(s3={"addressing_style": "path"}))
+    else:
+        client = s3.client()
     mark = cpu.start()
     start = time.perf_counter()
     client.upload_file(str(path), bucket, key)
     seconds = time.perf_counter() - start
-    measured = Upload("boto3", seconds, path.stat().st_size, cpu=cpu.stop(mark))
+    measured = Upload(side, seconds, path.stat().st_size, cpu=cpu.stop(mark))
     client.delete_object(Bucket=bucket, Key=key)
     return measured
 
@@ -615,15 +622,16 @@ def run(args: argparse.Namespace, folder: Path) -> int:
         private_bucket = f"{s3.bucket}-private"
         def upload(side: str, round_no: int) -> Upload:
             wait_idle(args.idle_wait)
-            if side == "boto3":
-                return upload_with_boto3(s3, private_bucket, f"{prefix}/boto3/{round_no}", big, cpu)
+            if side.startswith("boto3"):
+                return upload_with_boto3(s3, private_bucket, f"{prefix}/{side}/{round_no}", big, cpu, side)
             measured = upload_through_service(service, token, http, big, chunk, args.read_kib * 1024, cpu,
                                               side)
             drop_raws(s3, private_bucket, prefix)
             return measured
 
         if args.warm_up:   # the store's first gigabyte costs it more, whoever sends it: not timed
-            for side in dict.fromkeys(("boto3" if side == "boto3" else "service") for side in args.sides):
+            clients = (side if side.startswith("boto3") else "service" for side in args.sides)
+            for side in dict.fromkeys(clients):
                 new_content(big)
                 print(f"warm-up {side}: {upload(side, 0).seconds:.1f} s (not counted)", file=sys.stderr,
                       flush=True)
@@ -676,7 +684,8 @@ def run(args: argparse.Namespace, folder: Path) -> int:
 ROWS = {"service": "service, tus-js-client, SHA-256 declared",
         "tuspy": "service, tuspy, SHA-256 declared",
         "undeclared": "service, tus-js-client, undeclared",
-        "boto3": "boto3 upload_file"}
+        "boto3": "boto3 upload_file",
+        "boto3-defaults": "boto3 upload_file, client defaults"}
 
 
 def _chunks_text(args: argparse.Namespace) -> str:
@@ -693,7 +702,7 @@ def report_uploads(args: argparse.Namespace, uploads: dict[str, list[Upload]]) -
         return float(statistics.median(getattr(u, what) for u in uploads[side]))
 
     ran = [side for side in SIDES if uploads.get(side)]
-    ours = [u for side in ran if side != "boto3" for u in uploads[side]]
+    ours = [u for side in ran if not side.startswith("boto3") for u in uploads[side]]
     size_mb = next(u for side in ran for u in uploads[side]).size / MB
     print(f"Upload of {size_mb:.0f} MB, median of {args.repeat} (storymedia serve in cluster mode;"
           f" {_chunks_text(args)}, each body streamed from the file by tus-js-client in Node.js,"
@@ -701,8 +710,8 @@ def report_uploads(args: argparse.Namespace, uploads: dict[str, list[Upload]]) -
     print(f"| {'side':<42} | {'wall s':>7} | {'MB/s':>6} | {'PATCHes':>7} | {'last PATCH s':>12} |")
     print(f"|{'-' * 44}|{'-' * 8}:|{'-' * 7}:|{'-' * 8}:|{'-' * 13}:|")
     for side in ran:
-        patches = f"{median(side, 'patches'):.0f}" if side != "boto3" else ""
-        last = f"{median(side, 'finish'):.2f}" if side != "boto3" else ""
+        patches = f"{median(side, 'patches'):.0f}" if not side.startswith("boto3") else ""
+        last = f"{median(side, 'finish'):.2f}" if not side.startswith("boto3") else ""
         print(f"| {ROWS[side]:<42} | {median(side, 'seconds'):>7.1f} | {median(side, 'mb_s'):>6.0f} |"
               f" {patches:>7} | {last:>12} |")
     declared = [side for side in ("service", "tuspy") if side in ran]
@@ -728,6 +737,12 @@ def report_uploads(args: argparse.Namespace, uploads: dict[str, list[Upload]]) -
     if "boto3" not in ran:
         print("boto3 did not run: no ratio")
         return None
+    if "boto3-defaults" in ran:
+        defaults = median("boto3-defaults", "mb_s") / median("boto3", "mb_s")
+        print(f"boto3 upload_file, client defaults: ratio {defaults:.2f} to boto3")
+        if "service" in ran:
+            print(f"service: ratio {median('service', 'mb_s') / median('boto3-defaults', 'mb_s'):.2f}"
+                  " to boto3 upload_file with its client defaults")
     for side in ("tuspy", "undeclared"):
         if side in ran:
             print(f"{side}: ratio {median(side, 'mb_s') / median('boto3', 'mb_s'):.2f} to boto3")

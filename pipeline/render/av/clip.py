@@ -43,8 +43,10 @@ class RenderedAV:
 
 
 def time_limit(info: AVInfo) -> float:
-    """Seconds a whole asset render may take before it is killed (about 10x real time)."""
-    return 120.0 + info.duration * 10.0
+    """Seconds a whole asset render may take before it is killed: 300 s, and 10 s per second of
+    source. A bound for renders that never end, not a pace: the sample story's 12 s clip (13
+    renditions) took over 240 s on a busy 2-vCPU host with another render beside it."""
+    return 300.0 + info.duration * 10.0
 
 
 def _check_duration(rendered: RenderedAV, info: AVInfo, argv: list[str]) -> None:

@@ -807,7 +807,7 @@ def report_placements(args: argparse.Namespace, uploads: dict[str, dict[str, lis
         if ratio is not None:
             print(f"upload target, store {where}: ratio {ratio:.2f} >= {RATIO_TARGET:.2f}:"
                   f" {'met' if ratio >= RATIO_TARGET else 'MISSED'}")
-    return next((ratio for ratio in ratios.values() if ratio is not None), None)
+    return ratios["apart"] if ratios.get("apart") is not None else ratios.get("shared")
 
 
 def report(args: argparse.Namespace, uploads: dict[str, dict[str, list[Upload]]], events: Burst,
